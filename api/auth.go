@@ -1,0 +1,71 @@
+package api
+
+import "time"
+
+// AppRoleLoginRequest is POST /v1/auth/approle/login.
+type AppRoleLoginRequest struct {
+	RoleID   string `json:"role_id"`
+	SecretID string `json:"secret_id"`
+}
+
+// RenewRequest is POST /v1/auth/token/renew-self.
+type RenewRequest struct {
+	Increment Duration `json:"increment,omitempty"`
+}
+
+// AccessorRequest is POST /v1/auth/token/revoke-accessor and lookup-accessor.
+type AccessorRequest struct {
+	Accessor string `json:"accessor"`
+}
+
+// TokenRequest is POST /v1/auth/token/lookup (a privileged caller looking up
+// another token, as a gateway does for status reads).
+type TokenRequest struct {
+	Token string `json:"token"`
+}
+
+// TokenInfo is the data of lookup-self, lookup and lookup-accessor, in
+// Vault's field names. ID is present only in lookup-self, where the caller
+// already holds the token.
+type TokenInfo struct {
+	ID             string            `json:"id,omitempty"`
+	Accessor       string            `json:"accessor"`
+	CreationTime   int64             `json:"creation_time"`
+	CreationTTL    int               `json:"creation_ttl"`
+	DisplayName    string            `json:"display_name"`
+	EntityID       string            `json:"entity_id"`
+	ExpireTime     *time.Time        `json:"expire_time"`
+	ExplicitMaxTTL int               `json:"explicit_max_ttl"`
+	IssueTime      time.Time         `json:"issue_time"`
+	Meta           map[string]string `json:"meta"`
+	NumUses        int               `json:"num_uses"`
+	Orphan         bool              `json:"orphan"`
+	Path           string            `json:"path"`
+	Policies       []string          `json:"policies"`
+	Renewable      bool              `json:"renewable"`
+	TTL            int               `json:"ttl"`
+	Type           string            `json:"type"`
+	Role           string            `json:"role,omitempty"`
+}
+
+// RoleIDData is GET /v1/auth/approle/role/<role>/role-id.
+type RoleIDData struct {
+	RoleID string `json:"role_id"`
+}
+
+// SecretIDRequest is POST /v1/auth/approle/role/<role>/secret-id.
+type SecretIDRequest struct {
+	Agent    string            `json:"agent,omitempty"` // agent name; defaults to the accessor
+	Metadata map[string]string `json:"metadata,omitempty"`
+	TTL      *Duration         `json:"ttl,omitempty"`
+	NumUses  *int              `json:"num_uses,omitempty"`
+}
+
+// SecretIDData is the response to SecretIDRequest.
+type SecretIDData struct {
+	SecretID         string `json:"secret_id"`
+	SecretIDAccessor string `json:"secret_id_accessor"`
+	SecretIDTTL      int    `json:"secret_id_ttl"`
+	SecretIDNumUses  int    `json:"secret_id_num_uses"`
+	Agent            string `json:"agent"`
+}

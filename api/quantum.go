@@ -1,0 +1,89 @@
+package api
+
+import "time"
+
+// Role is the body of POST /v1/sys/roles/<name> and the data of its GET.
+type Role struct {
+	Name            string   `json:"name,omitempty"` // from the path; ignored in requests
+	Provider        string   `json:"provider"`
+	Devices         []string `json:"devices"`
+	MaxShots        int      `json:"max_shots"`
+	TokenTTL        Duration `json:"token_ttl,omitempty"`
+	TokenMaxTTL     Duration `json:"token_max_ttl,omitempty"`
+	JobTokenTTL     Duration `json:"job_token_ttl,omitempty"`
+	SecretIDTTL     Duration `json:"secret_id_ttl,omitempty"`
+	SecretIDNumUses int      `json:"secret_id_num_uses,omitempty"`
+	Owner           string   `json:"owner,omitempty"`
+	Team            string   `json:"team,omitempty"`
+	RoleID          string   `json:"role_id,omitempty"` // read-only
+}
+
+// ListData is the data of a LIST (GET ?list=true) call, in Vault's shape.
+type ListData struct {
+	Keys []string `json:"keys"`
+}
+
+// JobTokenRequest is POST /v1/quantum/jobtoken/<role>.
+type JobTokenRequest struct {
+	Provider      string `json:"provider"`
+	Device        string `json:"device"`
+	Shots         int    `json:"shots"`
+	ProgramSHA256 string `json:"program_sha256,omitempty"`
+}
+
+// JobTokenData is the data of a job token response.
+type JobTokenData struct {
+	Token         string    `json:"token"`
+	JTI           string    `json:"jti"`
+	ExpiresAt     time.Time `json:"expires_at"`
+	GatewayAddr   string    `json:"gateway_addr"`
+	Provider      string    `json:"provider"`
+	Device        string    `json:"device"`
+	MaxShots      int       `json:"max_shots"`
+	ProgramSHA256 string    `json:"program_sha256,omitempty"`
+	Policies      []string  `json:"policies"` // the policies that permitted the request
+}
+
+// KeyRotateData is the data of POST /v1/sys/keys/rotate.
+type KeyRotateData struct {
+	ActiveKID  string    `json:"active_kid"`
+	RetiredKID string    `json:"retired_kid"`
+	RetiredAt  time.Time `json:"retired_verifiable_until"`
+}
+
+// HealthData is GET /v1/sys/health.
+type HealthData struct {
+	Initialized bool   `json:"initialized"`
+	Sealed      bool   `json:"sealed"`
+	Standby     bool   `json:"standby"`
+	Version     string `json:"version"`
+	ServerTime  int64  `json:"server_time_utc"`
+}
+
+// Gateway-facing calls (token policy "gateway").
+
+// RedeemRequest is POST /v1/sys/gateway/redeem: mark a job token used.
+type RedeemRequest struct {
+	JTI string `json:"jti"`
+}
+
+// JobRecord is POST /v1/sys/gateway/jobs and the data of
+// GET /v1/sys/gateway/jobs/<provider>/<id>.
+type JobRecord struct {
+	Provider  string    `json:"provider"`
+	ID        string    `json:"id"`
+	AgentID   string    `json:"agent_id"`
+	Role      string    `json:"role"`
+	JTI       string    `json:"jti"`
+	Device    string    `json:"device"`
+	Shots     int       `json:"shots"`
+	CreatedAt time.Time `json:"created_at"`
+}
+
+// ProviderCredential is the data of GET /v1/sys/gateway/credentials/<provider>:
+// the upstream credential a gateway injects. Only tokens with the gateway
+// policy can read it.
+type ProviderCredential struct {
+	Provider string `json:"provider"`
+	APIKey   string `json:"api_key"`
+}

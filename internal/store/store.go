@@ -1,0 +1,111 @@
+// Package store defines qbroker's persistence contract, split by aggregate.
+//
+// Every method is its own transaction; Store.Update runs several changes in
+// one. Implementations live in sub-packages (sqlstore: SQLite now,
+// PostgreSQL later) and must pass the shared suite in storetest. Nothing
+// secret is handed to a store in clear: tokens and secret IDs arrive hashed,
+// key material arrives sealed.
+package store
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/qbroker/qbroker/internal/core"
+)
+
+// Errors callers branch on. Implementations wrap them with detail.
+var (
+	ErrNotFound  = errors.New("not found")
+	ErrConflict  = errors.New("already exists")
+	ErrExpired   = errors.New("expired")
+	ErrExhausted = errors.New("no uses left")
+	ErrRedeemed  = errors.New("already redeemed")
+	ErrRevoked   = errors.New("issuing token revoked or expired")
+)
+
+// Aggregates gives access to each aggregate's operations.
+type Aggregates interface {
+	Roles() Roles
+	SecretIDs() SecretIDs
+	Agents() Agents
+	Tokens() Tokens
+	Grants() Grants
+	Jobs() Jobs
+	Secrets() Secrets
+}
+
+// Store is the whole persistence layer.
+type Store interface {
+	Aggregates
+	// Update runs fn in one transaction: all of fn's changes commit, or none.
+	// fn may be called again if the transaction has to be retried.
+	Update(ctx context.Context, fn func(tx Aggregates) error) error
+	Close() error
+}
+
+// Roles stores role definitions.
+type Roles interface {
+	Put(ctx context.Context, r core.Role) error // insert or replace by name
+	Get(ctx context.Context, name string) (core.Role, error)
+	GetByRoleID(ctx context.Context, roleID string) (core.Role, error)
+	List(ctx context.Context) ([]string, error)
+	Delete(ctx context.Context, name string) error
+}
+
+// SecretIDs stores AppRole secret IDs, hashed.
+type SecretIDs interface {
+	Create(ctx context.Context, s core.SecretID) error
+	// Consume checks that the secret ID for role exists, is unexpired and has
+	// uses left, and takes one use (deleting it on its last), atomically.
+	// It returns ErrNotFound, ErrExpired or ErrExhausted otherwise.
+	Consume(ctx context.Context, role, hash string, now time.Time) (core.SecretID, error)
+	DeleteByAccessor(ctx context.Context, role, accessor string) error
+	DeleteExpired(ctx context.Context, now time.Time) (int, error)
+}
+
+// Agents stores principals.
+type Agents interface {
+	Upsert(ctx context.Context, a core.Agent) error
+	Get(ctx context.Context, id string) (core.Agent, error)
+}
+
+// Tokens stores broker tokens by hash.
+type Tokens interface {
+	Create(ctx context.Context, t core.Token) error
+	Get(ctx context.Context, hash string) (core.Token, error)
+	GetByAccessor(ctx context.Context, accessor string) (core.Token, error)
+	// SetExpiry moves a token's expiry (renewal).
+	SetExpiry(ctx context.Context, hash string, expiresAt time.Time) error
+	// Delete revokes a token, returning what was deleted.
+	Delete(ctx context.Context, hash string) (core.Token, error)
+	DeleteByAccessor(ctx context.Context, accessor string) (core.Token, error)
+	DeleteExpired(ctx context.Context, now time.Time) (int, error)
+}
+
+// Grants stores issued job tokens for single-use redemption.
+type Grants interface {
+	Create(ctx context.Context, g core.JobGrant) error
+	// Redeem marks the grant used, atomically, if it exists (ErrNotFound), is
+	// unexpired (ErrExpired), unused (ErrRedeemed) and the broker token it was
+	// issued under is still live (ErrRevoked).
+	Redeem(ctx context.Context, jti string, now time.Time) (core.JobGrant, error)
+	Get(ctx context.Context, jti string) (core.JobGrant, error)
+	DeleteExpired(ctx context.Context, before time.Time) (int, error)
+}
+
+// Jobs maps provider job ids to their owners.
+type Jobs interface {
+	Create(ctx context.Context, j core.Job) error
+	Get(ctx context.Context, provider, id string) (core.Job, error)
+}
+
+// Secrets stores sealed blobs by name (signing keys, audit key, provider
+// credentials). The store never sees them in clear.
+type Secrets interface {
+	Put(ctx context.Context, s core.SealedSecret) error // insert or replace
+	Get(ctx context.Context, name string) (core.SealedSecret, error)
+	List(ctx context.Context, prefix string) ([]core.SealedSecret, error)
+	Delete(ctx context.Context, name string) error
+}
