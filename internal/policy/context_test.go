@@ -229,3 +229,29 @@ func TestPure(t *testing.T) {
 		}
 	}
 }
+
+// TestDocExamplesValidate keeps the Cedar examples in docs/policies.md
+// loadable against the schema.
+func TestDocExamplesValidate(t *testing.T) {
+	doc, err := os.ReadFile(filepath.Join("..", "..", "docs", "policies.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var files []File
+	for i, block := range strings.Split(string(doc), "```cedar\n")[1:] {
+		src, _, ok := strings.Cut(block, "```")
+		if !ok {
+			t.Fatalf("unterminated cedar block %d", i)
+		}
+		files = append(files, File{Name: "doc" + strconv.Itoa(i) + ".cedar", Data: []byte(src)})
+	}
+	if len(files) < 3 {
+		t.Fatalf("found %d cedar blocks", len(files))
+	}
+	// The demo block repeats the shipped ids, so load each block alone.
+	for _, f := range files {
+		if _, err := New([]File{f}); err != nil {
+			t.Errorf("%s: %v", f.Name, err)
+		}
+	}
+}

@@ -74,7 +74,8 @@ type Request struct {
 
 // Context is the Cedar context record. Hour and Weekday (0=Sunday) are in the
 // broker's configured time zone; the caller computes them, keeping Decide
-// pure. SourceIP is passed to Cedar as an ipaddr only if it parses.
+// pure. SourceIP becomes context.source_ip only if it parses as a single IP
+// address (IPv4-mapped IPv6 is unmapped; prefixes and garbage are omitted).
 type Context struct {
 	Shots            int
 	EstimatedCostUSD float64 // rounded up to 0.0001 (Cedar decimal)
