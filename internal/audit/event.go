@@ -1,0 +1,135 @@
+// Package audit records qbroker's audit trail: one JSON line per login,
+// decision, issuance, redemption, submission, revocation and administrative
+// action, made durable before the request it describes is answered.
+//
+// Two security invariants from DESIGN.md live here:
+//
+//   - Invariant 4 (fail closed): [Sink.Write] returns only once the event is
+//     durable. Any error from Write, in particular one wrapping
+//     [ErrUnavailable], means the event was not recorded and the caller must
+//     refuse the request it was about to answer.
+//   - Invariant 5 (no secrets): events carry no secret values. A value that
+//     must be correlated (a token, a wrapped secret, a client secret) is
+//     recorded only as a keyed digest from [Hasher.HMAC], in [Event.Hashed].
+//
+// [FileSink] is the file-backed sink. It uses group commit: concurrent
+// writers are queued to a single goroutine that appends each batch with one
+// write and one fsync, so throughput under load is bounded by batches, not by
+// events.
+//
+// # Producing a failing sink in tests
+//
+// Tests of fail-closed behaviour in other packages should use a real sink
+// that really fails rather than a mock:
+//
+//   - Linux: OpenFile("/dev/full", FileOptions{AllowNonRegular: true})
+//     returns a sink whose every Write fails with ENOSPC, reported as
+//     ErrUnavailable.
+//   - Anywhere: open a FileSink in t.TempDir(), drive the happy path, then
+//     Close it; every later Write fails with ErrUnavailable.
+package audit
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+)
+
+// SchemaVersion is the version written in every event's "v" field.
+const SchemaVersion = 1
+
+// Decision values for [Event.Decision].
+const (
+	DecisionAllow = "allow"
+	DecisionDeny  = "deny"
+	DecisionError = "error"
+)
+
+// HashPrefix begins every digest produced by [Hasher.HMAC].
+const HashPrefix = "hmac-sha256:"
+
+// ErrUnavailable is returned (wrapped, with the cause) when a sink cannot
+// persist an event: a write or fsync failed, or the sink is closed. Callers
+// must treat it as "not recorded" and refuse the request.
+var ErrUnavailable = errors.New("audit: sink unavailable")
+
+// ErrInvalidEvent is returned (wrapped) for an event that cannot be recorded
+// as given, such as a nil event or one without a Type. It is a programming
+// error in the caller, who must still refuse the request.
+var ErrInvalidEvent = errors.New("audit: invalid event")
+
+// Event is one audit record. It must never hold a secret value: put secrets
+// through [Hasher.HMAC] into Hashed instead. Accessor and JTI are identifiers,
+// not secrets.
+type Event struct {
+	Time       time.Time         `json:"time"`
+	Type       string            `json:"type"` // "login","decision","issue","redeem","submit","revoke","renew","lookup","admin", ...
+	RequestID  string            `json:"request_id,omitempty"`
+	Agent      string            `json:"agent,omitempty"`
+	Role       string            `json:"role,omitempty"`
+	AuthMethod string            `json:"auth_method,omitempty"`
+	RemoteAddr string            `json:"remote_addr,omitempty"`
+	Path       string            `json:"path,omitempty"`
+	Action     string            `json:"action,omitempty"`
+	Provider   string            `json:"provider,omitempty"`
+	Device     string            `json:"device,omitempty"`
+	Shots      int               `json:"shots,omitempty"`
+	Decision   string            `json:"decision,omitempty"` // "allow","deny","error"
+	Policies   []string          `json:"policies,omitempty"`
+	Reason     string            `json:"reason,omitempty"`
+	Accessor   string            `json:"accessor,omitempty"` // token accessor (not secret)
+	JTI        string            `json:"jti,omitempty"`
+	JobID      string            `json:"job_id,omitempty"`
+	Status     int               `json:"status,omitempty"`
+	Error      string            `json:"error,omitempty"`
+	Hashed     map[string]string `json:"hashed,omitempty"` // name -> "hmac-sha256:<hex>" of secret values
+	Version    int               `json:"v"`                // schema version, 1
+}
+
+// encodeLine renders e as one JSON line terminated by '\n'. It does not
+// modify e: a zero Time is filled with the current UTC time and Version is
+// set to SchemaVersion on a copy.
+func encodeLine(e *Event, now func() time.Time) ([]byte, error) {
+	if e == nil {
+		return nil, fmt.Errorf("%w: nil event", ErrInvalidEvent)
+	}
+	if e.Type == "" {
+		return nil, fmt.Errorf("%w: empty type", ErrInvalidEvent)
+	}
+	ev := *e
+	if ev.Time.IsZero() {
+		ev.Time = now()
+	}
+	ev.Time = ev.Time.UTC()
+	ev.Version = SchemaVersion
+	for name, v := range ev.Hashed {
+		if !isDigest(v) {
+			// A raw value here would put a secret on disk (invariant 5).
+			// Do not echo the value itself in the error.
+			return nil, fmt.Errorf("%w: hashed[%q] is not an %s digest", ErrInvalidEvent, name, HashPrefix)
+		}
+	}
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(&ev); err != nil { // Encode appends '\n'
+		return nil, fmt.Errorf("%w: encode: %w", ErrInvalidEvent, err)
+	}
+	return buf.Bytes(), nil
+}
+
+// isDigest reports whether v has the exact shape HMAC produces.
+func isDigest(v string) bool {
+	const hexLen = 64
+	if len(v) != len(HashPrefix)+hexLen || v[:len(HashPrefix)] != HashPrefix {
+		return false
+	}
+	for _, c := range v[len(HashPrefix):] {
+		if (c < '0' || c > '9') && (c < 'a' || c > 'f') {
+			return false
+		}
+	}
+	return true
+}
