@@ -7,11 +7,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"math"
 	"slices"
 	"strconv"
 	"strings"
+	"unicode/utf16"
 	"unicode/utf8"
 )
 
@@ -82,150 +82,322 @@ func parseStrict(raw []byte) (jvalue, error) {
 	if !utf8.Valid(raw) {
 		return jvalue{}, canonErr("invalid UTF-8")
 	}
-	if err := checkSurrogates(raw); err != nil {
-		return jvalue{}, err
-	}
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	dec.UseNumber()
-	v, err := parseValue(dec, 0)
+	p := &parser{data: raw}
+	p.skipWS()
+	v, err := p.value(0)
 	if err != nil {
 		return jvalue{}, err
 	}
-	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
-		return jvalue{}, canonErr("trailing data after JSON value")
+	p.skipWS()
+	if p.pos != len(p.data) {
+		return jvalue{}, canonErr("trailing data after JSON value at offset %d", p.pos)
 	}
 	return v, nil
 }
 
-func parseValue(dec *json.Decoder, depth int) (jvalue, error) {
-	tok, err := dec.Token()
-	if err != nil {
-		if errors.Is(err, io.EOF) {
-			return jvalue{}, canonErr("unexpected end of JSON input")
-		}
-		return jvalue{}, fmt.Errorf("%w: %w", ErrNotCanonicalizable, err)
-	}
-	switch t := tok.(type) {
-	case json.Delim:
-		if depth >= MaxDepth {
-			return jvalue{}, canonErr("nesting deeper than %d levels", MaxDepth)
-		}
-		switch t {
-		case '{':
-			obj := jobject{}
-			seen := make(map[string]struct{})
-			for dec.More() {
-				kt, err := dec.Token()
-				if err != nil {
-					return jvalue{}, fmt.Errorf("%w: %w", ErrNotCanonicalizable, err)
-				}
-				key, ok := kt.(string)
-				if !ok {
-					return jvalue{}, canonErr("object key is not a string")
-				}
-				if _, dup := seen[key]; dup {
-					return jvalue{}, canonErr("duplicate object key %q", key)
-				}
-				seen[key] = struct{}{}
-				val, err := parseValue(dec, depth+1)
-				if err != nil {
-					return jvalue{}, err
-				}
-				obj = append(obj, member{key: key, val: val})
-			}
-			if _, err := dec.Token(); err != nil { // '}'
-				return jvalue{}, fmt.Errorf("%w: %w", ErrNotCanonicalizable, err)
-			}
-			return jvalue{obj}, nil
-		case '[':
-			arr := []jvalue{}
-			for dec.More() {
-				val, err := parseValue(dec, depth+1)
-				if err != nil {
-					return jvalue{}, err
-				}
-				arr = append(arr, val)
-			}
-			if _, err := dec.Token(); err != nil { // ']'
-				return jvalue{}, fmt.Errorf("%w: %w", ErrNotCanonicalizable, err)
-			}
-			return jvalue{arr}, nil
+// parser is a small RFC 8259 recursive-descent parser. encoding/json is not
+// used because it keeps the last of duplicate keys, maps unpaired surrogates
+// to U+FFFD silently and is slow token by token.
+type parser struct {
+	data []byte
+	pos  int
+}
+
+func (p *parser) errf(format string, args ...any) error {
+	return canonErr("offset %d: %s", p.pos, fmt.Sprintf(format, args...))
+}
+
+func (p *parser) skipWS() {
+	for p.pos < len(p.data) {
+		switch p.data[p.pos] {
+		case ' ', '\t', '\n', '\r':
+			p.pos++
 		default:
-			return jvalue{}, canonErr("unexpected delimiter %q", rune(t))
+			return
 		}
-	case json.Number:
-		f, err := strconv.ParseFloat(string(t), 64)
-		if err != nil || math.IsInf(f, 0) || math.IsNaN(f) {
-			return jvalue{}, canonErr("number %s is not a finite binary64 value", truncate(string(t)))
-		}
-		if f == 0 {
-			f = 0 // normalise negative zero
-		}
-		return jvalue{f}, nil
-	case string, bool, nil:
-		return jvalue{t}, nil
-	default:
-		return jvalue{}, canonErr("unexpected token %T", tok)
 	}
 }
 
-// checkSurrogates rejects \uXXXX escapes that encode an unpaired UTF-16
-// surrogate; encoding/json would silently turn them into U+FFFD, which would
-// let two different documents share one canonical form.
-func checkSurrogates(raw []byte) error {
-	inString := false
-	for i := 0; i < len(raw); i++ {
-		c := raw[i]
-		if !inString {
-			if c == '"' {
-				inString = true
-			}
-			continue
+func (p *parser) value(depth int) (jvalue, error) {
+	if p.pos >= len(p.data) {
+		return jvalue{}, p.errf("unexpected end of JSON input")
+	}
+	switch c := p.data[p.pos]; {
+	case c == '{':
+		return p.object(depth)
+	case c == '[':
+		return p.array(depth)
+	case c == '"':
+		s, err := p.str()
+		return jvalue{s}, err
+	case c == 't':
+		return jvalue{true}, p.literal("true")
+	case c == 'f':
+		return jvalue{false}, p.literal("false")
+	case c == 'n':
+		return jvalue{nil}, p.literal("null")
+	case c == '-' || (c >= '0' && c <= '9'):
+		return p.number()
+	default:
+		return jvalue{}, p.errf("invalid character %q looking for a value", c)
+	}
+}
+
+func (p *parser) literal(lit string) error {
+	if !bytes.HasPrefix(p.data[p.pos:], []byte(lit)) {
+		return p.errf("invalid literal")
+	}
+	p.pos += len(lit)
+	return nil
+}
+
+func (p *parser) object(depth int) (jvalue, error) {
+	if depth >= MaxDepth {
+		return jvalue{}, p.errf("nesting deeper than %d levels", MaxDepth)
+	}
+	p.pos++ // '{'
+	obj := jobject{}
+	var seen map[string]struct{}
+	p.skipWS()
+	if p.pos < len(p.data) && p.data[p.pos] == '}' {
+		p.pos++
+		return jvalue{obj}, nil
+	}
+	for {
+		p.skipWS()
+		if p.pos >= len(p.data) || p.data[p.pos] != '"' {
+			return jvalue{}, p.errf("expected string object key")
 		}
-		switch c {
-		case '"':
-			inString = false
-		case '\\':
-			if i+1 >= len(raw) {
-				return nil // the decoder reports the syntax error
+		key, err := p.str()
+		if err != nil {
+			return jvalue{}, err
+		}
+		dup := false
+		if seen != nil {
+			_, dup = seen[key]
+			seen[key] = struct{}{}
+		} else {
+			for _, m := range obj {
+				dup = dup || m.key == key
 			}
-			if raw[i+1] != 'u' {
-				i++
-				continue
-			}
-			r, ok := hex4(raw, i+2)
-			if !ok {
-				return nil // syntax error, reported by the decoder
-			}
-			switch {
-			case r >= 0xD800 && r <= 0xDBFF:
-				lo, ok := rune(0), false
-				if i+11 < len(raw) && raw[i+6] == '\\' && raw[i+7] == 'u' {
-					lo, ok = hex4(raw, i+8)
+			if len(obj) >= 16 { // switch to a set for large objects
+				seen = make(map[string]struct{}, 2*len(obj))
+				for _, m := range obj {
+					seen[m.key] = struct{}{}
 				}
-				if !ok || lo < 0xDC00 || lo > 0xDFFF {
-					return canonErr("unpaired UTF-16 surrogate escape in string")
-				}
-				i += 11
-			case r >= 0xDC00 && r <= 0xDFFF:
-				return canonErr("unpaired UTF-16 surrogate escape in string")
-			default:
-				i += 5
+				seen[key] = struct{}{}
 			}
+		}
+		if dup {
+			return jvalue{}, canonErr("duplicate object key %q", truncate(key))
+		}
+		p.skipWS()
+		if p.pos >= len(p.data) || p.data[p.pos] != ':' {
+			return jvalue{}, p.errf("expected ':' after object key")
+		}
+		p.pos++
+		p.skipWS()
+		val, err := p.value(depth + 1)
+		if err != nil {
+			return jvalue{}, err
+		}
+		obj = append(obj, member{key: key, val: val})
+		p.skipWS()
+		if p.pos >= len(p.data) {
+			return jvalue{}, p.errf("unexpected end of JSON input in object")
+		}
+		switch p.data[p.pos] {
+		case ',':
+			p.pos++
+		case '}':
+			p.pos++
+			return jvalue{obj}, nil
+		default:
+			return jvalue{}, p.errf("expected ',' or '}' in object")
 		}
 	}
-	return nil
+}
+
+func (p *parser) array(depth int) (jvalue, error) {
+	if depth >= MaxDepth {
+		return jvalue{}, p.errf("nesting deeper than %d levels", MaxDepth)
+	}
+	p.pos++ // '['
+	arr := []jvalue{}
+	p.skipWS()
+	if p.pos < len(p.data) && p.data[p.pos] == ']' {
+		p.pos++
+		return jvalue{arr}, nil
+	}
+	for {
+		p.skipWS()
+		val, err := p.value(depth + 1)
+		if err != nil {
+			return jvalue{}, err
+		}
+		arr = append(arr, val)
+		p.skipWS()
+		if p.pos >= len(p.data) {
+			return jvalue{}, p.errf("unexpected end of JSON input in array")
+		}
+		switch p.data[p.pos] {
+		case ',':
+			p.pos++
+		case ']':
+			p.pos++
+			return jvalue{arr}, nil
+		default:
+			return jvalue{}, p.errf("expected ',' or ']' in array")
+		}
+	}
+}
+
+func (p *parser) number() (jvalue, error) {
+	start := p.pos
+	d := p.data
+	if p.pos < len(d) && d[p.pos] == '-' {
+		p.pos++
+	}
+	digits := func() int {
+		n := 0
+		for p.pos < len(d) && d[p.pos] >= '0' && d[p.pos] <= '9' {
+			p.pos++
+			n++
+		}
+		return n
+	}
+	switch {
+	case p.pos < len(d) && d[p.pos] == '0':
+		p.pos++
+	case digits() == 0:
+		return jvalue{}, p.errf("invalid number")
+	}
+	if p.pos < len(d) && d[p.pos] == '.' {
+		p.pos++
+		if digits() == 0 {
+			return jvalue{}, p.errf("invalid number: no digits after '.'")
+		}
+	}
+	if p.pos < len(d) && (d[p.pos] == 'e' || d[p.pos] == 'E') {
+		p.pos++
+		if p.pos < len(d) && (d[p.pos] == '+' || d[p.pos] == '-') {
+			p.pos++
+		}
+		if digits() == 0 {
+			return jvalue{}, p.errf("invalid number: no digits in exponent")
+		}
+	}
+	lit := string(d[start:p.pos])
+	f, err := strconv.ParseFloat(lit, 64)
+	if err != nil || math.IsInf(f, 0) || math.IsNaN(f) {
+		return jvalue{}, canonErr("number %s is not a finite binary64 value", truncate(lit))
+	}
+	if f == 0 {
+		f = 0 // normalise negative zero
+	}
+	return jvalue{f}, nil
+}
+
+// str parses a string literal starting at the opening quote.
+func (p *parser) str() (string, error) {
+	p.pos++ // opening quote
+	d := p.data
+	start := p.pos
+	// Fast path: no escapes.
+	for p.pos < len(d) {
+		c := d[p.pos]
+		if c == '"' {
+			s := string(d[start:p.pos])
+			p.pos++
+			return s, nil
+		}
+		if c == '\\' {
+			break
+		}
+		if c < 0x20 {
+			return "", p.errf("control character in string")
+		}
+		p.pos++
+	}
+	buf := append([]byte(nil), d[start:p.pos]...)
+	for p.pos < len(d) {
+		c := d[p.pos]
+		switch {
+		case c == '"':
+			p.pos++
+			return string(buf), nil
+		case c < 0x20:
+			return "", p.errf("control character in string")
+		case c != '\\':
+			buf = append(buf, c)
+			p.pos++
+			continue
+		}
+		if p.pos+1 >= len(d) {
+			break
+		}
+		esc := d[p.pos+1]
+		p.pos += 2
+		switch esc {
+		case '"', '\\', '/':
+			buf = append(buf, esc)
+		case 'b':
+			buf = append(buf, '\b')
+		case 'f':
+			buf = append(buf, '\f')
+		case 'n':
+			buf = append(buf, '\n')
+		case 'r':
+			buf = append(buf, '\r')
+		case 't':
+			buf = append(buf, '\t')
+		case 'u':
+			r, ok := hex4(d, p.pos)
+			if !ok {
+				return "", p.errf("invalid \\u escape")
+			}
+			p.pos += 4
+			switch {
+			case r >= 0xD800 && r <= 0xDBFF:
+				var lo rune
+				ok := p.pos+1 < len(d) && d[p.pos] == '\\' && d[p.pos+1] == 'u'
+				if ok {
+					lo, ok = hex4(d, p.pos+2)
+				}
+				if !ok || lo < 0xDC00 || lo > 0xDFFF {
+					return "", p.errf("unpaired UTF-16 surrogate escape in string")
+				}
+				p.pos += 6
+				r = utf16.DecodeRune(r, lo)
+			case r >= 0xDC00 && r <= 0xDFFF:
+				return "", p.errf("unpaired UTF-16 surrogate escape in string")
+			}
+			buf = utf8.AppendRune(buf, r)
+		default:
+			return "", p.errf("invalid escape character %q", esc)
+		}
+	}
+	return "", p.errf("unexpected end of JSON input in string")
 }
 
 func hex4(raw []byte, at int) (rune, bool) {
 	if at+4 > len(raw) {
 		return 0, false
 	}
-	n, err := strconv.ParseUint(string(raw[at:at+4]), 16, 32)
-	if err != nil {
-		return 0, false
+	var r rune
+	for _, c := range raw[at : at+4] {
+		switch {
+		case c >= '0' && c <= '9':
+			r = r<<4 | rune(c-'0')
+		case c >= 'a' && c <= 'f':
+			r = r<<4 | rune(c-'a'+10)
+		case c >= 'A' && c <= 'F':
+			r = r<<4 | rune(c-'A'+10)
+		default:
+			return 0, false
+		}
 	}
-	return rune(n), true
+	return r, true
 }
 
 func truncate(s string) string {
@@ -242,11 +414,7 @@ func (v jvalue) write(buf *bytes.Buffer) error {
 	case bool:
 		buf.WriteString(strconv.FormatBool(t))
 	case float64:
-		b, err := json.Marshal(t)
-		if err != nil {
-			return err
-		}
-		buf.Write(b)
+		buf.Write(appendFloat(buf.AvailableBuffer(), t))
 	case string:
 		writeString(buf, t)
 	case []jvalue:
@@ -281,8 +449,41 @@ func (v jvalue) write(buf *bytes.Buffer) error {
 	return nil
 }
 
+// appendFloat formats a finite f exactly as encoding/json formats a float64
+// (the ECMAScript Number-to-String algorithm for the common range).
+func appendFloat(b []byte, f float64) []byte {
+	abs := math.Abs(f)
+	format := byte('f')
+	if abs != 0 && (abs < 1e-6 || abs >= 1e21) {
+		format = 'e'
+	}
+	b = strconv.AppendFloat(b, f, format, -1, 64)
+	if format == 'e' {
+		// clean up e-09 to e-9
+		n := len(b)
+		if n >= 4 && b[n-4] == 'e' && b[n-3] == '-' && b[n-2] == '0' {
+			b[n-2] = b[n-1]
+			b = b[:n-1]
+		}
+	}
+	return b
+}
+
 // writeString writes s as encoding/json does with HTML escaping off.
 func writeString(buf *bytes.Buffer, s string) {
+	simple := true
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c == '"' || c == '\\' || c >= 0x80 {
+			simple = false
+			break
+		}
+	}
+	if simple {
+		buf.WriteByte('"')
+		buf.WriteString(s)
+		buf.WriteByte('"')
+		return
+	}
 	enc := json.NewEncoder(buf)
 	enc.SetEscapeHTML(false)
 	_ = enc.Encode(s)           // a string always encodes

@@ -1,7 +1,12 @@
 package circuit
 
 import (
+	"bytes"
+	"encoding/json"
 	"errors"
+	"math"
+	"math/rand/v2"
+	"reflect"
 	"strings"
 	"testing"
 )
@@ -191,4 +196,50 @@ func BenchmarkDigest(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
+}
+
+func TestAppendFloatMatchesEncodingJSON(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 4))
+	vals := []float64{0, 1, -1, 0.1, 1e-6, 9.99e-7, 1e-7, 1.5e-9, 1e20, 1e21, 1.7976931348623157e308, 5e-324, 123456789, -2.5e-300}
+	for range 20000 {
+		vals = append(vals, math.Float64frombits(rng.Uint64()))
+	}
+	for _, f := range vals {
+		if math.IsNaN(f) || math.IsInf(f, 0) {
+			continue
+		}
+		want, _ := json.Marshal(f)
+		if got := appendFloat(nil, f); string(got) != string(want) {
+			t.Fatalf("appendFloat(%v) = %s, encoding/json gives %s", f, got, want)
+		}
+	}
+}
+
+// FuzzCanonical checks that the parser accepts only valid JSON, that the
+// canonical form is itself valid JSON and a fixed point, and that it agrees
+// with encoding/json on the value.
+func FuzzCanonical(f *testing.F) {
+	for _, s := range []string{bell, `{"a":[1,2.5e-8,"x\u00e9\n"],"b":null}`, `"\ud83d\ude00"`, `[]`, `-0.0`} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, raw []byte) {
+		c, err := Canonical(raw)
+		if err != nil {
+			return
+		}
+		if !json.Valid(raw) {
+			t.Fatalf("accepted invalid JSON %q", raw)
+		}
+		if !json.Valid(c) {
+			t.Fatalf("canonical form %q is not valid JSON", c)
+		}
+		c2, err := Canonical(c)
+		if err != nil || !bytes.Equal(c, c2) {
+			t.Fatalf("canonical form not a fixed point: %q -> %q (%v)", c, c2, err)
+		}
+		var a, b any
+		if json.Unmarshal(raw, &a) != nil || json.Unmarshal(c, &b) != nil || !reflect.DeepEqual(a, b) {
+			t.Fatalf("canonical form %q changed the value of %q", c, raw)
+		}
+	})
 }
