@@ -58,6 +58,13 @@ func NewJWKSCache(url string, client *http.Client, minRefresh time.Duration) *JW
 
 // Key implements [KeySource].
 func (c *JWKSCache) Key(ctx context.Context, kid string) (ed25519.PublicKey, error) {
+	if pub, stale, _ := c.lookup(kid); pub != nil && !stale {
+		return pub, nil
+	}
+	// Slow path: take the fetch lock so that callers arriving while a fetch
+	// is in flight wait for its result rather than see the rate limit.
+	c.fetchMu.Lock()
+	defer c.fetchMu.Unlock()
 	pub, stale, mayFetch := c.lookup(kid)
 	if pub != nil && !stale {
 		return pub, nil
@@ -65,20 +72,6 @@ func (c *JWKSCache) Key(ctx context.Context, kid string) (ed25519.PublicKey, err
 	if !mayFetch {
 		if pub != nil {
 			return pub, nil // stale but rate-limited: keep using it
-		}
-		return nil, fmt.Errorf("%w (refresh rate-limited)", ErrUnknownKey)
-	}
-
-	c.fetchMu.Lock()
-	defer c.fetchMu.Unlock()
-	// Another caller may have fetched while we waited.
-	pub, stale, mayFetch = c.lookup(kid)
-	if pub != nil && !stale {
-		return pub, nil
-	}
-	if !mayFetch {
-		if pub != nil {
-			return pub, nil
 		}
 		return nil, fmt.Errorf("%w (refresh rate-limited)", ErrUnknownKey)
 	}

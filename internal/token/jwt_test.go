@@ -438,3 +438,9 @@ func BenchmarkVerify(b *testing.B) {
 		}
 	}
 }
+
+func jsonSegment(raw string, i int) ([]byte, error) {
+	return base64.RawURLEncoding.DecodeString(strings.Split(raw, ".")[i])
+}
+
+func b64raw(b []byte) string { return base64.RawURLEncoding.EncodeToString(b) }
