@@ -1,0 +1,154 @@
+// Package broker is qbroker's pipeline: authenticate → policy → issue →
+// audit. It owns the broker tokens, AppRole credentials, signing keys and job
+// grants, and answers the gateway's redemption and ownership questions.
+//
+// The broker never answers before its audit event is durable; if the audit
+// sink fails, the operation fails with KindUnavailable (fail closed). Its
+// errors are core.Errors whose messages are safe to show the caller.
+package broker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/qbroker/qbroker/internal/audit"
+	"github.com/qbroker/qbroker/internal/core"
+	"github.com/qbroker/qbroker/internal/policy"
+	"github.com/qbroker/qbroker/internal/seal"
+	"github.com/qbroker/qbroker/internal/store"
+	"github.com/qbroker/qbroker/internal/token"
+)
+
+// Device is one entry of the device catalogue.
+type Device struct {
+	Provider string
+	Name     string
+	Kind     string // "qpu" or "simulator"
+	Qubits   int
+	MaxShots int
+}
+
+// Config holds everything the broker needs. All fields but Logger and Now
+// are required.
+type Config struct {
+	Store  store.Store
+	Sealer *seal.Sealer
+	Policy *policy.Engine
+	Audit  audit.Sink
+
+	Issuer      string // this broker's URL: the job tokens' iss
+	Audience    string // the gateways' audience: the job tokens' aud
+	GatewayAddr string // where agents send provider calls (returned with job tokens)
+	Devices     []Device
+
+	Logger *slog.Logger
+	Now    func() time.Time
+}
+
+// Caller describes the request an operation serves, for audit.
+type Caller struct {
+	RequestID  string
+	RemoteAddr string
+	Path       string
+}
+
+// Broker is the pipeline. It is safe for concurrent use.
+type Broker struct {
+	cfg     Config
+	log     *slog.Logger
+	now     func() time.Time
+	keys    *token.KeyRing
+	hasher  *audit.Hasher
+	devices map[string]Device // "provider/name"
+	tokens  *tokenCache
+
+	credMu sync.RWMutex
+	creds  map[string]string // provider → upstream credential, unsealed in memory only
+}
+
+// Names under which sealed secrets are stored.
+const (
+	secretAuditKey      = "audit-hmac-key"
+	secretSigningPrefix = "signing-key/"
+	secretProviderFmt   = "provider/%s/api-key"
+)
+
+// New builds a broker, loading its signing keys and audit key from the
+// store (creating them, sealed, on first start).
+func New(ctx context.Context, cfg Config) (*Broker, error) {
+	if cfg.Store == nil || cfg.Sealer == nil || cfg.Policy == nil || cfg.Audit == nil {
+		return nil, errors.New("broker: store, sealer, policy and audit are required")
+	}
+	if cfg.Issuer == "" || cfg.Audience == "" {
+		return nil, errors.New("broker: issuer and audience are required")
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	b := &Broker{
+		cfg:     cfg,
+		log:     cfg.Logger,
+		now:     cfg.Now,
+		devices: make(map[string]Device, len(cfg.Devices)),
+		tokens:  newTokenCache(100_000),
+		creds:   map[string]string{},
+	}
+	for _, d := range cfg.Devices {
+		b.devices[d.Provider+"/"+d.Name] = d
+	}
+	key, err := b.loadOrCreateSecret(ctx, secretAuditKey, 32)
+	if err != nil {
+		return nil, fmt.Errorf("broker: audit key: %w", err)
+	}
+	b.hasher = audit.NewHasher(key)
+	if b.keys, err = b.loadKeyRing(ctx); err != nil {
+		return nil, fmt.Errorf("broker: signing keys: %w", err)
+	}
+	return b, nil
+}
+
+// JWKS returns the public job-token verification keys.
+func (b *Broker) JWKS() []byte { return b.keys.JWKS() }
+
+// KeyRing exposes the signing keys as a verification key source for an
+// in-process gateway.
+func (b *Broker) KeyRing() *token.KeyRing { return b.keys }
+
+// Devices returns the catalogue.
+func (b *Broker) Devices() []Device { return b.cfg.Devices }
+
+// Issuer returns the job tokens' issuer.
+func (b *Broker) Issuer() string { return b.cfg.Issuer }
+
+// Audience returns the job tokens' audience.
+func (b *Broker) Audience() string { return b.cfg.Audience }
+
+// HMAC returns the audit HMAC of a secret value, for finding it in the log.
+func (b *Broker) HMAC(v string) string { return b.hasher.HMAC(v) }
+
+// record writes an audit event, durably; failure fails the operation.
+func (b *Broker) record(ctx context.Context, c Caller, e *audit.Event) error {
+	e.Time = b.now().UTC()
+	e.RequestID = c.RequestID
+	e.RemoteAddr = c.RemoteAddr
+	if e.Path == "" {
+		e.Path = c.Path
+	}
+	if err := b.cfg.Audit.Write(ctx, e); err != nil {
+		b.log.Error("audit write failed; refusing request", "type", e.Type, "err", err)
+		return core.Wrap(core.KindUnavailable, err, "audit log unavailable; request refused")
+	}
+	return nil
+}
+
+// Audit records an event on behalf of a gateway.
+func (b *Broker) Audit(ctx context.Context, c Caller, e *audit.Event) error {
+	return b.record(ctx, c, e)
+}

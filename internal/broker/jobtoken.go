@@ -1,0 +1,210 @@
+package broker
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net"
+
+	"github.com/qbroker/qbroker/api"
+	"github.com/qbroker/qbroker/internal/audit"
+	"github.com/qbroker/qbroker/internal/core"
+	"github.com/qbroker/qbroker/internal/policy"
+	"github.com/qbroker/qbroker/internal/store"
+	"github.com/qbroker/qbroker/internal/token"
+)
+
+// IssueJobToken runs the pipeline for POST /v1/quantum/jobtoken/<role>:
+// the caller's role → request validation → role ceilings → Cedar → sign →
+// record the grant → audit. Nothing is issued unless every step allows it.
+func (b *Broker) IssueJobToken(ctx context.Context, c Caller, caller core.Token, roleName string, req api.JobTokenRequest) (api.JobTokenData, error) {
+	ev := &audit.Event{
+		Type: "issue", Action: "SubmitJob", Agent: caller.AgentID, Role: roleName, AuthMethod: caller.AuthMethod,
+		Accessor: caller.Accessor, Provider: req.Provider, Device: req.Device, Shots: req.Shots,
+	}
+	if caller.Role != roleName {
+		return api.JobTokenData{}, b.refuse(ctx, c, ev, core.Errorf(core.KindPermissionDenied, "permission denied: token is not for role %q", roleName))
+	}
+	if err := validateJobRequest(req); err != nil {
+		return api.JobTokenData{}, b.refuse(ctx, c, ev, err)
+	}
+	role, err := b.role(ctx, roleName)
+	if err != nil {
+		return api.JobTokenData{}, b.refuse(ctx, c, ev, err)
+	}
+	dev, ok := b.devices[req.Provider+"/"+req.Device]
+	if !ok {
+		return api.JobTokenData{}, b.refuse(ctx, c, ev, core.Errorf(core.KindBadRequest, "unknown device %q for provider %q", req.Device, req.Provider))
+	}
+	if !role.AllowsDevice(req.Provider, req.Device) {
+		return api.JobTokenData{}, b.refuse(ctx, c, ev, core.Errorf(core.KindPermissionDenied, "role %q does not allow device %s/%s", roleName, req.Provider, req.Device))
+	}
+	if req.Shots > role.MaxShots {
+		return api.JobTokenData{}, b.refuse(ctx, c, ev, core.Errorf(core.KindPermissionDenied, "role %q allows at most %d shots; request asks for %d", roleName, role.MaxShots, req.Shots))
+	}
+	if dev.MaxShots > 0 && req.Shots > dev.MaxShots {
+		return api.JobTokenData{}, b.refuse(ctx, c, ev, core.Errorf(core.KindBadRequest, "device %s/%s takes at most %d shots", req.Provider, req.Device, dev.MaxShots))
+	}
+
+	now := b.now()
+	dec := b.cfg.Policy.Decide(policy.Request{
+		Agent:    policy.Agent{ID: caller.AgentID, Role: roleName, Owner: role.Owner, Team: role.Team, AuthMethod: caller.AuthMethod},
+		Action:   "SubmitJob",
+		Provider: req.Provider,
+		Device:   &policy.Device{Provider: dev.Provider, Name: dev.Name, Kind: dev.Kind, Qubits: dev.Qubits},
+		Context: policy.Context{
+			Shots: req.Shots, ProgramSHA256: req.ProgramSHA256, SourceIP: hostOf(c.RemoteAddr),
+			Hour: now.UTC().Hour(), Weekday: int(now.UTC().Weekday()),
+		},
+	})
+	ev.Policies = dec.Policies
+	if !dec.Allowed {
+		ev.Type = "decision"
+		return api.JobTokenData{}, b.refuse(ctx, c, ev, core.Errorf(core.KindPermissionDenied, "permission denied: %s", dec.Reason))
+	}
+
+	ttl := min(orDefault(role.JobTokenTTL, core.MaxJobTokenTTL), core.MaxJobTokenTTL)
+	exp := now.Add(ttl)
+	if !caller.ExpiresAt.IsZero() && caller.ExpiresAt.Before(exp) {
+		exp = caller.ExpiresAt // a job token never outlives the token it came from
+	}
+	jti, err := newJTI()
+	if err != nil {
+		return api.JobTokenData{}, err
+	}
+	claims := token.Claims{
+		Issuer: b.cfg.Issuer, Subject: caller.AgentID, Audience: b.cfg.Audience,
+		IssuedAt: now, NotBefore: now, Expiry: exp, ID: jti,
+		Role: roleName, Provider: req.Provider, Device: req.Device, MaxShots: req.Shots, ProgramSHA256: req.ProgramSHA256,
+	}
+	signed, err := b.keys.Sign(claims)
+	if err != nil {
+		return api.JobTokenData{}, fmt.Errorf("sign job token: %w", err)
+	}
+	g := core.JobGrant{
+		JTI: jti, Accessor: caller.Accessor, AgentID: caller.AgentID, Role: roleName, Provider: req.Provider, Device: req.Device,
+		MaxShots: req.Shots, ProgramSHA256: req.ProgramSHA256, IssuedAt: now.UTC(), ExpiresAt: exp.UTC(),
+	}
+	if err := b.cfg.Store.Grants().Create(ctx, g); err != nil {
+		return api.JobTokenData{}, fmt.Errorf("record grant: %w", err)
+	}
+	ev.JTI, ev.Decision, ev.Reason = jti, "allow", dec.Reason
+	if err := b.record(ctx, c, ev); err != nil {
+		return api.JobTokenData{}, err // the grant is never handed out, so it is never redeemed
+	}
+	return api.JobTokenData{
+		Token: signed, JTI: jti, ExpiresAt: exp.UTC(), GatewayAddr: b.cfg.GatewayAddr,
+		Provider: req.Provider, Device: req.Device, MaxShots: req.Shots, ProgramSHA256: req.ProgramSHA256, Policies: dec.Policies,
+	}, nil
+}
+
+func validateJobRequest(req api.JobTokenRequest) error {
+	switch {
+	case req.Provider == "":
+		return core.Errorf(core.KindBadRequest, "provider is required")
+	case req.Device == "":
+		return core.Errorf(core.KindBadRequest, "device is required")
+	case req.Shots <= 0:
+		return core.Errorf(core.KindBadRequest, "shots must be a positive integer")
+	case req.ProgramSHA256 != "" && !isHex64(req.ProgramSHA256):
+		return core.Errorf(core.KindBadRequest, "program_sha256 must be 64 lowercase hex characters")
+	}
+	return nil
+}
+
+func isHex64(s string) bool {
+	if len(s) != 64 {
+		return false
+	}
+	_, err := hex.DecodeString(s)
+	return err == nil && s == toLower(s)
+}
+
+func toLower(s string) string {
+	b := []byte(s)
+	for i, c := range b {
+		if 'A' <= c && c <= 'Z' {
+			b[i] = c + 32
+		}
+	}
+	return string(b)
+}
+
+func hostOf(addr string) string {
+	if h, _, err := net.SplitHostPort(addr); err == nil {
+		return h
+	}
+	return addr
+}
+
+func newJTI() (string, error) {
+	var b [18]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return "", err
+	}
+	return base64.RawURLEncoding.EncodeToString(b[:]), nil
+}
+
+// Redeem errors the gateway branches on.
+var (
+	ErrTokenUsed    = core.Errorf(core.KindUnauthenticated, "job token already used")
+	ErrTokenExpired = core.Errorf(core.KindUnauthenticated, "job token expired")
+	ErrTokenRevoked = core.Errorf(core.KindUnauthenticated, "job token revoked: the broker token it came from is no longer valid")
+	ErrTokenUnknown = core.Errorf(core.KindUnauthenticated, "job token unknown to this broker")
+)
+
+// Redeem marks a job token used, exactly once across every gateway.
+func (b *Broker) Redeem(ctx context.Context, c Caller, jti string) error {
+	ev := &audit.Event{Type: "redeem", JTI: jti}
+	if jti == "" {
+		return b.refuse(ctx, c, ev, core.Errorf(core.KindBadRequest, "jti is required"))
+	}
+	g, err := b.cfg.Store.Grants().Redeem(ctx, jti, b.now())
+	ev.Agent, ev.Role, ev.Provider, ev.Device, ev.Shots, ev.Accessor = g.AgentID, g.Role, g.Provider, g.Device, g.MaxShots, g.Accessor
+	switch {
+	case err == nil:
+	case errors.Is(err, store.ErrRedeemed):
+		return b.refuse(ctx, c, ev, ErrTokenUsed)
+	case errors.Is(err, store.ErrExpired):
+		return b.refuse(ctx, c, ev, ErrTokenExpired)
+	case errors.Is(err, store.ErrRevoked):
+		return b.refuse(ctx, c, ev, ErrTokenRevoked)
+	case errors.Is(err, store.ErrNotFound):
+		return b.refuse(ctx, c, ev, ErrTokenUnknown)
+	default:
+		return fmt.Errorf("redeem: %w", err)
+	}
+	ev.Decision = "allow"
+	return b.record(ctx, c, ev)
+}
+
+// RecordJob remembers who owns a provider job.
+func (b *Broker) RecordJob(ctx context.Context, c Caller, j api.JobRecord) error {
+	if j.Provider == "" || j.ID == "" || j.AgentID == "" {
+		return core.Errorf(core.KindBadRequest, "provider, id and agent_id are required")
+	}
+	if j.CreatedAt.IsZero() {
+		j.CreatedAt = b.now().UTC()
+	}
+	err := b.cfg.Store.Jobs().Create(ctx, core.Job{Provider: j.Provider, ID: j.ID, AgentID: j.AgentID, Role: j.Role, JTI: j.JTI, Device: j.Device, Shots: j.Shots, CreatedAt: j.CreatedAt})
+	if errors.Is(err, store.ErrConflict) {
+		return core.Errorf(core.KindConflict, "job %s/%s already recorded", j.Provider, j.ID)
+	}
+	return err
+}
+
+// Job returns the record of a provider job.
+func (b *Broker) Job(ctx context.Context, provider, id string) (api.JobRecord, error) {
+	j, err := b.cfg.Store.Jobs().Get(ctx, provider, id)
+	if errors.Is(err, store.ErrNotFound) {
+		return api.JobRecord{}, core.Errorf(core.KindNotFound, "job not found")
+	}
+	if err != nil {
+		return api.JobRecord{}, err
+	}
+	return api.JobRecord{Provider: j.Provider, ID: j.ID, AgentID: j.AgentID, Role: j.Role, JTI: j.JTI, Device: j.Device, Shots: j.Shots, CreatedAt: j.CreatedAt}, nil
+}
+

@@ -1,0 +1,175 @@
+package broker
+
+import (
+	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/qbroker/qbroker/internal/audit"
+	"github.com/qbroker/qbroker/internal/core"
+	"github.com/qbroker/qbroker/internal/store"
+	"github.com/qbroker/qbroker/internal/token"
+)
+
+// storedKey is a signing key as sealed into the store.
+type storedKey struct {
+	ID       string    `json:"kid"`
+	Seed     []byte    `json:"seed"`
+	Created  time.Time `json:"created"`
+	NotAfter time.Time `json:"not_after,omitzero"`
+}
+
+// loadOrCreateSecret returns the unsealed secret name, creating n random
+// bytes sealed into the store when it does not exist yet.
+func (b *Broker) loadOrCreateSecret(ctx context.Context, name string, n int) ([]byte, error) {
+	s, err := b.cfg.Store.Secrets().Get(ctx, name)
+	if err == nil {
+		return b.cfg.Sealer.Open(s.Blob, []byte(name))
+	}
+	if !errors.Is(err, store.ErrNotFound) {
+		return nil, err
+	}
+	v := make([]byte, n)
+	if _, err := rand.Read(v); err != nil {
+		return nil, err
+	}
+	if err := b.putSealed(ctx, b.cfg.Store, name, v); err != nil {
+		return nil, err
+	}
+	return v, nil
+}
+
+func (b *Broker) putSealed(ctx context.Context, agg store.Aggregates, name string, v []byte) error {
+	blob, err := b.cfg.Sealer.Seal(v, []byte(name))
+	if err != nil {
+		return fmt.Errorf("seal %s: %w", name, err)
+	}
+	return agg.Secrets().Put(ctx, core.SealedSecret{Name: name, Blob: blob, CreatedAt: b.now().UTC()})
+}
+
+func (b *Broker) loadKeyRing(ctx context.Context) (*token.KeyRing, error) {
+	stored, err := b.cfg.Store.Secrets().List(ctx, secretSigningPrefix)
+	if err != nil {
+		return nil, err
+	}
+	now := b.now()
+	var keys []token.Key
+	for _, s := range stored {
+		plain, err := b.cfg.Sealer.Open(s.Blob, []byte(s.Name))
+		if err != nil {
+			return nil, fmt.Errorf("open %s: %w", s.Name, err)
+		}
+		var sk storedKey
+		err = json.Unmarshal(plain, &sk)
+		clear(plain)
+		if err != nil {
+			return nil, fmt.Errorf("decode %s: %w", s.Name, err)
+		}
+		if !sk.NotAfter.IsZero() && !now.Before(sk.NotAfter) {
+			continue // retired and past its overlap: pruned below
+		}
+		keys = append(keys, token.Key{ID: sk.ID, Private: ed25519.NewKeyFromSeed(sk.Seed), Created: sk.Created, NotAfter: sk.NotAfter})
+	}
+	if len(keys) == 0 {
+		k, err := token.GenerateKey(now)
+		if err != nil {
+			return nil, err
+		}
+		if err := b.storeKey(ctx, b.cfg.Store, k); err != nil {
+			return nil, err
+		}
+		keys = append(keys, k)
+	}
+	return token.NewKeyRing(keys)
+}
+
+func (b *Broker) storeKey(ctx context.Context, agg store.Aggregates, k token.Key) error {
+	v, err := json.Marshal(storedKey{ID: k.ID, Seed: k.Private.Seed(), Created: k.Created, NotAfter: k.NotAfter})
+	if err != nil {
+		return err
+	}
+	defer clear(v)
+	return b.putSealed(ctx, agg, secretSigningPrefix+k.ID, v)
+}
+
+// RotateKeys makes a new signing key active. The old one stays verifiable
+// until every token it signed has expired.
+func (b *Broker) RotateKeys(ctx context.Context, c Caller, caller core.Token) (newKID, oldKID string, until time.Time, err error) {
+	if err := requireRoot(caller); err != nil {
+		return "", "", time.Time{}, err
+	}
+	now := b.now()
+	overlap := core.MaxJobTokenTTL + 30*time.Second // longest token life plus clock leeway
+	nk, old, err := b.keys.Rotate(now, overlap)
+	if err != nil {
+		return "", "", time.Time{}, err
+	}
+	err = b.cfg.Store.Update(ctx, func(tx store.Aggregates) error {
+		if err := b.storeKey(ctx, tx, nk); err != nil {
+			return err
+		}
+		return b.storeKey(ctx, tx, old)
+	})
+	if err != nil {
+		return "", "", time.Time{}, fmt.Errorf("persist rotated keys: %w", err)
+	}
+	for _, kid := range b.keys.Prune(now) {
+		_ = b.cfg.Store.Secrets().Delete(ctx, secretSigningPrefix+kid)
+	}
+	if err := b.record(ctx, c, &audit.Event{Type: "admin", Action: "RotateKeys", Agent: caller.AgentID, Accessor: caller.Accessor, Decision: "allow", Reason: "active key " + nk.ID + ", retired " + old.ID}); err != nil {
+		return "", "", time.Time{}, err
+	}
+	return nk.ID, old.ID, old.NotAfter, nil
+}
+
+// SetProviderCredential stores a provider's root credential, sealed.
+func (b *Broker) SetProviderCredential(ctx context.Context, c Caller, caller core.Token, provider, key string) error {
+	if err := requireRoot(caller); err != nil {
+		return err
+	}
+	if provider == "" || strings.ContainsAny(provider, "/ ") || key == "" {
+		return core.Errorf(core.KindBadRequest, "provider name and api_key are required")
+	}
+	if err := b.putSealed(ctx, b.cfg.Store, fmt.Sprintf(secretProviderFmt, provider), []byte(key)); err != nil {
+		return err
+	}
+	b.credMu.Lock()
+	b.creds[provider] = key
+	b.credMu.Unlock()
+	e := &audit.Event{Type: "admin", Action: "SetProviderCredential", Provider: provider, Agent: caller.AgentID, Accessor: caller.Accessor, Decision: "allow"}
+	b.hasher.Add(e, "api_key", key)
+	return b.record(ctx, c, e)
+}
+
+// Credential returns a provider's root credential (gateway use only).
+func (b *Broker) Credential(ctx context.Context, provider string) (string, error) {
+	b.credMu.RLock()
+	k, ok := b.creds[provider]
+	b.credMu.RUnlock()
+	if ok {
+		return k, nil
+	}
+	name := fmt.Sprintf(secretProviderFmt, provider)
+	s, err := b.cfg.Store.Secrets().Get(ctx, name)
+	if errors.Is(err, store.ErrNotFound) {
+		return "", core.Errorf(core.KindNotFound, "no credential configured for provider %q", provider)
+	}
+	if err != nil {
+		return "", err
+	}
+	plain, err := b.cfg.Sealer.Open(s.Blob, []byte(name))
+	if err != nil {
+		return "", fmt.Errorf("open provider credential: %w", err)
+	}
+	k = string(plain)
+	clear(plain)
+	b.credMu.Lock()
+	b.creds[provider] = k
+	b.credMu.Unlock()
+	return k, nil
+}

@@ -1,0 +1,44 @@
+package httpapi
+
+import (
+	"net/http"
+
+	"github.com/qbroker/qbroker/api"
+	"github.com/qbroker/qbroker/internal/broker"
+)
+
+func (s *Server) jobToken(r *http.Request, c broker.Caller) (*api.Response, int, error) {
+	_, t, err := s.caller(r.Context(), r)
+	if err != nil {
+		return nil, 0, err
+	}
+	var req api.JobTokenRequest
+	if err := s.decode(r, &req, false); err != nil {
+		return nil, 0, err
+	}
+	d, err := s.b.IssueJobToken(r.Context(), c, t, r.PathValue("role"), req)
+	if err != nil {
+		return nil, 0, err
+	}
+	return data(d), 0, nil
+}
+
+// deviceInfo is one catalogue entry in GET /v1/quantum/devices.
+type deviceInfo struct {
+	Provider string `json:"provider"`
+	Name     string `json:"name"`
+	Kind     string `json:"kind"`
+	Qubits   int    `json:"qubits"`
+	MaxShots int    `json:"max_shots,omitempty"`
+}
+
+func (s *Server) devices(r *http.Request, c broker.Caller) (*api.Response, int, error) {
+	if _, _, err := s.caller(r.Context(), r); err != nil {
+		return nil, 0, err
+	}
+	var out []deviceInfo
+	for _, d := range s.b.Devices() {
+		out = append(out, deviceInfo{Provider: d.Provider, Name: d.Name, Kind: d.Kind, Qubits: d.Qubits, MaxShots: d.MaxShots})
+	}
+	return data(map[string]any{"devices": out}), 0, nil
+}

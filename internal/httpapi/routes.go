@@ -1,0 +1,63 @@
+package httpapi
+
+import (
+	"net/http"
+	"time"
+
+	"github.com/qbroker/qbroker/api"
+	"github.com/qbroker/qbroker/internal/broker"
+	"github.com/qbroker/qbroker/internal/core"
+)
+
+func (s *Server) routes() {
+	m := s.mux
+	m.HandleFunc("GET /.well-known/jwks.json", s.jwks)
+	m.Handle("GET /v1/sys/health", s.wrap(s.health))
+
+	// auth/approle
+	s.writes("/v1/auth/approle/login", s.approleLogin)
+	m.Handle("GET /v1/auth/approle/role/{role}/role-id", s.wrap(s.roleID))
+	s.writes("/v1/auth/approle/role/{role}/secret-id", s.secretID)
+
+	// auth/token
+	m.Handle("GET /v1/auth/token/lookup-self", s.wrap(s.lookupSelf))
+	s.writes("/v1/auth/token/renew-self", s.renewSelf)
+	s.writes("/v1/auth/token/revoke-self", s.revokeSelf)
+	s.writes("/v1/auth/token/revoke-accessor", s.revokeAccessor)
+	s.writes("/v1/auth/token/lookup", s.lookupToken)
+	s.writes("/v1/auth/token/create", s.createToken)
+
+	// sys: roles, keys, provider credentials
+	m.Handle("LIST /v1/sys/roles", s.wrap(s.listRoles))
+	m.Handle("GET /v1/sys/roles", s.wrap(s.listRoles))
+	m.Handle("GET /v1/sys/roles/{name}", s.wrap(s.getRole))
+	s.writes("/v1/sys/roles/{name}", s.putRole)
+	m.Handle("DELETE /v1/sys/roles/{name}", s.wrap(s.deleteRole))
+	s.writes("/v1/sys/keys/rotate", s.rotateKeys)
+	s.writes("/v1/sys/providers/{provider}/credential", s.setCredential)
+
+	// quantum
+	s.writes("/v1/quantum/jobtoken/{role}", s.jobToken)
+	m.Handle("GET /v1/quantum/devices", s.wrap(s.devices))
+
+	// gateway-facing
+	s.writes("/v1/sys/gateway/redeem", s.redeem)
+	s.writes("/v1/sys/gateway/jobs", s.recordJob)
+	m.Handle("GET /v1/sys/gateway/jobs/{provider}/{id}", s.wrap(s.getJob))
+	m.Handle("GET /v1/sys/gateway/credentials/{provider}", s.wrap(s.credential))
+	s.writes("/v1/sys/gateway/audit", s.gatewayAudit)
+
+	m.Handle("/", s.wrap(func(r *http.Request, c broker.Caller) (*api.Response, int, error) {
+		return nil, 0, core.Errorf(core.KindNotFound, "no handler for %s %s", r.Method, r.URL.Path)
+	}))
+}
+
+func (s *Server) jwks(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Content-Type", "application/jwk-set+json")
+	w.Header().Set("Cache-Control", "public, max-age=60")
+	_, _ = w.Write(s.b.JWKS())
+}
+
+func (s *Server) health(r *http.Request, c broker.Caller) (*api.Response, int, error) {
+	return data(api.HealthData{Initialized: true, Version: s.version, ServerTime: time.Now().Unix()}), 0, nil
+}

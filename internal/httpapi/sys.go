@@ -1,0 +1,90 @@
+package httpapi
+
+import (
+	"net/http"
+
+	"github.com/qbroker/qbroker/api"
+	"github.com/qbroker/qbroker/internal/broker"
+)
+
+func (s *Server) listRoles(r *http.Request, c broker.Caller) (*api.Response, int, error) {
+	_, t, err := s.caller(r.Context(), r)
+	if err != nil {
+		return nil, 0, err
+	}
+	names, err := s.b.ListRoles(r.Context(), t)
+	if err != nil {
+		return nil, 0, err
+	}
+	if names == nil {
+		names = []string{}
+	}
+	return data(api.ListData{Keys: names}), 0, nil
+}
+
+func (s *Server) getRole(r *http.Request, c broker.Caller) (*api.Response, int, error) {
+	_, t, err := s.caller(r.Context(), r)
+	if err != nil {
+		return nil, 0, err
+	}
+	role, err := s.b.GetRole(r.Context(), t, r.PathValue("name"))
+	if err != nil {
+		return nil, 0, err
+	}
+	return data(role), 0, nil
+}
+
+func (s *Server) putRole(r *http.Request, c broker.Caller) (*api.Response, int, error) {
+	_, t, err := s.caller(r.Context(), r)
+	if err != nil {
+		return nil, 0, err
+	}
+	var in api.Role
+	if err := s.decode(r, &in, false); err != nil {
+		return nil, 0, err
+	}
+	role, err := s.b.PutRole(r.Context(), c, t, r.PathValue("name"), in)
+	if err != nil {
+		return nil, 0, err
+	}
+	return data(role), 0, nil
+}
+
+func (s *Server) deleteRole(r *http.Request, c broker.Caller) (*api.Response, int, error) {
+	_, t, err := s.caller(r.Context(), r)
+	if err != nil {
+		return nil, 0, err
+	}
+	return nil, 0, s.b.DeleteRole(r.Context(), c, t, r.PathValue("name"))
+}
+
+func (s *Server) rotateKeys(r *http.Request, c broker.Caller) (*api.Response, int, error) {
+	_, t, err := s.caller(r.Context(), r)
+	if err != nil {
+		return nil, 0, err
+	}
+	if err := s.decode(r, &struct{}{}, true); err != nil {
+		return nil, 0, err
+	}
+	nk, old, until, err := s.b.RotateKeys(r.Context(), c, t)
+	if err != nil {
+		return nil, 0, err
+	}
+	return data(api.KeyRotateData{ActiveKID: nk, RetiredKID: old, RetiredAt: until}), 0, nil
+}
+
+type credentialRequest struct {
+	APIKey string `json:"api_key"`
+}
+
+func (s *Server) setCredential(r *http.Request, c broker.Caller) (*api.Response, int, error) {
+	_, t, err := s.caller(r.Context(), r)
+	if err != nil {
+		return nil, 0, err
+	}
+	var req credentialRequest
+	if err := s.decode(r, &req, false); err != nil {
+		return nil, 0, err
+	}
+	return nil, 0, s.b.SetProviderCredential(r.Context(), c, t, r.PathValue("provider"), req.APIKey)
+}
