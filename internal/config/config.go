@@ -1,0 +1,179 @@
+// Package config loads qbroker's one YAML configuration file strictly:
+// unknown keys are errors, every problem is reported at once, and defaults
+// are applied in one place. See docs/config.md for the reference.
+package config
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"net/url"
+	"os"
+	"strings"
+
+	"go.yaml.in/yaml/v3"
+)
+
+// Config is the server configuration.
+type Config struct {
+	Listen    string     `yaml:"listen"`     // broker API address, e.g. 127.0.0.1:8200
+	PublicURL string     `yaml:"public_url"` // how agents and gateways reach the broker; the job tokens' issuer
+	DataDir   string     `yaml:"data_dir"`
+	Seal      Seal       `yaml:"seal"`
+	Policies  []string   `yaml:"policies"` // Cedar policy files; empty: the built-in demo policies
+	Gateway   Gateway    `yaml:"gateway"`
+	Providers Providers  `yaml:"providers"`
+	Devices   []Device   `yaml:"devices"` // empty: the built-in catalogue
+	Log       LogOptions `yaml:"log"`
+}
+
+// Seal chooses the key-encryption key provider.
+type Seal struct {
+	Type string `yaml:"type"` // "file" (default) or "env"
+	Path string `yaml:"path"` // file: key file; default <data_dir>/seal.key
+	Env  string `yaml:"env"`  // env: variable holding a base64 32-byte key; default QBROKER_SEAL_KEY
+}
+
+// Gateway configures the in-process gateway (optional).
+type Gateway struct {
+	Listen    string `yaml:"listen"`     // empty: no in-process gateway
+	PublicURL string `yaml:"public_url"` // the job tokens' audience and what agents are told
+}
+
+// Providers configures upstreams.
+type Providers struct {
+	IonQ IonQ `yaml:"ionq"`
+}
+
+// IonQ is the IonQ upstream.
+type IonQ struct {
+	BaseURL string `yaml:"base_url"` // default https://api.ionq.co
+}
+
+// Device is a catalogue entry.
+type Device struct {
+	Provider string `yaml:"provider"`
+	Name     string `yaml:"name"`
+	Kind     string `yaml:"kind"`
+	Qubits   int    `yaml:"qubits"`
+	MaxShots int    `yaml:"max_shots"`
+}
+
+// LogOptions configures logging.
+type LogOptions struct {
+	Level string `yaml:"level"` // debug, info (default), warn, error
+}
+
+// DefaultDevices is the built-in catalogue (see docs/providers.md).
+func DefaultDevices() []Device {
+	return []Device{
+		{Provider: "ionq", Name: "simulator", Kind: "simulator", Qubits: 29, MaxShots: 1_000_000},
+		{Provider: "ionq", Name: "qpu.forte-1", Kind: "qpu", Qubits: 36, MaxShots: 10_000},
+	}
+}
+
+// Load reads and validates a config file.
+func Load(path string) (*Config, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	c, err := Parse(b)
+	if err != nil {
+		return nil, fmt.Errorf("config %s: %w", path, err)
+	}
+	return c, nil
+}
+
+// Parse decodes YAML strictly, applies defaults and validates.
+func Parse(b []byte) (*Config, error) {
+	var c Config
+	dec := yaml.NewDecoder(bytes.NewReader(b))
+	dec.KnownFields(true)
+	if err := dec.Decode(&c); err != nil && !errors.Is(err, io.EOF) {
+		return nil, err
+	}
+	c.ApplyDefaults()
+	if err := c.Validate(); err != nil {
+		return nil, err
+	}
+	return &c, nil
+}
+
+// ApplyDefaults fills unset fields.
+func (c *Config) ApplyDefaults() {
+	if c.Listen == "" {
+		c.Listen = "127.0.0.1:8200"
+	}
+	if c.PublicURL == "" {
+		c.PublicURL = "http://" + c.Listen
+	}
+	if c.DataDir == "" {
+		c.DataDir = "./qbroker-data"
+	}
+	if c.Seal.Type == "" {
+		c.Seal.Type = "file"
+	}
+	if c.Seal.Type == "file" && c.Seal.Path == "" {
+		c.Seal.Path = c.DataDir + "/seal.key"
+	}
+	if c.Seal.Type == "env" && c.Seal.Env == "" {
+		c.Seal.Env = "QBROKER_SEAL_KEY"
+	}
+	if c.Gateway.Listen != "" && c.Gateway.PublicURL == "" {
+		c.Gateway.PublicURL = "http://" + c.Gateway.Listen
+	}
+	if c.Providers.IonQ.BaseURL == "" {
+		c.Providers.IonQ.BaseURL = "https://api.ionq.co"
+	}
+	if len(c.Devices) == 0 {
+		c.Devices = DefaultDevices()
+	}
+	if c.Log.Level == "" {
+		c.Log.Level = "info"
+	}
+}
+
+// Validate reports every problem at once.
+func (c *Config) Validate() error {
+	var errs []error
+	bad := func(f string, a ...any) { errs = append(errs, fmt.Errorf(f, a...)) }
+	for _, u := range []struct{ name, v string }{{"public_url", c.PublicURL}, {"gateway.public_url", c.Gateway.PublicURL}, {"providers.ionq.base_url", c.Providers.IonQ.BaseURL}} {
+		if u.v == "" {
+			continue
+		}
+		p, err := url.Parse(u.v)
+		if err != nil || (p.Scheme != "http" && p.Scheme != "https") || p.Host == "" {
+			bad("%s: %q is not an http(s) URL", u.name, u.v)
+		}
+	}
+	switch c.Seal.Type {
+	case "file", "env":
+	default:
+		bad("seal.type: %q is not one of file, env", c.Seal.Type)
+	}
+	seen := map[string]bool{}
+	for i, d := range c.Devices {
+		if d.Provider == "" || d.Name == "" {
+			bad("devices[%d]: provider and name are required", i)
+		}
+		if d.Kind != "qpu" && d.Kind != "simulator" {
+			bad("devices[%d]: kind %q is not qpu or simulator", i, d.Kind)
+		}
+		if d.Qubits <= 0 {
+			bad("devices[%d]: qubits must be positive", i)
+		}
+		k := d.Provider + "/" + d.Name
+		if seen[k] {
+			bad("devices[%d]: %s listed twice", i, k)
+		}
+		seen[k] = true
+	}
+	switch strings.ToLower(c.Log.Level) {
+	case "debug", "info", "warn", "error":
+	default:
+		bad("log.level: %q is not one of debug, info, warn, error", c.Log.Level)
+	}
+	return errors.Join(errs...)
+}
