@@ -1,0 +1,58 @@
+package sqlstore
+
+import (
+	"math"
+	"path/filepath"
+	"testing"
+	"time"
+)
+
+// The reader pool cannot write, whatever SQL reaches it.
+func TestReadersAreReadOnly(t *testing.T) {
+	s, err := OpenSQLite(t.Context(), filepath.Join(t.TempDir(), "q.db"), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if _, err := s.r.ExecContext(t.Context(), `INSERT INTO secrets (name, blob, created_at) VALUES ('k', x'00', 1)`); err == nil {
+		t.Fatal("write through the reader pool succeeded")
+	}
+	if _, err := s.r.ExecContext(t.Context(), `PRAGMA query_only = 0`); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.r.ExecContext(t.Context(), `INSERT INTO secrets (name, blob, created_at) VALUES ('k', x'00', 1)`); err == nil {
+		t.Fatal("write through the reader pool succeeded once query_only was lifted (mode=ro missing)")
+	}
+	var sync int
+	if err := s.w.QueryRowContext(t.Context(), `PRAGMA synchronous`).Scan(&sync); err != nil || sync != 2 {
+		t.Fatalf("writer synchronous = %d (err %v), want 2 (FULL)", sync, err)
+	}
+	var fk int
+	if err := s.w.QueryRowContext(t.Context(), `PRAGMA foreign_keys`).Scan(&fk); err != nil || fk != 1 {
+		t.Fatalf("writer foreign_keys = %d (err %v), want 1", fk, err)
+	}
+}
+
+func TestNanos(t *testing.T) {
+	cases := []struct {
+		in   time.Time
+		want int64
+	}{
+		{time.Time{}, 0},
+		{time.Unix(0, 0), -1},
+		{time.Unix(0, 1), 1},
+		{time.Date(9999, 1, 1, 0, 0, 0, 0, time.UTC), math.MaxInt64},
+		{time.Date(1, 1, 2, 0, 0, 0, 0, time.UTC), math.MinInt64 + 1},
+	}
+	for _, c := range cases {
+		if got := toNanos(c.in); got != c.want {
+			t.Errorf("toNanos(%v) = %d, want %d", c.in, got, c.want)
+		}
+	}
+	if !fromNanos(0).IsZero() {
+		t.Error("fromNanos(0) is not the zero time")
+	}
+	if got := fromNanos(5); !got.Equal(time.Unix(0, 5)) || got.Location() != time.UTC {
+		t.Errorf("fromNanos(5) = %v", got)
+	}
+}

@@ -1,0 +1,121 @@
+package sqlstore
+
+// sqliteMigrations is the SQLite schema history. Never edit a released
+// version; add a new one.
+//
+// Ledger:
+//
+//	v1  Initial schema. roles (devices as JSON text; role_id unique when set),
+//	    secret_ids (FK to roles, cascading on role delete; uses_left >= 0),
+//	    agents (labels JSON), tokens (policies/meta JSON; unique accessor),
+//	    job_grants, jobs (PK provider,id), secrets (sealed blob). Times are
+//	    INTEGER unix nanoseconds UTC, 0 meaning "zero time"; durations are
+//	    INTEGER nanoseconds; booleans INTEGER 0/1. Partial indexes on
+//	    expires_at for the expiry sweeps; accessor indexes for lookups.
+//
+// All tables are STRICT so a type mix-up fails instead of being coerced.
+func sqliteMigrations() []migration {
+	return []migration{
+		{
+			version: 1,
+			summary: "initial schema: roles, secret_ids, agents, tokens, job_grants, jobs, secrets",
+			stmts: []string{
+				`CREATE TABLE roles (
+					name               TEXT    NOT NULL PRIMARY KEY,
+					provider           TEXT    NOT NULL,
+					devices            TEXT    NOT NULL,
+					max_shots          INTEGER NOT NULL,
+					token_ttl          INTEGER NOT NULL,
+					token_max_ttl      INTEGER NOT NULL,
+					job_token_ttl      INTEGER NOT NULL,
+					secret_id_ttl      INTEGER NOT NULL,
+					secret_id_num_uses INTEGER NOT NULL,
+					owner              TEXT    NOT NULL,
+					team               TEXT    NOT NULL,
+					role_id            TEXT    NOT NULL,
+					created_at         INTEGER NOT NULL,
+					updated_at         INTEGER NOT NULL
+				) STRICT`,
+				`CREATE UNIQUE INDEX roles_role_id ON roles (role_id) WHERE role_id <> ''`,
+
+				`CREATE TABLE secret_ids (
+					hash       TEXT    NOT NULL PRIMARY KEY,
+					accessor   TEXT    NOT NULL,
+					role       TEXT    NOT NULL REFERENCES roles (name) ON DELETE CASCADE ON UPDATE CASCADE,
+					agent      TEXT    NOT NULL,
+					meta       TEXT    NOT NULL,
+					created_at INTEGER NOT NULL,
+					expires_at INTEGER NOT NULL,
+					uses_left  INTEGER NOT NULL CHECK (uses_left >= 0)
+				) STRICT`,
+				`CREATE UNIQUE INDEX secret_ids_accessor ON secret_ids (accessor)`,
+				`CREATE INDEX secret_ids_role ON secret_ids (role)`,
+				`CREATE INDEX secret_ids_expires ON secret_ids (expires_at) WHERE expires_at <> 0`,
+
+				`CREATE TABLE agents (
+					id          TEXT    NOT NULL PRIMARY KEY,
+					name        TEXT    NOT NULL,
+					role        TEXT    NOT NULL,
+					owner       TEXT    NOT NULL,
+					team        TEXT    NOT NULL,
+					auth_method TEXT    NOT NULL,
+					labels      TEXT    NOT NULL,
+					created_at  INTEGER NOT NULL,
+					suspended   INTEGER NOT NULL
+				) STRICT`,
+
+				`CREATE TABLE tokens (
+					hash           TEXT    NOT NULL PRIMARY KEY,
+					accessor       TEXT    NOT NULL,
+					agent_id       TEXT    NOT NULL,
+					role           TEXT    NOT NULL,
+					policies       TEXT    NOT NULL,
+					display_name   TEXT    NOT NULL,
+					auth_method    TEXT    NOT NULL,
+					meta           TEXT    NOT NULL,
+					issued_at      INTEGER NOT NULL,
+					expires_at     INTEGER NOT NULL,
+					max_expires_at INTEGER NOT NULL,
+					creation_ttl   INTEGER NOT NULL,
+					renewable      INTEGER NOT NULL
+				) STRICT`,
+				`CREATE UNIQUE INDEX tokens_accessor ON tokens (accessor)`,
+				`CREATE INDEX tokens_expires ON tokens (expires_at) WHERE expires_at <> 0`,
+
+				`CREATE TABLE job_grants (
+					jti            TEXT    NOT NULL PRIMARY KEY,
+					accessor       TEXT    NOT NULL,
+					agent_id       TEXT    NOT NULL,
+					role           TEXT    NOT NULL,
+					provider       TEXT    NOT NULL,
+					device         TEXT    NOT NULL,
+					max_shots      INTEGER NOT NULL,
+					program_sha256 TEXT    NOT NULL,
+					issued_at      INTEGER NOT NULL,
+					expires_at     INTEGER NOT NULL,
+					redeemed_at    INTEGER NOT NULL
+				) STRICT`,
+				`CREATE INDEX job_grants_accessor ON job_grants (accessor)`,
+				`CREATE INDEX job_grants_expires ON job_grants (expires_at)`,
+
+				`CREATE TABLE jobs (
+					provider   TEXT    NOT NULL,
+					id         TEXT    NOT NULL,
+					agent_id   TEXT    NOT NULL,
+					role       TEXT    NOT NULL,
+					jti        TEXT    NOT NULL,
+					device     TEXT    NOT NULL,
+					shots      INTEGER NOT NULL,
+					created_at INTEGER NOT NULL,
+					PRIMARY KEY (provider, id)
+				) STRICT`,
+
+				`CREATE TABLE secrets (
+					name       TEXT    NOT NULL PRIMARY KEY,
+					blob       BLOB    NOT NULL,
+					created_at INTEGER NOT NULL
+				) STRICT`,
+			},
+		},
+	}
+}

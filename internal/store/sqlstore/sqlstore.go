@@ -1,0 +1,209 @@
+// Package sqlstore implements store.Store on SQL databases: one SQL
+// implementation of every aggregate, and a thin dialect per database for
+// what genuinely differs (DSNs, DDL, error codes, placeholders). SQLite,
+// through the pure-Go modernc.org/sqlite driver, is the embedded default;
+// the SQL is written so that a PostgreSQL dialect can reuse it.
+//
+// Shape of the SQLite store:
+//
+//   - a writer pool of exactly one connection, whose transactions begin
+//     IMMEDIATE, so write transactions queue in Go instead of failing to
+//     upgrade a read lock;
+//   - a reader pool of several read-only connections for plain reads, which
+//     under WAL never block the writer;
+//   - WAL journal with synchronous=FULL: a commit that returned is on disk.
+//
+// Every method runs as its own statement or transaction; Store.Update runs
+// several in one. Inside Update, use only the Aggregates passed to fn: the
+// Store's own methods run outside the transaction and a write through them
+// would wait for the writer connection that fn holds.
+package sqlstore
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+
+	"github.com/qbroker/qbroker/internal/store"
+)
+
+// ErrSchemaTooNew is returned by Open when the database was migrated by a
+// newer qbroker than this binary: opening it could corrupt data the newer
+// schema relies on.
+var ErrSchemaTooNew = errors.New("database schema is newer than this binary supports")
+
+// maxTxAttempts bounds how many times Update retries a transaction that the
+// database asked to be retried (SQLITE_BUSY from another process, a
+// serialization failure on PostgreSQL).
+const maxTxAttempts = 3
+
+// Options configures a Store.
+type Options struct {
+	// Logger receives migration and maintenance messages; nil discards them.
+	Logger *slog.Logger
+}
+
+// querier is what the aggregates need: satisfied by *sql.DB and *sql.Tx, so
+// one implementation serves both single calls and Update.
+type querier interface {
+	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+}
+
+var (
+	_ querier = (*sql.DB)(nil)
+	_ querier = (*sql.Tx)(nil)
+)
+
+// rebound applies the dialect's placeholder rewriting to every query, so the
+// SQL in this package is written once with '?' placeholders.
+type rebound struct {
+	q      querier
+	rebind func(string) string
+}
+
+func (r rebound) ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error) {
+	return r.q.ExecContext(ctx, r.rebind(query), args...)
+}
+
+func (r rebound) QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
+	return r.q.QueryContext(ctx, r.rebind(query), args...)
+}
+
+func (r rebound) QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row {
+	return r.q.QueryRowContext(ctx, r.rebind(query), args...)
+}
+
+// Store is a store.Store backed by SQL.
+type Store struct {
+	d   dialect
+	w   *sql.DB // writer: one connection
+	r   *sql.DB // readers: read-only connections
+	log *slog.Logger
+
+	base handle // the aggregates outside any transaction
+
+	closeOnce sync.Once
+	closeErr  error
+}
+
+var _ store.Store = (*Store)(nil)
+
+// handle is what every aggregate holds: where to read, where to write, and
+// whether writes are already inside a transaction.
+type handle struct {
+	s    *Store
+	r    querier // reads
+	w    querier // writes
+	inTx bool
+}
+
+// atomic runs fn in a write transaction, or directly when the handle is
+// already inside one (Update).
+func (h handle) atomic(ctx context.Context, fn func(q querier) error) error {
+	if h.inTx {
+		return fn(h.w)
+	}
+	return h.s.writeTx(ctx, fn)
+}
+
+func (h handle) dialect() dialect { return h.s.d }
+
+func newStore(d dialect, w, r *sql.DB, log *slog.Logger) *Store {
+	s := &Store{d: d, w: w, r: r, log: log}
+	s.base = handle{s: s, r: s.wrap(r), w: s.wrap(w)}
+	return s
+}
+
+func (s *Store) wrap(q querier) querier { return rebound{q: q, rebind: s.d.rebind} }
+
+// Roles implements store.Aggregates.
+func (s *Store) Roles() store.Roles { return roles{s.base} }
+
+// SecretIDs implements store.Aggregates.
+func (s *Store) SecretIDs() store.SecretIDs { return secretIDs{s.base} }
+
+// Agents implements store.Aggregates.
+func (s *Store) Agents() store.Agents { return agents{s.base} }
+
+// Tokens implements store.Aggregates.
+func (s *Store) Tokens() store.Tokens { return tokens{s.base} }
+
+// Grants implements store.Aggregates.
+func (s *Store) Grants() store.Grants { return grants{s.base} }
+
+// Jobs implements store.Aggregates.
+func (s *Store) Jobs() store.Jobs { return jobs{s.base} }
+
+// Secrets implements store.Aggregates.
+func (s *Store) Secrets() store.Secrets { return secrets{s.base} }
+
+// txAggregates is the view of the store that Update hands to fn.
+type txAggregates struct{ h handle }
+
+var _ store.Aggregates = txAggregates{}
+
+func (a txAggregates) Roles() store.Roles         { return roles(a) }
+func (a txAggregates) SecretIDs() store.SecretIDs { return secretIDs(a) }
+func (a txAggregates) Agents() store.Agents       { return agents(a) }
+func (a txAggregates) Tokens() store.Tokens       { return tokens(a) }
+func (a txAggregates) Grants() store.Grants       { return grants(a) }
+func (a txAggregates) Jobs() store.Jobs           { return jobs(a) }
+func (a txAggregates) Secrets() store.Secrets     { return secrets(a) }
+
+// Update runs fn in one write transaction. fn's reads see its own writes.
+// fn may run more than once if the database asks for a retry.
+func (s *Store) Update(ctx context.Context, fn func(tx store.Aggregates) error) error {
+	return s.writeTx(ctx, func(q querier) error {
+		return fn(txAggregates{handle{s: s, r: q, w: q, inTx: true}})
+	})
+}
+
+// writeTx runs fn in a transaction on the writer, retrying when the dialect
+// says the failure was transient.
+func (s *Store) writeTx(ctx context.Context, fn func(q querier) error) error {
+	var err error
+	for attempt := 1; attempt <= maxTxAttempts; attempt++ {
+		err = s.tryTx(ctx, fn)
+		if err == nil || !s.d.isRetryable(err) || ctx.Err() != nil {
+			return err
+		}
+		s.log.DebugContext(ctx, "retrying transaction", "attempt", attempt, "err", err)
+	}
+	return err
+}
+
+func (s *Store) tryTx(ctx context.Context, fn func(q querier) error) (err error) {
+	tx, err := s.w.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("begin transaction: %w", err)
+	}
+	committed := false
+	defer func() {
+		if !committed {
+			if rbErr := tx.Rollback(); rbErr != nil && !errors.Is(rbErr, sql.ErrTxDone) {
+				s.log.WarnContext(ctx, "rollback failed", "err", rbErr)
+			}
+		}
+	}()
+	if err := fn(s.wrap(tx)); err != nil {
+		return err
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("commit: %w", err)
+	}
+	committed = true
+	return nil
+}
+
+// Close closes both pools. It is safe to call more than once.
+func (s *Store) Close() error {
+	s.closeOnce.Do(func() {
+		s.closeErr = errors.Join(s.r.Close(), s.w.Close())
+	})
+	return s.closeErr
+}
