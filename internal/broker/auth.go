@@ -349,3 +349,22 @@ func requireRoot(t core.Token) error {
 	}
 	return nil
 }
+
+const secretInitialized = "sys/initialized"
+
+// Initialize creates the first root token on a new store. On later starts
+// it does nothing: the root token is shown once and stored only hashed.
+func (b *Broker) Initialize(ctx context.Context, c Caller) (root string, created bool, err error) {
+	if _, err := b.cfg.Store.Secrets().Get(ctx, secretInitialized); err == nil {
+		return "", false, nil
+	} else if !errors.Is(err, store.ErrNotFound) {
+		return "", false, err
+	}
+	if root, err = b.CreateRootToken(ctx, c, "initial-root"); err != nil {
+		return "", false, err
+	}
+	if err := b.putSealed(ctx, b.cfg.Store, secretInitialized, []byte(b.now().UTC().Format(time.RFC3339))); err != nil {
+		return "", false, err
+	}
+	return root, true, nil
+}

@@ -207,4 +207,3 @@ func (b *Broker) Job(ctx context.Context, provider, id string) (api.JobRecord, e
 	}
 	return api.JobRecord{Provider: j.Provider, ID: j.ID, AgentID: j.AgentID, Role: j.Role, JTI: j.JTI, Device: j.Device, Shots: j.Shots, CreatedAt: j.CreatedAt}, nil
 }
-

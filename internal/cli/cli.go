@@ -1,0 +1,89 @@
+// Package cli is qbroker's command line (cobra). Commands that talk to a
+// running broker use package client only; commands that run services build
+// them through internal/server. Output streams and the environment are
+// injected so commands can be tested.
+package cli
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/qbroker/qbroker/client"
+)
+
+// Env is the process environment a command sees.
+type Env struct {
+	Stdout, Stderr io.Writer
+	Getenv         func(string) string
+}
+
+// Environment variables the CLI reads.
+const (
+	EnvAddr        = "QBROKER_ADDR"
+	EnvToken       = "QBROKER_TOKEN"
+	EnvGatewayAddr = "QBROKER_GATEWAY_ADDR"
+	EnvRoleID      = "QBROKER_ROLE_ID"
+	EnvSecretID    = "QBROKER_SECRET_ID"
+)
+
+// Main runs the command line and returns the exit code.
+func Main(ctx context.Context, args []string, env Env) int {
+	root := newRoot(env)
+	root.SetArgs(args)
+	root.SetOut(env.Stdout)
+	root.SetErr(env.Stderr)
+	if err := root.ExecuteContext(ctx); err != nil {
+		fmt.Fprintln(env.Stderr, "error:", err)
+		return 1
+	}
+	return 0
+}
+
+func newRoot(env Env) *cobra.Command {
+	root := &cobra.Command{
+		Use:           "qbroker",
+		Short:         "Quantum cloud credential broker for AI agents",
+		Long:          "qbroker lets AI agents use quantum clouds without holding long-lived API keys.\nRun `qbroker dev` for the all-in-one quickstart.",
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	root.AddCommand(
+		devCmd(env), serverCmd(env), gatewayCmd(env), simCmd(env),
+		demoCmd(env), benchCmd(env),
+		roleCmd(env), approleCmd(env), keysCmd(env), providerCmd(env), tokenCmd(env),
+	)
+	return root
+}
+
+// apiClient builds a client from QBROKER_ADDR and QBROKER_TOKEN.
+func apiClient(env Env) (*client.Client, error) {
+	addr := env.Getenv(EnvAddr)
+	if addr == "" {
+		return nil, fmt.Errorf("%s is not set (run `qbroker dev` and eval its exports)", EnvAddr)
+	}
+	c := client.New(addr, nil)
+	if t := env.Getenv(EnvToken); t != "" {
+		c = c.WithToken(t)
+	}
+	return c, nil
+}
+
+func newLogger(w io.Writer, level string) *slog.Logger {
+	var l slog.Level
+	switch strings.ToLower(level) {
+	case "debug":
+		l = slog.LevelDebug
+	case "warn":
+		l = slog.LevelWarn
+	case "error":
+		l = slog.LevelError
+	default:
+		l = slog.LevelInfo
+	}
+	return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: l}))
+}

@@ -1,0 +1,202 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/http"
+	"net/url"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/qbroker/qbroker/internal/config"
+	"github.com/qbroker/qbroker/internal/gateway"
+	"github.com/qbroker/qbroker/internal/server"
+	"github.com/qbroker/qbroker/internal/sim/ionqsim"
+	"github.com/qbroker/qbroker/internal/token"
+)
+
+const drainTimeout = 10 * time.Second
+
+func devCmd(env Env) *cobra.Command {
+	var o server.DevOptions
+	var logLevel, ionqKeyEnv string
+	cmd := &cobra.Command{
+		Use:   "dev",
+		Short: "Run broker, gateway and IonQ emulator in one process with a demo role (quickstart)",
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			o.Logger = newLogger(env.Stderr, logLevel)
+			if ionqKeyEnv != "" {
+				if o.IonQKey = env.Getenv(ionqKeyEnv); o.IonQKey == "" {
+					return fmt.Errorf("%s is empty", ionqKeyEnv)
+				}
+			}
+			d, err := server.StartDev(cmd.Context(), o)
+			if err != nil {
+				return err
+			}
+			out := env.Stdout
+			fmt.Fprintf(out, "qbroker dev is running (data in %s)\n", d.DataDir)
+			fmt.Fprintf(out, "  broker:   %s\n  gateway:  %s\n  emulator: %s (IonQ v0.4; its key stays inside qbroker)\n\n", d.BrokerURL, d.GatewayURL, d.SimURL)
+			fmt.Fprintf(out, "In another shell, paste these lines (or eval them) and run `qbroker demo`:\n\n")
+			fmt.Fprintf(out, "export %s=%s\n", EnvAddr, d.BrokerURL)
+			fmt.Fprintf(out, "export %s=%s\n", EnvGatewayAddr, d.GatewayURL)
+			fmt.Fprintf(out, "export %s=%s\n", EnvToken, d.RootToken)
+			fmt.Fprintf(out, "export %s=%s\n", EnvRoleID, d.RoleID)
+			fmt.Fprintf(out, "export %s=%s\n", EnvSecretID, d.SecretID)
+			fmt.Fprintf(out, "\n# QBROKER_TOKEN is an admin token for this dev instance only; the demo agent uses the AppRole pair.\n")
+			return wait(cmd.Context(), d.Err(), d.Close)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&o.Addr, "addr", "127.0.0.1:8200", "broker API listen address")
+	f.StringVar(&o.GatewayAddr, "gateway-addr", "127.0.0.1:8300", "gateway listen address")
+	f.StringVar(&o.SimAddr, "sim-addr", "127.0.0.1:8400", "IonQ emulator listen address")
+	f.StringVar(&o.DataDir, "data", "", "data directory (default: a new temporary directory)")
+	f.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
+	f.StringVar(&ionqKeyEnv, "ionq-key-env", "", "take the emulator's API key from this env var (for direct-to-emulator benchmarks)")
+	return cmd
+}
+
+func wait(ctx context.Context, errc <-chan error, closeFn func(context.Context) error) error {
+	var err error
+	select {
+	case <-ctx.Done():
+	case err = <-errc:
+	}
+	dctx, cancel := context.WithTimeout(context.Background(), drainTimeout)
+	defer cancel()
+	if cerr := closeFn(dctx); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+func serverCmd(env Env) *cobra.Command {
+	var cfgPath, dataDir, listen string
+	cmd := &cobra.Command{
+		Use:   "server",
+		Short: "Run the broker (and, if configured, an in-process gateway)",
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			var cfg *config.Config
+			var err error
+			if cfgPath != "" {
+				cfg, err = config.Load(cfgPath)
+			} else {
+				cfg, err = config.Parse(nil)
+			}
+			if err != nil {
+				return err
+			}
+			if dataDir != "" {
+				cfg.DataDir = dataDir
+				if cfg.Seal.Type == "file" && cfgPath == "" {
+					cfg.Seal.Path = dataDir + "/seal.key"
+				}
+			}
+			if listen != "" {
+				cfg.Listen = listen
+			}
+			log := newLogger(env.Stderr, cfg.Log.Level)
+			s, err := server.Start(cmd.Context(), server.Options{Config: cfg, Logger: log})
+			if err != nil {
+				return err
+			}
+			root, created, err := s.Initialize(cmd.Context())
+			if err != nil {
+				_ = s.Close(context.Background())
+				return err
+			}
+			fmt.Fprintf(env.Stdout, "qbroker server listening on %s\n", s.BrokerURL)
+			if s.GatewayURL != "" {
+				fmt.Fprintf(env.Stdout, "gateway listening on %s\n", s.GatewayURL)
+			}
+			if created {
+				fmt.Fprintf(env.Stdout, "Initial root token (shown once; store it safely): %s\n", root)
+			}
+			return wait(cmd.Context(), s.Err(), s.Close)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&cfgPath, "config", "", "YAML config file (docs/config.md)")
+	f.StringVar(&dataDir, "data", "", "data directory (overrides the config; default ./qbroker-data)")
+	f.StringVar(&listen, "addr", "", "listen address (overrides the config)")
+	return cmd
+}
+
+func gatewayCmd(env Env) *cobra.Command {
+	var brokerAddr, addr, ionqUpstream, logLevel string
+	cmd := &cobra.Command{
+		Use:   "gateway",
+		Short: "Run a standalone gateway in front of the providers (token from QBROKER_GATEWAY_TOKEN)",
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			tok := env.Getenv("QBROKER_GATEWAY_TOKEN")
+			if tok == "" {
+				return fmt.Errorf("QBROKER_GATEWAY_TOKEN is not set (create one with `qbroker token create-gateway`)")
+			}
+			if brokerAddr == "" {
+				brokerAddr = env.Getenv(EnvAddr)
+			}
+			if brokerAddr == "" {
+				return fmt.Errorf("--broker or %s is required", EnvAddr)
+			}
+			u, err := url.Parse(ionqUpstream)
+			if err != nil {
+				return fmt.Errorf("--ionq-upstream: %w", err)
+			}
+			log := newLogger(env.Stderr, logLevel)
+			hc := &http.Client{Timeout: 10 * time.Second}
+			v, err := token.NewVerifier(token.VerifierConfig{
+				Issuer: brokerAddr, Audience: server.Audience,
+				Keys: token.NewJWKSCache(brokerAddr+"/.well-known/jwks.json", hc, 5*time.Second),
+			})
+			if err != nil {
+				return err
+			}
+			gw, err := gateway.New(gateway.Config{Broker: gateway.NewRemoteBroker(brokerAddr, tok, hc), Verifier: v, IonQUpstream: u, Logger: log})
+			if err != nil {
+				return err
+			}
+			return serveUntilDone(cmd.Context(), env, addr, gw, "gateway")
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&brokerAddr, "broker", "", "broker URL (default $QBROKER_ADDR); also the job tokens' issuer")
+	f.StringVar(&addr, "addr", "127.0.0.1:8300", "listen address")
+	f.StringVar(&ionqUpstream, "ionq-upstream", "https://api.ionq.co", "IonQ API base URL")
+	f.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
+	return cmd
+}
+
+func simCmd(env Env) *cobra.Command {
+	var addr, keyEnv string
+	cmd := &cobra.Command{
+		Use:   "sim",
+		Short: "Run the IonQ v0.4 emulator (state-vector simulator behind IonQ's API)",
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			key := env.Getenv(keyEnv)
+			if key == "" {
+				return fmt.Errorf("%s must hold the API key the emulator accepts", keyEnv)
+			}
+			em := ionqsim.New(ionqsim.Config{APIKey: key, Logger: newLogger(env.Stderr, "info")})
+			defer em.Close()
+			return serveUntilDone(cmd.Context(), env, addr, em, "ionq emulator")
+		},
+	}
+	cmd.Flags().StringVar(&addr, "addr", "127.0.0.1:8400", "listen address")
+	cmd.Flags().StringVar(&keyEnv, "api-key-env", "IONQ_API_KEY", "env var holding the API key to accept")
+	return cmd
+}
+
+func serveUntilDone(ctx context.Context, env Env, addr string, h http.Handler, what string) error {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return err
+	}
+	hs := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 120 * time.Second}
+	errc := make(chan error, 1)
+	go func() { errc <- hs.Serve(ln) }()
+	fmt.Fprintf(env.Stdout, "%s listening on http://%s\n", what, ln.Addr())
+	return wait(ctx, errc, hs.Shutdown)
+}

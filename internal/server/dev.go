@@ -1,0 +1,161 @@
+package server
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"time"
+
+	"github.com/qbroker/qbroker/api"
+	"github.com/qbroker/qbroker/internal/broker"
+	"github.com/qbroker/qbroker/internal/config"
+	"github.com/qbroker/qbroker/internal/sim/ionqsim"
+)
+
+// DevOptions configures `qbroker dev`.
+type DevOptions struct {
+	Addr        string // broker API; default 127.0.0.1:8200
+	GatewayAddr string // default 127.0.0.1:8300
+	SimAddr     string // IonQ emulator; default 127.0.0.1:8400
+	DataDir     string // default: a new temporary directory
+	// IonQKey is the emulator's API key. Default: random, known only to
+	// this process. Set it only to benchmark against the emulator directly.
+	IonQKey string
+	Logger  *slog.Logger
+}
+
+// Dev is a running all-in-one: broker, gateway and IonQ emulator, with a
+// demo role and agent.
+type Dev struct {
+	*Server
+	SimURL    string
+	DataDir   string
+	RootToken string // admin token (root policy)
+	RoleID    string // demo agent's AppRole role_id
+	SecretID  string // demo agent's AppRole secret_id
+
+	sim    *ionqsim.Emulator
+	simSrv *http.Server
+}
+
+// Demo role limits.
+const (
+	DemoRole     = "demo"
+	DemoAgent    = "demo-agent"
+	DemoMaxShots = 10_000
+)
+
+// StartDev starts everything in one process on loopback.
+func StartDev(ctx context.Context, o DevOptions) (_ *Dev, err error) {
+	if o.Addr == "" {
+		o.Addr = "127.0.0.1:8200"
+	}
+	if o.GatewayAddr == "" {
+		o.GatewayAddr = "127.0.0.1:8300"
+	}
+	if o.SimAddr == "" {
+		o.SimAddr = "127.0.0.1:8400"
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.DataDir == "" {
+		if o.DataDir, err = os.MkdirTemp("", "qbroker-dev-"); err != nil {
+			return nil, err
+		}
+	}
+	d := &Dev{DataDir: o.DataDir}
+	defer func() {
+		if err != nil {
+			d.Close(context.Background())
+		}
+	}()
+
+	// The emulator's API key stands in for a real IonQ key: the broker
+	// keeps it sealed and only the gateway ever sends it.
+	ionqKey := o.IonQKey
+	if ionqKey == "" {
+		var kb [32]byte
+		if _, err := rand.Read(kb[:]); err != nil {
+			return nil, err
+		}
+		ionqKey = "ionq-dev-" + base64.RawURLEncoding.EncodeToString(kb[:])
+	}
+	simLn, err := net.Listen("tcp", o.SimAddr)
+	if err != nil {
+		return nil, fmt.Errorf("listen %s: %w", o.SimAddr, err)
+	}
+	d.SimURL = "http://" + simLn.Addr().String()
+	d.sim = ionqsim.New(ionqsim.Config{APIKey: ionqKey, Logger: o.Logger})
+	d.simSrv = &http.Server{Handler: d.sim, ReadHeaderTimeout: 10 * time.Second}
+	go func() { _ = d.simSrv.Serve(simLn) }()
+
+	cfg := &config.Config{Listen: o.Addr, DataDir: o.DataDir, Gateway: config.Gateway{Listen: o.GatewayAddr}}
+	cfg.ApplyDefaults()
+	cfg.PublicURL, cfg.Gateway.PublicURL = "", "" // derive from the bound listeners
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if d.Server, err = Start(ctx, Options{Config: cfg, Logger: o.Logger, IonQUpstream: d.SimURL}); err != nil {
+		return nil, err
+	}
+	if err := d.bootstrap(ctx, ionqKey); err != nil {
+		return nil, fmt.Errorf("dev bootstrap: %w", err)
+	}
+	return d, nil
+}
+
+func (d *Dev) bootstrap(ctx context.Context, ionqKey string) error {
+	c := broker.Caller{RequestID: "dev-bootstrap", Path: "dev"}
+	b := d.Broker
+	var err error
+	if d.RootToken, err = b.CreateRootToken(ctx, c, "dev-admin"); err != nil {
+		return err
+	}
+	root, err := b.Authenticate(ctx, d.RootToken)
+	if err != nil {
+		return err
+	}
+	if err := b.SetProviderCredential(ctx, c, root, "ionq", ionqKey); err != nil {
+		return err
+	}
+	// The role lists the QPU too, so that its refusal comes from policy
+	// (demo-no-qpu) and can be seen.
+	if _, err := b.PutRole(ctx, c, root, DemoRole, api.Role{
+		Provider: "ionq", Devices: []string{"simulator", "qpu.forte-1"}, MaxShots: DemoMaxShots,
+		TokenTTL: api.Duration(time.Hour), TokenMaxTTL: api.Duration(24 * time.Hour), JobTokenTTL: api.Duration(5 * time.Minute),
+		Owner: "dev", Team: "dev",
+	}); err != nil {
+		return err
+	}
+	if d.RoleID, err = b.RoleID(ctx, root, DemoRole); err != nil {
+		return err
+	}
+	sid, err := b.NewSecretID(ctx, c, root, DemoRole, api.SecretIDRequest{Agent: DemoAgent})
+	if err != nil {
+		return err
+	}
+	d.SecretID = sid.SecretID
+	return nil
+}
+
+// Close stops the server and the emulator.
+func (d *Dev) Close(ctx context.Context) error {
+	var errs []error
+	if d.Server != nil {
+		errs = append(errs, d.Server.Close(ctx))
+	}
+	if d.simSrv != nil {
+		errs = append(errs, d.simSrv.Shutdown(ctx))
+	}
+	if d.sim != nil {
+		d.sim.Close()
+	}
+	return errors.Join(errs...)
+}

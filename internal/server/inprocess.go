@@ -1,0 +1,68 @@
+package server
+
+import (
+	"context"
+	"errors"
+
+	"github.com/qbroker/qbroker/api"
+	"github.com/qbroker/qbroker/internal/audit"
+	"github.com/qbroker/qbroker/internal/broker"
+	"github.com/qbroker/qbroker/internal/core"
+	"github.com/qbroker/qbroker/internal/gateway"
+)
+
+// inProcess adapts the broker to the gateway's Broker contract without a
+// network hop (qbroker dev, or a server with gateway.listen set).
+type inProcess struct{ b *broker.Broker }
+
+var _ gateway.Broker = inProcess{}
+
+var gatewayCaller = broker.Caller{Path: "gateway"}
+
+func (p inProcess) Redeem(ctx context.Context, jti string) error {
+	err := p.b.Redeem(ctx, gatewayCaller, jti)
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, broker.ErrTokenUsed):
+		return gateway.ErrTokenUsed
+	case errors.Is(err, broker.ErrTokenExpired):
+		return gateway.ErrTokenExpired
+	case errors.Is(err, broker.ErrTokenRevoked):
+		return gateway.ErrTokenRevoked
+	case errors.Is(err, broker.ErrTokenUnknown):
+		return gateway.ErrUnknownToken
+	}
+	return err
+}
+
+func (p inProcess) RecordJob(ctx context.Context, j api.JobRecord) error {
+	return p.b.RecordJob(ctx, gatewayCaller, j)
+}
+
+func (p inProcess) Job(ctx context.Context, provider, id string) (api.JobRecord, error) {
+	j, err := p.b.Job(ctx, provider, id)
+	if core.KindOf(err) == core.KindNotFound {
+		return api.JobRecord{}, gateway.ErrNotFound
+	}
+	return j, err
+}
+
+func (p inProcess) AgentForToken(ctx context.Context, raw string) (string, error) {
+	t, err := p.b.Authenticate(ctx, raw)
+	if core.KindOf(err) == core.KindUnauthenticated {
+		return "", gateway.ErrBadBrokerToken
+	}
+	if err != nil {
+		return "", err
+	}
+	return t.AgentID, nil
+}
+
+func (p inProcess) Credential(ctx context.Context, provider string) (string, error) {
+	return p.b.Credential(ctx, provider)
+}
+
+func (p inProcess) Audit(ctx context.Context, e *audit.Event) error {
+	return p.b.Audit(ctx, gatewayCaller, e)
+}

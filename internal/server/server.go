@@ -1,0 +1,215 @@
+// Package server is qbroker's composition root: it builds the store, seal,
+// audit sink, policy engine, broker, HTTP API, gateway and (for dev) the
+// emulators, binds their listeners and runs them under one context. Only
+// cmd/qbroker (through internal/cli) imports it.
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/qbroker/qbroker/internal/audit"
+	"github.com/qbroker/qbroker/internal/broker"
+	"github.com/qbroker/qbroker/internal/config"
+	"github.com/qbroker/qbroker/internal/gateway"
+	"github.com/qbroker/qbroker/internal/httpapi"
+	"github.com/qbroker/qbroker/internal/policy"
+	"github.com/qbroker/qbroker/internal/seal"
+	"github.com/qbroker/qbroker/internal/store/sqlstore"
+	"github.com/qbroker/qbroker/internal/token"
+)
+
+// Version is reported by /v1/sys/health.
+const Version = "0.1.0-dev"
+
+// Audience is the job tokens' audience: every qbroker gateway accepts it.
+const Audience = "qbroker-gateway"
+
+// Options configures a server.
+type Options struct {
+	Config *config.Config
+	Logger *slog.Logger
+	// IonQUpstream overrides Config.Providers.IonQ.BaseURL (dev points it at
+	// the in-process emulator).
+	IonQUpstream string
+}
+
+// Server is a running broker (and optional in-process gateway).
+type Server struct {
+	BrokerURL  string
+	GatewayURL string
+	Broker     *broker.Broker
+
+	log     *slog.Logger
+	store   *sqlstore.Store
+	sink    *audit.FileSink
+	servers []*http.Server
+	lns     []net.Listener
+	errc    chan error
+}
+
+// Start builds everything and starts serving. Close stops it.
+func Start(ctx context.Context, o Options) (_ *Server, err error) {
+	cfg := o.Config
+	log := o.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	s := &Server{log: log, errc: make(chan error, 4)}
+	defer func() {
+		if err != nil {
+			s.Close(context.Background())
+		}
+	}()
+
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return nil, fmt.Errorf("data dir: %w", err)
+	}
+	apiLn, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		return nil, fmt.Errorf("listen %s: %w", cfg.Listen, err)
+	}
+	s.lns = append(s.lns, apiLn)
+	s.BrokerURL = publicURL(cfg.PublicURL, apiLn)
+	var gwLn net.Listener
+	if cfg.Gateway.Listen != "" {
+		if gwLn, err = net.Listen("tcp", cfg.Gateway.Listen); err != nil {
+			return nil, fmt.Errorf("listen %s: %w", cfg.Gateway.Listen, err)
+		}
+		s.lns = append(s.lns, gwLn)
+		s.GatewayURL = publicURL(cfg.Gateway.PublicURL, gwLn)
+	}
+
+	var kek seal.KEKProvider = seal.FileKEK{Path: cfg.Seal.Path, Create: true}
+	if cfg.Seal.Type == "env" {
+		kek = seal.EnvKEK{Var: cfg.Seal.Env}
+	}
+	sealer, err := seal.New(ctx, kek)
+	if err != nil {
+		return nil, fmt.Errorf("seal: %w", err)
+	}
+	if s.store, err = sqlstore.OpenSQLite(ctx, filepath.Join(cfg.DataDir, "qbroker.db"), sqlstore.Options{Logger: log}); err != nil {
+		return nil, fmt.Errorf("store: %w", err)
+	}
+	if s.sink, err = audit.OpenFile(filepath.Join(cfg.DataDir, "audit.log"), audit.FileOptions{Logger: log}); err != nil {
+		return nil, fmt.Errorf("audit: %w", err)
+	}
+	pol, err := loadPolicy(cfg.Policies)
+	if err != nil {
+		return nil, err
+	}
+	var devices []broker.Device
+	for _, d := range cfg.Devices {
+		devices = append(devices, broker.Device{Provider: d.Provider, Name: d.Name, Kind: d.Kind, Qubits: d.Qubits, MaxShots: d.MaxShots})
+	}
+	s.Broker, err = broker.New(ctx, broker.Config{
+		Store: s.store, Sealer: sealer, Policy: pol, Audit: s.sink,
+		Issuer: s.BrokerURL, Audience: Audience, GatewayAddr: s.GatewayURL, Devices: devices, Logger: log,
+	})
+	if err != nil {
+		return nil, err
+	}
+	s.serve(apiLn, httpapi.New(httpapi.Config{Broker: s.Broker, Logger: log, Version: Version}))
+
+	if gwLn != nil {
+		upstream := cfg.Providers.IonQ.BaseURL
+		if o.IonQUpstream != "" {
+			upstream = o.IonQUpstream
+		}
+		gw, err := NewInProcessGateway(s.Broker, upstream, log)
+		if err != nil {
+			return nil, err
+		}
+		s.serve(gwLn, gw)
+	}
+	log.Info("qbroker started", "broker", s.BrokerURL, "gateway", s.GatewayURL, "data_dir", cfg.DataDir)
+	return s, nil
+}
+
+// NewInProcessGateway builds a gateway that talks to b directly.
+func NewInProcessGateway(b *broker.Broker, ionqUpstream string, log *slog.Logger) (*gateway.Gateway, error) {
+	u, err := url.Parse(ionqUpstream)
+	if err != nil {
+		return nil, fmt.Errorf("ionq upstream: %w", err)
+	}
+	v, err := token.NewVerifier(token.VerifierConfig{Issuer: b.Issuer(), Audience: b.Audience(), Keys: b.KeyRing()})
+	if err != nil {
+		return nil, err
+	}
+	return gateway.New(gateway.Config{Broker: inProcess{b}, Verifier: v, IonQUpstream: u, Logger: log})
+}
+
+func loadPolicy(files []string) (*policy.Engine, error) {
+	if len(files) == 0 {
+		return policy.New(policy.DefaultFiles())
+	}
+	e, err := policy.LoadFiles(files)
+	if err != nil {
+		return nil, fmt.Errorf("policy: %w", err)
+	}
+	return e, nil
+}
+
+// publicURL is the configured URL, or one derived from the bound listener
+// (so port 0 works).
+func publicURL(configured string, ln net.Listener) string {
+	if configured != "" && !strings.HasSuffix(configured, ":0") {
+		return strings.TrimSuffix(configured, "/")
+	}
+	return "http://" + ln.Addr().String()
+}
+
+func (s *Server) serve(ln net.Listener, h http.Handler) {
+	hs := &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      60 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
+	}
+	s.servers = append(s.servers, hs)
+	go func() {
+		if err := hs.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			s.errc <- err
+		}
+	}()
+}
+
+// Err reports a listener that stopped unexpectedly.
+func (s *Server) Err() <-chan error { return s.errc }
+
+// Close drains in-flight requests (until ctx ends) and releases everything.
+func (s *Server) Close(ctx context.Context) error {
+	var errs []error
+	for _, hs := range s.servers {
+		errs = append(errs, hs.Shutdown(ctx))
+	}
+	if len(s.servers) == 0 {
+		for _, ln := range s.lns {
+			_ = ln.Close()
+		}
+	}
+	if s.sink != nil {
+		errs = append(errs, s.sink.Close())
+	}
+	if s.store != nil {
+		errs = append(errs, s.store.Close())
+	}
+	return errors.Join(errs...)
+}
+
+// Initialize creates the initial root token on first start.
+func (s *Server) Initialize(ctx context.Context) (root string, created bool, err error) {
+	return s.Broker.Initialize(ctx, broker.Caller{RequestID: "init", Path: "init"})
+}
