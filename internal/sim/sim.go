@@ -52,7 +52,7 @@ func (s *State) Amplitudes() []complex128 { return slices.Clone(s.amp) }
 // Matrix is a 2×2 unitary in row-major order: [[m[0], m[1]], [m[2], m[3]]].
 type Matrix [4]complex128
 
-var invSqrt2 = complex(1/math.Sqrt2, 0)
+const invSqrt2 = complex(1/math.Sqrt2, 0)
 
 // GateMatrix returns the 2×2 unitary of a single-qubit QIS gate. rotation is
 // used only by rx, ry and rz (radians).

@@ -29,10 +29,13 @@ const (
 // BackendSimulator is the only backend that accepts a noise model.
 const BackendSimulator = "simulator"
 
-// NoiseModels lists the simulator noise models IonQ accepts.
-var noiseModels = map[string]bool{
-	"ideal": true, "harmony": true, "harmony-1": true, "harmony-2": true,
-	"aria-1": true, "aria-2": true, "forte-1": true, "forte-enterprise-1": true,
+// IsNoiseModel reports whether m is a simulator noise model IonQ accepts.
+func IsNoiseModel(m string) bool {
+	switch m {
+	case "ideal", "harmony", "harmony-1", "harmony-2", "aria-1", "aria-2", "forte-1", "forte-enterprise-1":
+		return true
+	}
+	return false
 }
 
 // ValidationError is the error type for every problem found in a request;
@@ -80,9 +83,12 @@ func (r *JobRequest) ParsedNoise() *Noise {
 	return &n
 }
 
-var requestFields = map[string]bool{
-	"type": true, "name": true, "metadata": true, "shots": true, "backend": true,
-	"session_id": true, "settings": true, "dry_run": true, "noise": true, "input": true,
+func isRequestField(k string) bool {
+	switch k {
+	case "type", "name", "metadata", "shots", "backend", "session_id", "settings", "dry_run", "noise", "input":
+		return true
+	}
+	return false
 }
 
 func verr(field, format string, args ...any) *ValidationError {
@@ -112,7 +118,7 @@ func DecodeJobRequest(body []byte) (*JobRequest, error) {
 	r := &JobRequest{}
 	for _, k := range keys {
 		raw := top[k]
-		if !requestFields[k] {
+		if !isRequestField(k) {
 			return nil, verr(truncate(k), "unknown field %q", truncate(k))
 		}
 		if bytes.Equal(raw, []byte("null")) {
@@ -252,7 +258,7 @@ func validateNoise(raw json.RawMessage) error {
 		switch k {
 		case "model":
 			var m string
-			if json.Unmarshal(v, &m) != nil || !noiseModels[m] {
+			if json.Unmarshal(v, &m) != nil || !IsNoiseModel(m) {
 				return verr("noise.model", "unknown noise model %s", truncate(string(v)))
 			}
 		case "seed":
