@@ -1,10 +1,13 @@
 package sqlstore
 
 import (
+	"context"
 	"math"
 	"path/filepath"
 	"testing"
 	"time"
+
+	"github.com/qbroker/qbroker/internal/core"
 )
 
 // The reader pool cannot write, whatever SQL reaches it.
@@ -54,5 +57,28 @@ func TestNanos(t *testing.T) {
 	}
 	if got := fromNanos(5); !got.Equal(time.Unix(0, 5)) || got.Location() != time.UTC {
 		t.Errorf("fromNanos(5) = %v", got)
+	}
+}
+
+// A cancelled first call does not poison the prepared-statement cache.
+func TestStmtCacheSurvivesCancelledContext(t *testing.T) {
+	s, err := OpenSQLite(t.Context(), filepath.Join(t.TempDir(), "q.db"), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	cancelled, cancel := context.WithCancel(t.Context())
+	cancel()
+	if _, err := s.Secrets().Get(cancelled, "k"); err == nil {
+		t.Fatal("Get with a cancelled context succeeded")
+	}
+	if err := s.Secrets().Put(cancelled, core.SealedSecret{Name: "k", Blob: []byte("x")}); err == nil {
+		t.Fatal("Put with a cancelled context succeeded")
+	}
+	if err := s.Secrets().Put(t.Context(), core.SealedSecret{Name: "k", Blob: []byte("x")}); err != nil {
+		t.Fatalf("Put after a cancelled call: %v", err)
+	}
+	if _, err := s.Secrets().Get(t.Context(), "k"); err != nil {
+		t.Fatalf("Get after a cancelled call: %v", err)
 	}
 }

@@ -85,7 +85,8 @@ type Store struct {
 	r   *sql.DB // readers: read-only connections
 	log *slog.Logger
 
-	base handle // the aggregates outside any transaction
+	base   handle // the aggregates outside any transaction
+	wc, rc *stmtCache
 
 	closeOnce sync.Once
 	closeErr  error
@@ -114,8 +115,8 @@ func (h handle) atomic(ctx context.Context, fn func(q querier) error) error {
 func (h handle) dialect() dialect { return h.s.d }
 
 func newStore(d dialect, w, r *sql.DB, log *slog.Logger) *Store {
-	s := &Store{d: d, w: w, r: r, log: log}
-	s.base = handle{s: s, r: s.wrap(r), w: s.wrap(w)}
+	s := &Store{d: d, w: w, r: r, log: log, wc: newStmtCache(w), rc: newStmtCache(r)}
+	s.base = handle{s: s, r: s.wrap(s.rc), w: s.wrap(s.wc)}
 	return s
 }
 
@@ -203,6 +204,8 @@ func (s *Store) tryTx(ctx context.Context, fn func(q querier) error) (err error)
 // Close closes both pools. It is safe to call more than once.
 func (s *Store) Close() error {
 	s.closeOnce.Do(func() {
+		s.rc.close()
+		s.wc.close()
 		s.closeErr = errors.Join(s.r.Close(), s.w.Close())
 	})
 	return s.closeErr
