@@ -47,13 +47,3 @@ func (c *tokenCache) drop(hash string) {
 	delete(c.m, hash)
 	c.mu.Unlock()
 }
-
-func (c *tokenCache) dropAccessor(accessor string) {
-	c.mu.Lock()
-	for k, t := range c.m {
-		if t.Accessor == accessor {
-			delete(c.m, k)
-		}
-	}
-	c.mu.Unlock()
-}

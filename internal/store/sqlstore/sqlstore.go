@@ -23,7 +23,6 @@ import (
 	"context"
 	"database/sql"
 	"errors"
-	"fmt"
 	"log/slog"
 	"sync"
 
@@ -90,6 +89,8 @@ type Store struct {
 
 	closeOnce sync.Once
 	closeErr  error
+
+	batcher
 }
 
 var _ store.Store = (*Store)(nil)
@@ -116,7 +117,8 @@ func (h handle) dialect() dialect { return h.s.d }
 
 func newStore(d dialect, w, r *sql.DB, log *slog.Logger) *Store {
 	s := &Store{d: d, w: w, r: r, log: log, wc: newStmtCache(w), rc: newStmtCache(r)}
-	s.base = handle{s: s, r: s.wrap(s.rc), w: s.wrap(s.wc)}
+	s.base = handle{s: s, r: s.wrap(s.rc), w: batchedWrites{s}}
+	s.startBatcher()
 	return s
 }
 
@@ -164,46 +166,10 @@ func (s *Store) Update(ctx context.Context, fn func(tx store.Aggregates) error) 
 	})
 }
 
-// writeTx runs fn in a transaction on the writer, retrying when the dialect
-// says the failure was transient.
-func (s *Store) writeTx(ctx context.Context, fn func(q querier) error) error {
-	var err error
-	for attempt := 1; attempt <= maxTxAttempts; attempt++ {
-		err = s.tryTx(ctx, fn)
-		if err == nil || !s.d.isRetryable(err) || ctx.Err() != nil {
-			return err
-		}
-		s.log.DebugContext(ctx, "retrying transaction", "attempt", attempt, "err", err)
-	}
-	return err
-}
-
-func (s *Store) tryTx(ctx context.Context, fn func(q querier) error) (err error) {
-	tx, err := s.w.BeginTx(ctx, nil)
-	if err != nil {
-		return fmt.Errorf("begin transaction: %w", err)
-	}
-	committed := false
-	defer func() {
-		if !committed {
-			if rbErr := tx.Rollback(); rbErr != nil && !errors.Is(rbErr, sql.ErrTxDone) {
-				s.log.WarnContext(ctx, "rollback failed", "err", rbErr)
-			}
-		}
-	}()
-	if err := fn(s.wrap(tx)); err != nil {
-		return err
-	}
-	if err := tx.Commit(); err != nil {
-		return fmt.Errorf("commit: %w", err)
-	}
-	committed = true
-	return nil
-}
-
 // Close closes both pools. It is safe to call more than once.
 func (s *Store) Close() error {
 	s.closeOnce.Do(func() {
+		s.stopBatcher()
 		s.rc.close()
 		s.wc.close()
 		s.closeErr = errors.Join(s.r.Close(), s.w.Close())

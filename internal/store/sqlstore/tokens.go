@@ -92,7 +92,11 @@ func (t tokens) SetExpiry(ctx context.Context, hash string, expiresAt time.Time)
 // Delete and DeleteByAccessor are one DELETE ... RETURNING statement each,
 // atomic on their own: the token returned is exactly the row removed.
 func (t tokens) Delete(ctx context.Context, hash string) (core.Token, error) {
-	tok, err := scanToken(t.h.w.QueryRowContext(ctx, `DELETE FROM tokens WHERE hash = ? RETURNING `+tokenCols, hash))
+	var tok core.Token
+	err := t.h.atomic(ctx, func(q querier) (err error) {
+		tok, err = scanToken(q.QueryRowContext(ctx, `DELETE FROM tokens WHERE hash = ? RETURNING `+tokenCols, hash))
+		return err
+	})
 	if err != nil {
 		return core.Token{}, notFound(err, "token "+ref(hash))
 	}
@@ -100,7 +104,11 @@ func (t tokens) Delete(ctx context.Context, hash string) (core.Token, error) {
 }
 
 func (t tokens) DeleteByAccessor(ctx context.Context, accessor string) (core.Token, error) {
-	tok, err := scanToken(t.h.w.QueryRowContext(ctx, `DELETE FROM tokens WHERE accessor = ? RETURNING `+tokenCols, accessor))
+	var tok core.Token
+	err := t.h.atomic(ctx, func(q querier) (err error) {
+		tok, err = scanToken(q.QueryRowContext(ctx, `DELETE FROM tokens WHERE accessor = ? RETURNING `+tokenCols, accessor))
+		return err
+	})
 	if err != nil {
 		return core.Token{}, notFound(err, "token "+accessor)
 	}
