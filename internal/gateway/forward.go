@@ -21,10 +21,13 @@ func writeError(w http.ResponseWriter, status int, msg string) {
 // credential returns the cached upstream key, fetching it from the broker
 // when absent or older than credTTL. The key lives only in memory.
 func (g *Gateway) credential(ctx context.Context) (string, error) {
+	if c := g.cred.Load(); c != nil && g.now().Sub(c.fetched) < g.credTTL {
+		return c.key, nil
+	}
 	g.credMu.Lock()
 	defer g.credMu.Unlock()
-	if g.cred.key != "" && g.now().Sub(g.cred.fetched) < g.credTTL {
-		return g.cred.key, nil
+	if c := g.cred.Load(); c != nil && g.now().Sub(c.fetched) < g.credTTL {
+		return c.key, nil // fetched while we waited
 	}
 	key, err := g.broker.Credential(ctx, providerIonQ)
 	if err != nil {
@@ -33,7 +36,7 @@ func (g *Gateway) credential(ctx context.Context) (string, error) {
 	if key == "" {
 		return "", fmt.Errorf("gateway: broker returned an empty %s credential", providerIonQ)
 	}
-	g.cred = cachedCred{key: key, fetched: g.now()}
+	g.cred.Store(&cachedCred{key: key, fetched: g.now()})
 	return key, nil
 }
 
@@ -41,8 +44,8 @@ func (g *Gateway) credential(ctx context.Context) (string, error) {
 // broker client to forget it too.
 func (g *Gateway) dropCredential(key string) {
 	g.credMu.Lock()
-	if g.cred.key == key {
-		g.cred = cachedCred{}
+	if c := g.cred.Load(); c != nil && c.key == key {
+		g.cred.Store(nil)
 	}
 	g.credMu.Unlock()
 	if inv, ok := g.broker.(CredentialInvalidator); ok {
@@ -117,12 +120,34 @@ func (g *Gateway) sendOnce(ctx context.Context, req upstreamReq, key string) (*h
 	if key != "" {
 		ionq.SetAPIKey(out.Header, key)
 	}
-	resp, err := g.client.Do(out)
+	if g.timeout > 0 {
+		tctx, cancel := context.WithTimeout(ctx, g.timeout)
+		out = out.WithContext(tctx)
+		resp, err := g.rt.RoundTrip(out)
+		if err != nil {
+			cancel()
+			return nil, fmt.Errorf("gateway: upstream %s %s: %w", req.method, req.path, err)
+		}
+		resp.Body = &cancelOnClose{ReadCloser: resp.Body, cancel: cancel}
+		return resp, nil
+	}
+	resp, err := g.rt.RoundTrip(out)
 	if err != nil {
-		// The *url.Error names the upstream URL, which holds no secret.
-		return nil, fmt.Errorf("gateway: upstream: %w", err)
+		return nil, fmt.Errorf("gateway: upstream %s %s: %w", req.method, req.path, err)
 	}
 	return resp, nil
+}
+
+// cancelOnClose releases a per-request timeout when the body is closed.
+type cancelOnClose struct {
+	io.ReadCloser
+	cancel context.CancelFunc
+}
+
+func (c *cancelOnClose) Close() error {
+	err := c.ReadCloser.Close()
+	c.cancel()
+	return err
 }
 
 // drain discards the rest of a body so the connection can be reused.
@@ -134,7 +159,11 @@ func drain(resp *http.Response) {
 // readBody reads an upstream body up to maxUpstreamBody.
 func readBody(resp *http.Response) ([]byte, error) {
 	defer resp.Body.Close()
-	b, err := io.ReadAll(io.LimitReader(resp.Body, maxUpstreamBody+1))
+	var b []byte
+	if n := resp.ContentLength; n >= 0 && n <= maxUpstreamBody {
+		b = make([]byte, 0, n+1) // +1: ReadAll needs room to see EOF
+	}
+	b, err := readAllInto(b, io.LimitReader(resp.Body, maxUpstreamBody+1))
 	if err != nil {
 		return nil, fmt.Errorf("gateway: read upstream body: %w", err)
 	}
@@ -158,13 +187,11 @@ func copyHeaders(dst, src http.Header) {
 // redact replaces every occurrence of the real key in an upstream body the
 // gateway has buffered, as a last line of defence for invariant 1.
 func (g *Gateway) redact(b []byte) []byte {
-	g.credMu.Lock()
-	key := g.cred.key
-	g.credMu.Unlock()
-	if key == "" || !bytes.Contains(b, []byte(key)) {
+	c := g.cred.Load()
+	if c == nil || !bytes.Contains(b, []byte(c.key)) {
 		return b
 	}
-	return bytes.ReplaceAll(b, []byte(key), []byte("[redacted]"))
+	return bytes.ReplaceAll(b, []byte(c.key), []byte("[redacted]"))
 }
 
 // writeBuffered answers with an upstream status, filtered headers and a
@@ -175,6 +202,26 @@ func (g *Gateway) writeBuffered(w http.ResponseWriter, resp *http.Response, body
 	w.Header().Set("Content-Length", strconv.Itoa(len(body)))
 	w.WriteHeader(resp.StatusCode)
 	_, _ = w.Write(body)
+}
+
+// readAllInto is io.ReadAll appending to b.
+func readAllInto(b []byte, r io.Reader) ([]byte, error) {
+	if b == nil {
+		b = make([]byte, 0, 512)
+	}
+	for {
+		n, err := r.Read(b[len(b):cap(b)])
+		b = b[:len(b)+n]
+		if err != nil {
+			if err == io.EOF {
+				return b, nil
+			}
+			return b, err
+		}
+		if len(b) == cap(b) {
+			b = append(b, 0)[:len(b)]
+		}
+	}
 }
 
 // passThrough answers with the upstream response. Success bodies are

@@ -36,6 +36,7 @@ import (
 	"net/url"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/qbroker/qbroker/api"
@@ -93,9 +94,12 @@ type Config struct {
 	// IonQUpstream is the IonQ API base without the version, e.g.
 	// https://api.ionq.co; requests go to <IonQUpstream>/v0.4/....
 	IonQUpstream *url.URL
-	// Client sends upstream requests. Default: a dedicated tuned Transport
-	// with keep-alives and MaxIdleConnsPerHost 256. Whatever client is given,
-	// the gateway never follows upstream redirects.
+	// Client sends upstream requests. The gateway uses its Transport
+	// directly (nil means http.DefaultTransport) and applies its Timeout, if
+	// any, per request; it ignores CheckRedirect and Jar: upstream redirects
+	// are never followed and no cookies are kept. Default: a dedicated tuned
+	// Transport (keep-alives, MaxIdleConnsPerHost 256) and no overall
+	// timeout.
 	Client *http.Client
 	// MaxBody bounds a submission body. Default 1 MiB.
 	MaxBody int64
@@ -124,15 +128,16 @@ const (
 type Gateway struct {
 	broker   Broker
 	verifier Verifier
-	client   *http.Client
+	rt       http.RoundTripper
+	timeout  time.Duration // per upstream request; 0 = none
 	upstream string // scheme://host[/path] without trailing slash
 	maxBody  int64
 	credTTL  time.Duration
 	log      *slog.Logger
 	now      func() time.Time
 
-	credMu sync.Mutex // serializes credential fetches
-	cred   cachedCred // guarded by credMu
+	credMu sync.Mutex                 // serializes credential fetches
+	cred   atomic.Pointer[cachedCred] // nil until fetched
 }
 
 type cachedCred struct {
@@ -172,14 +177,19 @@ func New(cfg Config) (*Gateway, error) {
 	if g.log == nil {
 		g.log = slog.New(slog.DiscardHandler)
 	}
-	var c http.Client
-	if cfg.Client != nil {
-		c = *cfg.Client
-	} else {
-		c = http.Client{Transport: NewTransport(), Timeout: 2 * time.Minute}
+	// Requests go straight to the RoundTripper: no redirect following, no
+	// cookie jar, and none of http.Client's per-request header copying.
+	// Without a configured Timeout there is no overall deadline (it would
+	// cut off long result downloads); the Transport bounds dial, TLS and
+	// header waits, and each request carries its caller's context.
+	switch {
+	case cfg.Client == nil:
+		g.rt = NewTransport()
+	case cfg.Client.Transport == nil:
+		g.rt, g.timeout = http.DefaultTransport, cfg.Client.Timeout
+	default:
+		g.rt, g.timeout = cfg.Client.Transport, cfg.Client.Timeout
 	}
-	c.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
-	g.client = &c
 	return g, nil
 }
 
@@ -207,7 +217,7 @@ func upstreamBase(u *url.URL) (string, error) {
 
 // NewTransport returns the Transport the gateway uses by default: keep-alives
 // on, up to 256 idle connections per upstream host, bounded dial and header
-// timeouts.
+// timeouts, and no transparent gzip (bodies pass through as sent).
 func NewTransport() *http.Transport {
 	return &http.Transport{
 		Proxy: http.ProxyFromEnvironment,
@@ -216,6 +226,7 @@ func NewTransport() *http.Transport {
 			KeepAlive: 30 * time.Second,
 		}).DialContext,
 		ForceAttemptHTTP2:     true,
+		DisableCompression:    true,
 		MaxIdleConns:          1024,
 		MaxIdleConnsPerHost:   256,
 		IdleConnTimeout:       90 * time.Second,

@@ -83,22 +83,63 @@ func (g *Gateway) jobRead(w http.ResponseWriter, r *http.Request, kind readKind,
 		return
 	}
 
-	// The job object: rewrite its relative result URLs so they resolve
-	// against the gateway's /ionq prefix. A job without result URLs yet
-	// (queued or running) is passed through untouched.
 	body, err := readBody(resp)
 	if err != nil {
 		writeError(w, http.StatusBadGateway, "upstream answer could not be read")
 		return
 	}
-	if bytes.Contains(body, []byte(`"url"`)) {
-		body, err = ionq.RewriteResultURLsJSON(body, prefixIonQ)
-		if err != nil {
-			writeError(w, http.StatusBadGateway, "upstream returned an unreadable job object")
-			return
+	g.writeBuffered(w, resp, rewriteJobURLs(body, id))
+}
+
+// rewriteJobURLs prefixes the job's relative result URLs with /ionq so they
+// resolve against the gateway, as [ionq.RewriteResultURLs] does, without
+// decoding and re-encoding the object (this sits on the hottest read path).
+//
+// It rewrites each JSON string value that begins with the job's own path,
+// `"/v0.4/jobs/<id>/`, into `"/ionq/v0.4/jobs/<id>/`. A match counts only
+// where the quote directly follows a ':' (whitespace allowed between): such
+// a quote necessarily opens an object member's value, whereas a quote inside
+// a string is escaped and a closing quote is never followed by '/'. Job ids
+// are assigned by the upstream after submission, so an agent cannot plant a
+// value with that prefix in its job's name or metadata in advance. Absolute
+// URLs and URLs already under /ionq are left alone; every other byte is
+// passed through as the upstream sent it.
+func rewriteJobURLs(body []byte, id string) []byte {
+	old := make([]byte, 0, len(id)+13)
+	old = append(old, `"/v0.4/jobs/`...)
+	old = append(old, id...)
+	old = append(old, '/')
+	if !bytes.Contains(body, old) {
+		return body
+	}
+	out := make([]byte, 0, len(body)+4*len(prefixIonQ))
+	rest := body
+	for {
+		i := bytes.Index(rest, old)
+		if i < 0 {
+			return append(out, rest...)
+		}
+		out = append(out, rest[:i+1]...) // through the opening quote
+		if memberValue(rest[:i]) {
+			out = append(out, prefixIonQ...)
+		}
+		rest = rest[i+1:]
+	}
+}
+
+// memberValue reports whether the last non-whitespace byte of b is ':'.
+func memberValue(b []byte) bool {
+	for i := len(b) - 1; i >= 0; i-- {
+		switch b[i] {
+		case ' ', '\t', '\n', '\r':
+			continue
+		case ':':
+			return true
+		default:
+			return false
 		}
 	}
-	g.writeBuffered(w, resp, body)
+	return false
 }
 
 // backends forwards GET /backends and /backends/{name} without a
