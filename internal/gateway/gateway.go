@@ -130,7 +130,7 @@ type Gateway struct {
 	verifier Verifier
 	rt       http.RoundTripper
 	timeout  time.Duration // per upstream request; 0 = none
-	upstream string // scheme://host[/path] without trailing slash
+	upstream string        // scheme://host[/path] without trailing slash
 	maxBody  int64
 	credTTL  time.Duration
 	log      *slog.Logger
