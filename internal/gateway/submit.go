@@ -226,10 +226,12 @@ func (g *Gateway) submit(w http.ResponseWriter, r *http.Request) {
 // the real key, records the job and answers.
 func (g *Gateway) forwardSubmission(ctx context.Context, w http.ResponseWriter, r *http.Request, ev *audit.Event, claims *token.Claims, body []byte) {
 	// Audit the decision before anything leaves for the upstream: with no
-	// durable record, nothing is forwarded.
+	// durable record, nothing is forwarded. This event has its own type so
+	// that "submit"/"allow" events count submitted jobs exactly once.
 	pre := *ev
+	pre.Type = "forward"
 	pre.Decision = audit.DecisionAllow
-	pre.Reason = "job token redeemed; scope checks passed; forwarding"
+	pre.Reason = "job token redeemed; scope checks passed; forwarding to upstream"
 	if err := g.broker.Audit(ctx, &pre); err != nil {
 		g.log.WarnContext(ctx, "audit failed; not forwarding", "err", err)
 		writeError(w, http.StatusServiceUnavailable, "audit unavailable; request refused")
