@@ -65,6 +65,7 @@ type Broker struct {
 	hasher  *audit.Hasher
 	devices map[string]Device // "provider/name"
 	tokens  *tokenCache
+	jobs    *jobCache
 
 	credMu sync.RWMutex
 	creds  map[string]string // provider → upstream credential, unsealed in memory only
@@ -98,6 +99,7 @@ func New(ctx context.Context, cfg Config) (*Broker, error) {
 		now:     cfg.Now,
 		devices: make(map[string]Device, len(cfg.Devices)),
 		tokens:  newTokenCache(100_000),
+		jobs:    newJobCache(100_000),
 		creds:   map[string]string{},
 	}
 	for _, d := range cfg.Devices {

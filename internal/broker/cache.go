@@ -3,6 +3,8 @@ package broker
 import (
 	"sync"
 
+	"github.com/qbroker/qbroker/api"
+
 	"github.com/qbroker/qbroker/internal/core"
 )
 
@@ -45,5 +47,30 @@ func (c *tokenCache) put(t core.Token) {
 func (c *tokenCache) drop(hash string) {
 	c.mu.Lock()
 	delete(c.m, hash)
+	c.mu.Unlock()
+}
+
+// jobCache keeps job ownership records, which never change once written.
+type jobCache struct {
+	mu  sync.RWMutex
+	m   map[string]api.JobRecord
+	max int
+}
+
+func newJobCache(max int) *jobCache { return &jobCache{m: make(map[string]api.JobRecord), max: max} }
+
+func (c *jobCache) get(k string) (api.JobRecord, bool) {
+	c.mu.RLock()
+	r, ok := c.m[k]
+	c.mu.RUnlock()
+	return r, ok
+}
+
+func (c *jobCache) put(k string, r api.JobRecord) {
+	c.mu.Lock()
+	if len(c.m) >= c.max {
+		clear(c.m) // bounded; a miss only costs one read
+	}
+	c.m[k] = r
 	c.mu.Unlock()
 }

@@ -193,11 +193,18 @@ func (b *Broker) RecordJob(ctx context.Context, c Caller, j api.JobRecord) error
 	if errors.Is(err, store.ErrConflict) {
 		return core.Errorf(core.KindConflict, "job %s/%s already recorded", j.Provider, j.ID)
 	}
+	if err == nil {
+		b.jobs.put(j.Provider+"/"+j.ID, j)
+	}
 	return err
 }
 
 // Job returns the record of a provider job.
+// Job records never change once written, so they are cached.
 func (b *Broker) Job(ctx context.Context, provider, id string) (api.JobRecord, error) {
+	if r, ok := b.jobs.get(provider + "/" + id); ok {
+		return r, nil
+	}
 	j, err := b.cfg.Store.Jobs().Get(ctx, provider, id)
 	if errors.Is(err, store.ErrNotFound) {
 		return api.JobRecord{}, core.Errorf(core.KindNotFound, "job not found")
@@ -205,5 +212,7 @@ func (b *Broker) Job(ctx context.Context, provider, id string) (api.JobRecord, e
 	if err != nil {
 		return api.JobRecord{}, err
 	}
-	return api.JobRecord{Provider: j.Provider, ID: j.ID, AgentID: j.AgentID, Role: j.Role, JTI: j.JTI, Device: j.Device, Shots: j.Shots, CreatedAt: j.CreatedAt}, nil
+	r := api.JobRecord{Provider: j.Provider, ID: j.ID, AgentID: j.AgentID, Role: j.Role, JTI: j.JTI, Device: j.Device, Shots: j.Shots, CreatedAt: j.CreatedAt}
+	b.jobs.put(provider+"/"+id, r)
+	return r, nil
 }

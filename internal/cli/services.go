@@ -6,6 +6,8 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"os"
+	"runtime/pprof"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -21,7 +23,7 @@ const drainTimeout = 10 * time.Second
 
 func devCmd(env Env) *cobra.Command {
 	var o server.DevOptions
-	var logLevel, ionqKeyEnv string
+	var logLevel, ionqKeyEnv, cpuProfile string
 	cmd := &cobra.Command{
 		Use:   "dev",
 		Short: "Run broker, gateway and IonQ emulator in one process with a demo role (quickstart)",
@@ -31,6 +33,13 @@ func devCmd(env Env) *cobra.Command {
 				if o.IonQKey = env.Getenv(ionqKeyEnv); o.IonQKey == "" {
 					return fmt.Errorf("%s is empty", ionqKeyEnv)
 				}
+			}
+			if cpuProfile != "" {
+				stop, err := startCPUProfile(cpuProfile)
+				if err != nil {
+					return err
+				}
+				defer stop()
 			}
 			d, err := server.StartDev(cmd.Context(), o)
 			if err != nil {
@@ -56,6 +65,8 @@ func devCmd(env Env) *cobra.Command {
 	f.StringVar(&o.DataDir, "data", "", "data directory (default: a new temporary directory)")
 	f.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
 	f.StringVar(&ionqKeyEnv, "ionq-key-env", "", "take the emulator's API key from this env var (for direct-to-emulator benchmarks)")
+	f.StringVar(&cpuProfile, "cpuprofile", "", "write a CPU profile to this file until shutdown")
+	_ = f.MarkHidden("cpuprofile")
 	return cmd
 }
 
@@ -79,24 +90,24 @@ func serverCmd(env Env) *cobra.Command {
 		Use:   "server",
 		Short: "Run the broker (and, if configured, an in-process gateway)",
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			var cfg *config.Config
+			cfg := &config.Config{}
 			var err error
 			if cfgPath != "" {
-				cfg, err = config.Load(cfgPath)
-			} else {
-				cfg, err = config.Parse(nil)
+				if cfg, err = config.Load(cfgPath); err != nil {
+					return err
+				}
 			}
-			if err != nil {
-				return err
-			}
+			// Overrides first, so that defaults derived from them (the
+			// public URL from the listen address, the seal key path from the
+			// data dir) follow them.
 			if dataDir != "" {
 				cfg.DataDir = dataDir
-				if cfg.Seal.Type == "file" && cfgPath == "" {
-					cfg.Seal.Path = dataDir + "/seal.key"
-				}
 			}
 			if listen != "" {
 				cfg.Listen = listen
+			}
+			if err := cfg.Finish(); err != nil {
+				return fmt.Errorf("config: %w", err)
 			}
 			log := newLogger(env.Stderr, cfg.Log.Level)
 			s, err := server.Start(cmd.Context(), server.Options{Config: cfg, Logger: log})
@@ -199,4 +210,16 @@ func serveUntilDone(ctx context.Context, env Env, addr string, h http.Handler, w
 	go func() { errc <- hs.Serve(ln) }()
 	fmt.Fprintf(env.Stdout, "%s listening on http://%s\n", what, ln.Addr())
 	return wait(ctx, errc, hs.Shutdown)
+}
+
+func startCPUProfile(path string) (stop func(), err error) {
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, err
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return func() { pprof.StopCPUProfile(); f.Close() }, nil
 }

@@ -73,13 +73,14 @@ func DefaultDevices() []Device {
 	}
 }
 
-// Load reads and validates a config file.
+// Load reads a config file strictly, without defaults: call Finish after
+// applying any overrides.
 func Load(path string) (*Config, error) {
 	b, err := os.ReadFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("config: %w", err)
 	}
-	c, err := Parse(b)
+	c, err := Decode(b)
 	if err != nil {
 		return nil, fmt.Errorf("config %s: %w", path, err)
 	}
@@ -88,17 +89,29 @@ func Load(path string) (*Config, error) {
 
 // Parse decodes YAML strictly, applies defaults and validates.
 func Parse(b []byte) (*Config, error) {
+	c, err := Decode(b)
+	if err != nil {
+		return nil, err
+	}
+	return c, c.Finish()
+}
+
+// Decode decodes YAML strictly without applying defaults, so that command
+// line overrides can be applied before defaults derived from them.
+func Decode(b []byte) (*Config, error) {
 	var c Config
 	dec := yaml.NewDecoder(bytes.NewReader(b))
 	dec.KnownFields(true)
 	if err := dec.Decode(&c); err != nil && !errors.Is(err, io.EOF) {
 		return nil, err
 	}
-	c.ApplyDefaults()
-	if err := c.Validate(); err != nil {
-		return nil, err
-	}
 	return &c, nil
+}
+
+// Finish applies defaults and validates.
+func (c *Config) Finish() error {
+	c.ApplyDefaults()
+	return c.Validate()
 }
 
 // ApplyDefaults fills unset fields.

@@ -10,14 +10,16 @@ import (
 	"github.com/qbroker/qbroker/internal/core"
 )
 
-// gatewayCaller authenticates a gateway (or root) token.
+// gatewayCaller authenticates a gateway token. Only gateways — not even
+// root — call these endpoints: one of them returns provider root
+// credentials (invariant 1), and the others act on a gateway's behalf.
 func (s *Server) gatewayCaller(r *http.Request) (core.Token, error) {
 	_, t, err := s.caller(r.Context(), r)
 	if err != nil {
 		return core.Token{}, err
 	}
-	if !t.HasPolicy(broker.PolicyGateway) && !t.HasPolicy(broker.PolicyRoot) {
-		return core.Token{}, core.Errorf(core.KindPermissionDenied, "permission denied: gateway endpoints need the gateway policy")
+	if !t.HasPolicy(broker.PolicyGateway) {
+		return core.Token{}, core.Errorf(core.KindPermissionDenied, "permission denied: gateway endpoints need a gateway token")
 	}
 	return t, nil
 }
