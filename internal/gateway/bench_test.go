@@ -7,12 +7,29 @@ import (
 	"runtime"
 	"strings"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 )
 
 // benchConcurrency is the number of concurrent clients in the benchmarks.
 const benchConcurrency = 32
+
+// reportCPU adds the process CPU time (user+system) per operation, a
+// steadier basis for comparing direct and gateway throughput than wall time
+// on a shared machine. Call it right after the timed loop; start is from
+// cpuNow before it.
+func reportCPU(b *testing.B, start time.Duration) {
+	b.ReportMetric(float64((cpuNow()-start).Microseconds())/float64(b.N), "cpu-µs/op")
+}
+
+func cpuNow() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
 
 func setParallelism(b *testing.B) {
 	p := benchConcurrency / runtime.GOMAXPROCS(0)
@@ -64,6 +81,7 @@ func getOnce(b *testing.B, client *http.Client, url, auth string) bool {
 func benchGET(b *testing.B, client *http.Client, url, auth string) {
 	setParallelism(b)
 	b.ResetTimer()
+	start := cpuNow()
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {
 			if !getOnce(b, client, url, auth) {
@@ -71,6 +89,7 @@ func benchGET(b *testing.B, client *http.Client, url, auth string) {
 			}
 		}
 	})
+	reportCPU(b, start)
 }
 
 // benchGETSerial measures latency: one request at a time.
@@ -101,6 +120,8 @@ func benchPOST(b *testing.B, client *http.Client, url string, auths []string, bo
 	var next atomic.Int64
 	setParallelism(b)
 	b.ResetTimer()
+	start := cpuNow()
+	defer reportCPU(b, start)
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {
 			i := next.Add(1) - 1
