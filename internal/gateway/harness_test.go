@@ -56,7 +56,6 @@ type recorder struct {
 	quiet atomic.Bool // benchmarks: pass through without recording
 	mu    sync.Mutex
 	seen  []seenRequest
-	n     atomic.Int32
 }
 
 func (rc *recorder) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -68,7 +67,6 @@ func (rc *recorder) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	rc.mu.Lock()
 	rc.seen = append(rc.seen, seenRequest{Method: r.Method, Path: r.URL.Path, Host: r.Host, Header: r.Header.Clone(), Body: body})
 	rc.mu.Unlock()
-	rc.n.Add(1)
 	r.Body = io.NopCloser(bytes.NewReader(body))
 	rc.next.ServeHTTP(w, r)
 }
