@@ -56,7 +56,9 @@ var (
 
 // Broker is what the gateway needs from the broker.
 type Broker interface {
-	// Redeem marks the job token jti used, exactly once. It returns
+	// Redeem marks the job token jti used, exactly once, and returns
+	// success only after the redemption is durably audited (the gateway
+	// relies on this: nothing is forwarded without an audit record). It returns
 	// ErrTokenUsed, ErrTokenExpired, ErrTokenRevoked or ErrUnknownToken
 	// (possibly wrapped) when the token cannot be redeemed.
 	Redeem(ctx context.Context, jti string) error

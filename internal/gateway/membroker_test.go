@@ -90,6 +90,9 @@ func (b *memBroker) jobCount() int {
 }
 
 func (b *memBroker) Redeem(ctx context.Context, jti string) error {
+	if b.failAudit.Load() {
+		return errAuditDown // the real broker audits the redemption before answering
+	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	s, ok := b.jtis[jti]

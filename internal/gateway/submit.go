@@ -225,19 +225,9 @@ func (g *Gateway) submit(w http.ResponseWriter, r *http.Request) {
 // forwardSubmission audits the decision, forwards the original body with
 // the real key, records the job and answers.
 func (g *Gateway) forwardSubmission(ctx context.Context, w http.ResponseWriter, r *http.Request, ev *audit.Event, claims *token.Claims, body []byte) {
-	// Audit the decision before anything leaves for the upstream: with no
-	// durable record, nothing is forwarded. This event has its own type so
-	// that "submit"/"allow" events count submitted jobs exactly once.
-	pre := *ev
-	pre.Type = "forward"
-	pre.Decision = audit.DecisionAllow
-	pre.Reason = "job token redeemed; scope checks passed; forwarding to upstream"
-	if err := g.broker.Audit(ctx, &pre); err != nil {
-		g.log.WarnContext(ctx, "audit failed; not forwarding", "err", err)
-		writeError(w, http.StatusServiceUnavailable, "audit unavailable; request refused")
-		return
-	}
-
+	// No separate audit event is needed before forwarding: Broker.Redeem
+	// returns success only once the redemption is durably audited, so with
+	// the audit sink down nothing reaches the upstream.
 	resp, err := g.send(ctx, upstreamReq{
 		method: http.MethodPost,
 		path:   "/v0.4/jobs",
@@ -284,22 +274,32 @@ func (g *Gateway) forwardSubmission(ctx context.Context, w http.ResponseWriter, 
 		Shots:     ev.Shots,
 		CreatedAt: g.now().UTC(),
 	}
-	if err := g.recordJob(ctx, rec); err != nil {
-		msg := "job could not be recorded; canceled upstream"
-		if cerr := g.cancelUpstream(ctx, created.ID); cerr != nil {
-			msg = "job could not be recorded; upstream cancel failed"
-			err = errors.Join(err, cerr)
-		}
-		g.fail(ctx, w, ev, http.StatusServiceUnavailable, msg, err)
-		return
-	}
-
+	// Recording the owner and auditing the submission are independent
+	// durable writes: run them side by side, and answer only when both
+	// are done.
 	ev.Decision = audit.DecisionAllow
 	ev.Reason = "submitted"
 	ev.Status = resp.StatusCode
-	if err := g.broker.Audit(ctx, ev); err != nil {
+	var recErr error
+	recorded := make(chan struct{})
+	go func() {
+		defer close(recorded)
+		recErr = g.recordJob(ctx, rec)
+	}()
+	auditErr := g.broker.Audit(ctx, ev)
+	<-recorded
+	if recErr != nil {
+		msg := "job could not be recorded; canceled upstream"
+		if cerr := g.cancelUpstream(ctx, created.ID); cerr != nil {
+			msg = "job could not be recorded; upstream cancel failed"
+			recErr = errors.Join(recErr, cerr)
+		}
+		g.fail(ctx, w, ev, http.StatusServiceUnavailable, msg, recErr)
+		return
+	}
+	if auditErr != nil {
 		// The agent is told the job failed, so it must not run.
-		g.log.WarnContext(ctx, "audit failed after submission; canceling job", "job", created.ID, "err", err)
+		g.log.WarnContext(ctx, "audit failed after submission; canceling job", "job", created.ID, "err", auditErr)
 		if cerr := g.cancelUpstream(ctx, created.ID); cerr != nil {
 			g.log.WarnContext(ctx, "upstream cancel failed", "job", created.ID, "err", cerr)
 		}
