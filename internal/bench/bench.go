@@ -50,11 +50,15 @@ const (
 	StepFlow         = "flow"
 	StepStatusDirect = "status-direct"
 	StepSubmitDirect = "submit-direct"
+	// StepHealth is GET /v1/sys/health: the broker's HTTP floor (same server,
+	// no authentication, store, crypto or audit), the baseline for the
+	// broker steps.
+	StepHealth = "health"
 )
 
 // Steps lists every step in the order a full run reports them.
 func Steps() []string {
-	return []string{StepLogin, StepJobToken, StepSubmit, StepStatus, StepFlow, StepStatusDirect, StepSubmitDirect}
+	return []string{StepLogin, StepJobToken, StepSubmit, StepStatus, StepFlow, StepStatusDirect, StepSubmitDirect, StepHealth}
 }
 
 // Defaults.
@@ -160,6 +164,10 @@ func (o Options) withDefaults() (Options, error) {
 	switch o.Step {
 	case StepLogin, StepJobToken:
 		needBroker = true
+	case StepHealth:
+		if o.BrokerAddr == "" {
+			problems = append(problems, "broker address: missing")
+		}
 	case StepSubmit, StepStatus, StepFlow:
 		needBroker, needGateway = true, true
 	case StepStatusDirect, StepSubmitDirect:

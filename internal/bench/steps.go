@@ -322,6 +322,14 @@ func (e *env) prepare(ctx context.Context) ([]op, func(), error) {
 			}
 		}
 
+	case StepHealth:
+		for i := range ops {
+			ops[i] = func(ctx context.Context) (time.Duration, time.Duration, error) {
+				url := addrs[e.rr.pick()] + "/v1/sys/health"
+				return timed(func() error { _, err := e.call(ctx, http.MethodGet, url, "", nil, false); return err })
+			}
+		}
+
 	case StepStatusDirect:
 		id, err := e.submitOne(ctx, o.DirectAddr, o.DirectKey)
 		if err != nil {

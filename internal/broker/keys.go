@@ -173,3 +173,26 @@ func (b *Broker) Credential(ctx context.Context, provider string) (string, error
 	b.credMu.Unlock()
 	return k, nil
 }
+
+// Sweep deletes what has expired — broker tokens, secret IDs, job grants
+// (an hour after expiry) — and drops retired signing keys whose tokens can
+// no longer be valid. Run it periodically; it is idempotent.
+func (b *Broker) Sweep(ctx context.Context) error {
+	now := b.now()
+	var errs []error
+	if _, err := b.cfg.Store.Tokens().DeleteExpired(ctx, now); err != nil {
+		errs = append(errs, fmt.Errorf("sweep tokens: %w", err))
+	}
+	if _, err := b.cfg.Store.SecretIDs().DeleteExpired(ctx, now); err != nil {
+		errs = append(errs, fmt.Errorf("sweep secret ids: %w", err))
+	}
+	if _, err := b.cfg.Store.Grants().DeleteExpired(ctx, now.Add(-time.Hour)); err != nil {
+		errs = append(errs, fmt.Errorf("sweep grants: %w", err))
+	}
+	for _, kid := range b.keys.Prune(now) {
+		if err := b.cfg.Store.Secrets().Delete(ctx, secretSigningPrefix+kid); err != nil && !errors.Is(err, store.ErrNotFound) {
+			errs = append(errs, fmt.Errorf("sweep signing key %s: %w", kid, err))
+		}
+	}
+	return errors.Join(errs...)
+}

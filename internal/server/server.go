@@ -55,7 +55,12 @@ type Server struct {
 	servers []*http.Server
 	lns     []net.Listener
 	errc    chan error
+	stop    context.CancelFunc
+	swept   chan struct{}
 }
+
+// sweepInterval is how often expired tokens, grants and keys are removed.
+const sweepInterval = 30 * time.Second
 
 // Start builds everything and starts serving. Close stops it.
 func Start(ctx context.Context, o Options) (_ *Server, err error) {
@@ -131,6 +136,7 @@ func Start(ctx context.Context, o Options) (_ *Server, err error) {
 		}
 		s.serve(gwLn, gw)
 	}
+	s.startSweeper()
 	log.Info("qbroker started", "broker", s.BrokerURL, "gateway", s.GatewayURL, "data_dir", cfg.DataDir)
 	return s, nil
 }
@@ -186,6 +192,26 @@ func (s *Server) serve(ln net.Listener, h http.Handler) {
 	}()
 }
 
+func (s *Server) startSweeper() {
+	ctx, cancel := context.WithCancel(context.Background())
+	s.stop, s.swept = cancel, make(chan struct{})
+	go func() {
+		defer close(s.swept)
+		t := time.NewTicker(sweepInterval)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+				if err := s.Broker.Sweep(ctx); err != nil && ctx.Err() == nil {
+					s.log.Warn("sweep failed", "err", err)
+				}
+			}
+		}
+	}()
+}
+
 // Err reports a listener that stopped unexpectedly.
 func (s *Server) Err() <-chan error { return s.errc }
 
@@ -194,6 +220,10 @@ func (s *Server) Close(ctx context.Context) error {
 	var errs []error
 	for _, hs := range s.servers {
 		errs = append(errs, hs.Shutdown(ctx))
+	}
+	if s.stop != nil {
+		s.stop()
+		<-s.swept
 	}
 	if len(s.servers) == 0 {
 		for _, ln := range s.lns {
