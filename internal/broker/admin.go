@@ -45,6 +45,7 @@ func (b *Broker) PutRole(ctx context.Context, c Caller, caller core.Token, name 
 		}
 		return tx.Roles().Put(ctx, r)
 	})
+	b.roles.drop(name)
 	if err != nil {
 		return api.Role{}, fmt.Errorf("put role: %w", err)
 	}
@@ -115,11 +116,33 @@ func (b *Broker) GetRole(ctx context.Context, caller core.Token, name string) (a
 }
 
 func (b *Broker) role(ctx context.Context, name string) (core.Role, error) {
+	now := b.now()
+	if r, ok := b.roles.get(name, now); ok {
+		return r, nil
+	}
 	r, err := b.cfg.Store.Roles().Get(ctx, name)
 	if errors.Is(err, store.ErrNotFound) {
 		return core.Role{}, core.Errorf(core.KindNotFound, "role %q not found", name)
 	}
-	return r, err
+	if err != nil {
+		return core.Role{}, err
+	}
+	b.roles.put(r, now)
+	return r, nil
+}
+
+// roleByID finds a role by its AppRole role_id (store.ErrNotFound if none).
+func (b *Broker) roleByID(ctx context.Context, id string) (core.Role, error) {
+	now := b.now()
+	if r, ok := b.roles.getByID(id, now); ok {
+		return r, nil
+	}
+	r, err := b.cfg.Store.Roles().GetByRoleID(ctx, id)
+	if err != nil {
+		return core.Role{}, err
+	}
+	b.roles.put(r, now)
+	return r, nil
 }
 
 // ListRoles lists role names.
@@ -136,7 +159,9 @@ func (b *Broker) DeleteRole(ctx context.Context, c Caller, caller core.Token, na
 	if err := requireRoot(caller); err != nil {
 		return b.refuse(ctx, c, ev, err)
 	}
-	if err := b.cfg.Store.Roles().Delete(ctx, name); err != nil && !errors.Is(err, store.ErrNotFound) {
+	err := b.cfg.Store.Roles().Delete(ctx, name)
+	b.roles.drop(name)
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
 		return err
 	}
 	ev.Decision = "allow"

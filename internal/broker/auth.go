@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"time"
 
 	"github.com/qbroker/qbroker/api"
@@ -20,7 +21,10 @@ const (
 	PolicyDefault = "default" // every token: its own lookup/renew/revoke
 )
 
-var errBadLogin = core.Errorf(core.KindBadRequest, "invalid role_id or secret_id")
+var (
+	errBadLogin       = core.Errorf(core.KindBadRequest, "invalid role_id or secret_id")
+	errAgentSuspended = core.Errorf(core.KindPermissionDenied, "permission denied: agent is suspended")
+)
 
 // LoginAppRole exchanges an AppRole role_id and secret_id for a broker token.
 func (b *Broker) LoginAppRole(ctx context.Context, c Caller, req api.AppRoleLoginRequest) (*api.Auth, error) {
@@ -33,7 +37,7 @@ func (b *Broker) LoginAppRole(ctx context.Context, c Caller, req api.AppRoleLogi
 		return nil, b.refuse(ctx, c, ev, core.Errorf(core.KindBadRequest, "missing %s", missing))
 	}
 	b.hasher.Add(ev, "secret_id", req.SecretID)
-	role, err := b.cfg.Store.Roles().GetByRoleID(ctx, req.RoleID)
+	role, err := b.roleByID(ctx, req.RoleID)
 	if errors.Is(err, store.ErrNotFound) {
 		ev.Reason = "unknown role_id"
 		return nil, b.refuse(ctx, c, ev, errBadLogin)
@@ -66,7 +70,7 @@ func (b *Broker) LoginAppRole(ctx context.Context, c Caller, req api.AppRoleLogi
 		CreationTTL:  ttl,
 		Renewable:    true,
 	}
-	err = b.cfg.Store.Update(ctx, func(tx store.Aggregates) error {
+	wait, err := store.UpdatePipelined(ctx, b.cfg.Store, func(tx store.Aggregates) error {
 		sid, err := tx.SecretIDs().Consume(ctx, role.Name, token.Hash(req.SecretID), now)
 		if err != nil {
 			return err
@@ -82,6 +86,21 @@ func (b *Broker) LoginAppRole(ctx context.Context, c Caller, req api.AppRoleLogi
 		tok.AgentID = agent.ID
 		tok.DisplayName = "approle-" + name
 		tok.Meta = map[string]string{"role_name": role.Name, "agent": name}
+		// Write the agent only when it is new or changed: a read is far
+		// cheaper than a write on the login path, and created_at must keep
+		// the first login's time.
+		old, err := tx.Agents().Get(ctx, agent.ID)
+		switch {
+		case errors.Is(err, store.ErrNotFound):
+		case err != nil:
+			return err
+		case old.Suspended:
+			return errAgentSuspended
+		case sameAgent(old, agent):
+			return tx.Tokens().Create(ctx, tok)
+		default:
+			agent.CreatedAt = old.CreatedAt
+		}
 		if err := tx.Agents().Upsert(ctx, agent); err != nil {
 			return err
 		}
@@ -91,16 +110,27 @@ func (b *Broker) LoginAppRole(ctx context.Context, c Caller, req api.AppRoleLogi
 	case errors.Is(err, store.ErrNotFound), errors.Is(err, store.ErrExpired), errors.Is(err, store.ErrExhausted):
 		ev.Reason = "secret_id " + reasonOf(err)
 		return nil, b.refuse(ctx, c, ev, errBadLogin)
+	case errors.Is(err, errAgentSuspended):
+		return nil, b.refuse(ctx, c, ev, err)
 	case err != nil:
 		return nil, fmt.Errorf("login: %w", err)
 	}
 	ev.Agent, ev.Accessor, ev.Decision = tok.AgentID, tok.Accessor, "allow"
-	if err := b.record(ctx, c, ev); err != nil {
+	commitErr, auditErr := b.commitAndRecord(ctx, c, wait, ev)
+	if commitErr != nil {
+		return nil, fmt.Errorf("login: %w", commitErr)
+	}
+	if auditErr != nil {
 		// Fail closed: the caller never learns the token, so take it back.
 		_, _ = b.cfg.Store.Tokens().Delete(context.WithoutCancel(ctx), tok.Hash)
-		return nil, err
+		return nil, auditErr
 	}
 	return authBlock(raw, tok, now), nil
+}
+
+func sameAgent(a, b core.Agent) bool {
+	return a.Name == b.Name && a.Role == b.Role && a.Owner == b.Owner && a.Team == b.Team &&
+		a.AuthMethod == b.AuthMethod && a.Suspended == b.Suspended && maps.Equal(a.Labels, b.Labels)
 }
 
 func reasonOf(err error) string {

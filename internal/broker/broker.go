@@ -66,6 +66,7 @@ type Broker struct {
 	devices map[string]Device // "provider/name"
 	tokens  *tokenCache
 	jobs    *jobCache
+	roles   *roleCache
 
 	credMu sync.RWMutex
 	creds  map[string]string // provider → upstream credential, unsealed in memory only
@@ -100,6 +101,7 @@ func New(ctx context.Context, cfg Config) (*Broker, error) {
 		devices: make(map[string]Device, len(cfg.Devices)),
 		tokens:  newTokenCache(100_000),
 		jobs:    newJobCache(100_000),
+		roles:   newRoleCache(5 * time.Second),
 		creds:   map[string]string{},
 	}
 	for _, d := range cfg.Devices {
@@ -153,4 +155,26 @@ func (b *Broker) record(ctx context.Context, c Caller, e *audit.Event) error {
 // Audit records an event on behalf of a gateway.
 func (b *Broker) Audit(ctx context.Context, c Caller, e *audit.Event) error {
 	return b.record(ctx, c, e)
+}
+
+// commitAndRecord overlaps the two durable writes behind a state change: it
+// writes ev while the store commit it was given (store.UpdatePipelined) is
+// in flight, and returns both outcomes. ev describes the change as fn
+// already made it, so it is only ever wrong if the commit then fails — and
+// in that case a correcting event follows it in the log.
+func (b *Broker) commitAndRecord(ctx context.Context, c Caller, wait func() error, ev *audit.Event) (commitErr, auditErr error) {
+	audited := make(chan error, 1)
+	go func() { audited <- b.record(ctx, c, ev) }()
+	commitErr = wait()
+	auditErr = <-audited
+	if commitErr != nil {
+		fix := *ev
+		fix.Decision = audit.DecisionError
+		fix.Reason = "withdrawn: the store could not commit the change above"
+		fix.Error = commitErr.Error()
+		if err := b.record(context.WithoutCancel(ctx), c, &fix); err != nil {
+			b.log.Error("audit correction failed", "type", ev.Type, "err", err)
+		}
+	}
+	return commitErr, auditErr
 }

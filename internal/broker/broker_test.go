@@ -24,6 +24,7 @@ func (k staticKEK) KEK(context.Context) ([]byte, error) { return k, nil }
 // fixture is a real broker: SQLite store, sealed secrets, Cedar, file audit.
 type fixture struct {
 	b        *broker.Broker
+	st       *sqlstore.Store
 	root     core.Token
 	roleID   string
 	secretID string
@@ -53,6 +54,7 @@ func newFixture(tb testing.TB) *fixture {
 		tb.Fatal(err)
 	}
 	tb.Cleanup(func() { sink.Close() })
+	f.st = st
 	f.b, err = broker.New(ctx, broker.Config{
 		Store: st, Sealer: sealer, Policy: pol, Audit: sink, Issuer: "http://broker.test", Audience: "qbroker-gateway",
 		Devices: []broker.Device{{Provider: "ionq", Name: "simulator", Kind: "simulator", Qubits: 29}, {Provider: "ionq", Name: "qpu.forte-1", Kind: "qpu", Qubits: 36}},
@@ -191,4 +193,35 @@ func BenchmarkIssueJobToken(b *testing.B) {
 			}
 		}
 	})
+}
+
+func TestLoginKeepsAgentCreationTimeAndRefusesSuspended(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	_, tok := f.login(t)
+	first, err := f.st.Agents().Get(ctx, tok.AgentID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(10 * time.Millisecond)
+	f.login(t)
+	again, err := f.st.Agents().Get(ctx, tok.AgentID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !again.CreatedAt.Equal(first.CreatedAt) {
+		t.Fatalf("a second login moved created_at from %v to %v", first.CreatedAt, again.CreatedAt)
+	}
+
+	again.Suspended = true
+	if err := f.st.Agents().Upsert(ctx, again); err != nil {
+		t.Fatal(err)
+	}
+	_, err = f.b.LoginAppRole(ctx, broker.Caller{}, api.AppRoleLoginRequest{RoleID: f.roleID, SecretID: f.secretID})
+	if core.KindOf(err) != core.KindPermissionDenied || !strings.Contains(core.UserMessage(err), "suspended") {
+		t.Fatalf("suspended agent login: got %v", err)
+	}
+	if a, _ := f.st.Agents().Get(ctx, tok.AgentID); !a.Suspended {
+		t.Fatal("a refused login un-suspended the agent")
+	}
 }

@@ -2,6 +2,7 @@ package broker
 
 import (
 	"sync"
+	"time"
 
 	"github.com/qbroker/qbroker/api"
 
@@ -72,5 +73,67 @@ func (c *jobCache) put(k string, r api.JobRecord) {
 		clear(c.m) // bounded; a miss only costs one read
 	}
 	c.m[k] = r
+	c.mu.Unlock()
+}
+
+// roleCache keeps roles for a few seconds: they are read on every login
+// and issuance and change rarely. This process drops an entry the moment it
+// changes the role; the TTL bounds how long another replica's change takes
+// to show.
+type roleCache struct {
+	mu     sync.RWMutex
+	byName map[string]cachedRole
+	byID   map[string]string // role_id → name
+	ttl    time.Duration
+}
+
+type cachedRole struct {
+	r  core.Role
+	at time.Time
+}
+
+func newRoleCache(ttl time.Duration) *roleCache {
+	return &roleCache{byName: map[string]cachedRole{}, byID: map[string]string{}, ttl: ttl}
+}
+
+func (c *roleCache) get(name string, now time.Time) (core.Role, bool) {
+	c.mu.RLock()
+	e, ok := c.byName[name]
+	c.mu.RUnlock()
+	if !ok || now.Sub(e.at) > c.ttl {
+		return core.Role{}, false
+	}
+	return e.r, true
+}
+
+func (c *roleCache) getByID(id string, now time.Time) (core.Role, bool) {
+	c.mu.RLock()
+	name, ok := c.byID[id]
+	c.mu.RUnlock()
+	if !ok {
+		return core.Role{}, false
+	}
+	return c.get(name, now)
+}
+
+func (c *roleCache) put(r core.Role, now time.Time) {
+	c.mu.Lock()
+	if len(c.byName) >= 10_000 {
+		clear(c.byName)
+		clear(c.byID)
+	}
+	c.byName[r.Name] = cachedRole{r: r, at: now}
+	if r.RoleID != "" {
+		c.byID[r.RoleID] = r.Name
+	}
+	c.mu.Unlock()
+}
+
+func (c *roleCache) drop(name string) {
+	c.mu.Lock()
+	if e, ok := c.byName[name]; ok {
+		delete(c.byID, e.r.RoleID)
+	}
+	delete(c.byName, name)
 	c.mu.Unlock()
 }

@@ -88,12 +88,17 @@ func (b *Broker) IssueJobToken(ctx context.Context, c Caller, caller core.Token,
 		JTI: jti, Accessor: caller.Accessor, AgentID: caller.AgentID, Role: roleName, Provider: req.Provider, Device: req.Device,
 		MaxShots: req.Shots, ProgramSHA256: req.ProgramSHA256, IssuedAt: now.UTC(), ExpiresAt: exp.UTC(),
 	}
-	if err := b.cfg.Store.Grants().Create(ctx, g); err != nil {
+	wait, err := store.UpdatePipelined(ctx, b.cfg.Store, func(tx store.Aggregates) error { return tx.Grants().Create(ctx, g) })
+	if err != nil {
 		return api.JobTokenData{}, fmt.Errorf("record grant: %w", err)
 	}
 	ev.JTI, ev.Decision, ev.Reason = jti, "allow", dec.Reason
-	if err := b.record(ctx, c, ev); err != nil {
-		return api.JobTokenData{}, err // the grant is never handed out, so it is never redeemed
+	commitErr, auditErr := b.commitAndRecord(ctx, c, wait, ev)
+	if commitErr != nil {
+		return api.JobTokenData{}, fmt.Errorf("record grant: %w", commitErr)
+	}
+	if auditErr != nil {
+		return api.JobTokenData{}, auditErr // the grant is never handed out, so it is never redeemed
 	}
 	return api.JobTokenData{
 		Token: signed, JTI: jti, ExpiresAt: exp.UTC(), GatewayAddr: b.cfg.GatewayAddr,

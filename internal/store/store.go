@@ -109,3 +109,24 @@ type Secrets interface {
 	List(ctx context.Context, prefix string) ([]core.SealedSecret, error)
 	Delete(ctx context.Context, name string) error
 }
+
+// Pipeliner is an optional extra a Store may implement: UpdatePipelined
+// runs fn in the next group commit and returns as soon as fn itself has run
+// — with fn's error, or nil and a wait function that reports whether the
+// commit made fn's changes durable. A caller can do other durable work (an
+// audit write) while the commit is in flight, and must call wait before it
+// acts on the outcome. If wait fails, nothing fn did persisted.
+type Pipeliner interface {
+	UpdatePipelined(ctx context.Context, fn func(tx Aggregates) error) (wait func() error, err error)
+}
+
+// UpdatePipelined uses s's Pipeliner when it has one, and Update otherwise.
+func UpdatePipelined(ctx context.Context, s Store, fn func(tx Aggregates) error) (wait func() error, err error) {
+	if p, ok := s.(Pipeliner); ok {
+		return p.UpdatePipelined(ctx, fn)
+	}
+	if err := s.Update(ctx, fn); err != nil {
+		return nil, err
+	}
+	return func() error { return nil }, nil
+}

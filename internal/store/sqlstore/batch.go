@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+
+	"github.com/qbroker/qbroker/internal/store"
 )
 
 // Group commit. With synchronous=FULL every SQLite commit is an fsync, and
@@ -25,7 +27,9 @@ var errClosed = errors.New("store is closed")
 type writeReq struct {
 	ctx  context.Context
 	fn   func(q querier) error
-	done chan error
+	done chan error // the final outcome, after the commit
+	ran  chan error // optional: fn's own result, as soon as it has run
+	sent bool       // ran has been sent (a retried batch reports through done only)
 }
 
 type batcher struct {
@@ -55,6 +59,36 @@ func (s *Store) stopBatcher() {
 // writeTx runs fn in a write transaction shared with other queued writers.
 func (s *Store) writeTx(ctx context.Context, fn func(q querier) error) error {
 	req := &writeReq{ctx: ctx, fn: fn, done: make(chan error, 1)}
+	if err := s.enqueue(ctx, req); err != nil {
+		return err
+	}
+	// Once queued, wait for the outcome even if ctx ends: the work may
+	// already be committed, and the caller must not be told otherwise.
+	return <-req.done
+}
+
+// UpdatePipelined implements store.Pipeliner.
+func (s *Store) UpdatePipelined(ctx context.Context, fn func(tx store.Aggregates) error) (func() error, error) {
+	req := &writeReq{ctx: ctx, done: make(chan error, 1), ran: make(chan error, 1)}
+	req.fn = func(q querier) error {
+		return fn(txAggregates{handle{s: s, r: q, w: q, inTx: true}})
+	}
+	if err := s.enqueue(ctx, req); err != nil {
+		return nil, err
+	}
+	select {
+	case err := <-req.ran:
+		if err != nil {
+			<-req.done // rolled back to its savepoint; wait so the batch owns nothing of ours
+			return nil, err
+		}
+		return func() error { return <-req.done }, nil
+	case err := <-req.done: // the batch failed before fn's result was known
+		return nil, err
+	}
+}
+
+func (s *Store) enqueue(ctx context.Context, req *writeReq) error {
 	s.mu.RLock()
 	if s.closed {
 		s.mu.RUnlock()
@@ -67,9 +101,7 @@ func (s *Store) writeTx(ctx context.Context, fn func(q querier) error) error {
 		return ctx.Err()
 	}
 	s.mu.RUnlock()
-	// Once queued, wait for the outcome even if ctx ends: the work may
-	// already be committed, and the caller must not be told otherwise.
-	return <-req.done
+	return nil
 }
 
 func (s *Store) batchLoop() {
@@ -127,7 +159,9 @@ func (s *Store) tryBatch(batch []*writeReq) ([]error, error) {
 		}
 		return results, cause
 	}
-	q := s.wrap(tx)
+	ts := txStmts{tx: tx, c: s.wc}
+	q := s.wrap(ts)
+	exec := func(stmt string) error { _, err := ts.ExecContext(context.Background(), stmt); return err }
 	single := len(batch) == 1
 	for i, r := range batch {
 		if err := r.ctx.Err(); err != nil {
@@ -135,23 +169,28 @@ func (s *Store) tryBatch(batch []*writeReq) ([]error, error) {
 			continue
 		}
 		if !single {
-			if _, err := tx.Exec("SAVEPOINT w"); err != nil {
+			if err := exec("SAVEPOINT w"); err != nil {
 				return abort(fmt.Errorf("savepoint: %w", err))
 			}
 		}
-		if ferr := r.fn(q); ferr != nil {
+		ferr := r.fn(q)
+		if r.ran != nil && !r.sent {
+			r.sent = true
+			r.ran <- ferr // buffered: never blocks
+		}
+		if ferr != nil {
 			results[i] = ferr
 			if single {
 				_, _ = abort(nil)
 				return results, nil
 			}
-			if _, err := tx.Exec("ROLLBACK TO w"); err != nil {
+			if err := exec("ROLLBACK TO w"); err != nil {
 				// The statement took the whole transaction with it.
 				return abort(fmt.Errorf("rollback to savepoint: %w", err))
 			}
 		}
 		if !single {
-			if _, err := tx.Exec("RELEASE w"); err != nil {
+			if err := exec("RELEASE w"); err != nil {
 				return abort(fmt.Errorf("release savepoint: %w", err))
 			}
 		}
@@ -203,3 +242,34 @@ type staticResult struct {
 
 func (r staticResult) RowsAffected() (int64, error) { return r.rows, r.rowsErr }
 func (r staticResult) LastInsertId() (int64, error) { return r.id, r.idErr }
+
+// txStmts runs a batch's statements through the writer's prepared-statement
+// cache (SQL parsing dominated the batcher's time without it).
+type txStmts struct {
+	tx *sql.Tx
+	c  *stmtCache
+}
+
+func (t txStmts) ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error) {
+	st, err := t.c.stmt(ctx, query)
+	if err != nil {
+		return t.tx.ExecContext(ctx, query, args...)
+	}
+	return t.tx.StmtContext(ctx, st).ExecContext(ctx, args...)
+}
+
+func (t txStmts) QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
+	st, err := t.c.stmt(ctx, query)
+	if err != nil {
+		return t.tx.QueryContext(ctx, query, args...)
+	}
+	return t.tx.StmtContext(ctx, st).QueryContext(ctx, args...)
+}
+
+func (t txStmts) QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row {
+	st, err := t.c.stmt(ctx, query)
+	if err != nil {
+		return t.tx.QueryRowContext(ctx, query, args...)
+	}
+	return t.tx.StmtContext(ctx, st).QueryRowContext(ctx, args...)
+}

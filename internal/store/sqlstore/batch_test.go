@@ -80,3 +80,39 @@ func TestWriteAfterCloseFails(t *testing.T) {
 		t.Fatal("write after Close succeeded")
 	}
 }
+
+// UpdatePipelined reports fn's own failure at once, and its success before
+// the commit; wait then reports the commit, after which the change is
+// durable.
+func TestUpdatePipelined(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "qbroker.db")
+	s := openAt(t, path)
+	ctx := context.Background()
+	errBoom := errors.New("boom")
+	if _, err := s.UpdatePipelined(ctx, func(tx store.Aggregates) error {
+		if err := tx.Secrets().Put(ctx, core.SealedSecret{Name: "gone", Blob: []byte{1}}); err != nil {
+			return err
+		}
+		return errBoom
+	}); !errors.Is(err, errBoom) {
+		t.Fatalf("want fn's error, got %v", err)
+	}
+	wait, err := s.UpdatePipelined(ctx, func(tx store.Aggregates) error {
+		return tx.Secrets().Put(ctx, core.SealedSecret{Name: "kept", Blob: []byte{2}})
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := wait(); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	s = openAt(t, path)
+	defer s.Close()
+	if _, err := s.Secrets().Get(ctx, "kept"); err != nil {
+		t.Fatalf("committed change lost: %v", err)
+	}
+	if _, err := s.Secrets().Get(ctx, "gone"); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("failed fn's change persisted: %v", err)
+	}
+}

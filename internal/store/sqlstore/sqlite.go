@@ -44,7 +44,10 @@ func OpenSQLite(ctx context.Context, path string, opts Options) (*Store, error) 
 	d := sqliteDialect{}
 	uri := "file:" + (&url.URL{Path: abs}).EscapedPath()
 
-	// The writer: one connection, IMMEDIATE transactions, durable commits.
+	// The writer: IMMEDIATE transactions, durable commits. Writes are
+	// serialised by the group-commit batcher (batch.go), not by the pool; the
+	// pool's second connection lets statements be prepared (and cached) while
+	// the batcher's transaction holds the first.
 	// SQLite's -wal and -shm files take the main file's permissions.
 	w, err := sql.Open("sqlite", uri+"?_txlock=immediate"+
 		fmt.Sprintf("&_busy_timeout=%d", sqliteBusyTimeoutMS)+
@@ -52,8 +55,8 @@ func OpenSQLite(ctx context.Context, path string, opts Options) (*Store, error) 
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: open writer: %w", err)
 	}
-	w.SetMaxOpenConns(1)
-	w.SetMaxIdleConns(1)
+	w.SetMaxOpenConns(2)
+	w.SetMaxIdleConns(2)
 	w.SetConnMaxLifetime(0)
 	w.SetConnMaxIdleTime(0)
 	if err := w.PingContext(ctx); err != nil {

@@ -6,9 +6,10 @@
 //
 // Shape of the SQLite store:
 //
-//   - a writer pool of exactly one connection, whose transactions begin
-//     IMMEDIATE, so write transactions queue in Go instead of failing to
-//     upgrade a read lock;
+//   - one writer goroutine (batch.go) that runs every queued write in a
+//     shared IMMEDIATE transaction, each in its own savepoint, and commits
+//     once per batch (group commit), so write transactions queue in Go
+//     instead of failing to upgrade a read lock;
 //   - a reader pool of several read-only connections for plain reads, which
 //     under WAL never block the writer;
 //   - WAL journal with synchronous=FULL: a commit that returned is on disk.
@@ -80,7 +81,7 @@ func (r rebound) QueryRowContext(ctx context.Context, query string, args ...any)
 // Store is a store.Store backed by SQL.
 type Store struct {
 	d   dialect
-	w   *sql.DB // writer: one connection
+	w   *sql.DB // writer pool: used only by the batcher (and to prepare statements)
 	r   *sql.DB // readers: read-only connections
 	log *slog.Logger
 
