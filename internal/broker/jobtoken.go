@@ -167,7 +167,11 @@ func (b *Broker) Redeem(ctx context.Context, c Caller, jti string) error {
 	if jti == "" {
 		return b.refuse(ctx, c, ev, core.Errorf(core.KindBadRequest, "jti is required"))
 	}
-	g, err := b.cfg.Store.Grants().Redeem(ctx, jti, b.now())
+	var g core.JobGrant
+	wait, err := store.UpdatePipelined(ctx, b.cfg.Store, func(tx store.Aggregates) (err error) {
+		g, err = tx.Grants().Redeem(ctx, jti, b.now())
+		return err
+	})
 	ev.Agent, ev.Role, ev.Provider, ev.Device, ev.Shots, ev.Accessor = g.AgentID, g.Role, g.Provider, g.Device, g.MaxShots, g.Accessor
 	switch {
 	case err == nil:
@@ -183,7 +187,11 @@ func (b *Broker) Redeem(ctx context.Context, c Caller, jti string) error {
 		return fmt.Errorf("redeem: %w", err)
 	}
 	ev.Decision = "allow"
-	return b.record(ctx, c, ev)
+	commitErr, auditErr := b.commitAndRecord(ctx, c, wait, ev)
+	if commitErr != nil {
+		return fmt.Errorf("redeem: %w", commitErr)
+	}
+	return auditErr // the token is spent either way; without a durable record nothing is forwarded
 }
 
 // RecordJob remembers who owns a provider job.
