@@ -67,8 +67,9 @@ func (b *Broker) validateRole(name string, in api.Role) (core.Role, error) {
 	if len(in.Devices) == 0 {
 		problems = append(problems, "devices must name at least one device")
 	}
+	devices := b.rules.Load().devices
 	for _, d := range in.Devices {
-		if _, ok := b.devices[in.Provider+"/"+d]; !ok {
+		if _, ok := devices[in.Provider+"/"+d]; !ok {
 			problems = append(problems, fmt.Sprintf("device %q is not in the %s catalogue", d, in.Provider))
 		}
 	}

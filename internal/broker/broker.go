@@ -12,7 +12,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/qbroker/qbroker/internal/audit"
@@ -28,8 +30,39 @@ type Device struct {
 	Provider string
 	Name     string
 	Kind     string // "qpu" or "simulator"
+	Vendor   string // hardware maker
+	ARN      string // the provider's id or ARN, when it has one
 	Qubits   int
 	MaxShots int
+	Price    Price
+}
+
+// Price is a device's list price (see config.Price).
+type Price struct {
+	PerTaskUSD, PerShotUSD, PerMinuteUSD, MinMinutes float64
+}
+
+// EstimateUSD is the list-price estimate of a job of shots shots: the
+// per-task and per-shot fees, plus the minimum billed minutes for devices
+// charged by time. It is what policy and budgets see before a job runs.
+func (d Device) EstimateUSD(shots int) float64 {
+	return d.Price.PerTaskUSD + float64(shots)*d.Price.PerShotUSD + d.Price.MinMinutes*d.Price.PerMinuteUSD
+}
+
+// rules is what a reload replaces, as one unit: no request sees a policy
+// set from one reload and a catalogue from another.
+type rules struct {
+	policy  *policy.Engine
+	devices map[string]Device // "provider/name"
+	list    []Device
+}
+
+func newRules(p *policy.Engine, devices []Device) *rules {
+	r := &rules{policy: p, devices: make(map[string]Device, len(devices)), list: slices.Clone(devices)}
+	for _, d := range devices {
+		r.devices[d.Provider+"/"+d.Name] = d
+	}
+	return r
 }
 
 // Config holds everything the broker needs. All fields but Logger and Now
@@ -44,6 +77,7 @@ type Config struct {
 	Audience    string // the gateways' audience: the job tokens' aud
 	GatewayAddr string // where agents send provider calls (returned with job tokens)
 	Devices     []Device
+	Location    *time.Location // zone of the hour/weekday policies see; default UTC
 
 	Logger *slog.Logger
 	Now    func() time.Time
@@ -58,15 +92,15 @@ type Caller struct {
 
 // Broker is the pipeline. It is safe for concurrent use.
 type Broker struct {
-	cfg     Config
-	log     *slog.Logger
-	now     func() time.Time
-	keys    *token.KeyRing
-	hasher  *audit.Hasher
-	devices map[string]Device // "provider/name"
-	tokens  *tokenCache
-	jobs    *jobCache
-	roles   *roleCache
+	cfg    Config
+	log    *slog.Logger
+	now    func() time.Time
+	keys   *token.KeyRing
+	hasher *audit.Hasher
+	rules  atomic.Pointer[rules]
+	tokens *tokenCache
+	jobs   *jobCache
+	roles  *roleCache
 
 	credMu sync.RWMutex
 	creds  map[string]string // provider → upstream credential, unsealed in memory only
@@ -95,18 +129,19 @@ func New(ctx context.Context, cfg Config) (*Broker, error) {
 		cfg.Now = time.Now
 	}
 	b := &Broker{
-		cfg:     cfg,
-		log:     cfg.Logger,
-		now:     cfg.Now,
-		devices: make(map[string]Device, len(cfg.Devices)),
-		tokens:  newTokenCache(100_000),
-		jobs:    newJobCache(100_000),
-		roles:   newRoleCache(5 * time.Second),
-		creds:   map[string]string{},
+		cfg:    cfg,
+		log:    cfg.Logger,
+		now:    cfg.Now,
+		tokens: newTokenCache(100_000),
+		jobs:   newJobCache(100_000),
+		roles:  newRoleCache(5 * time.Second),
+		creds:  map[string]string{},
 	}
-	for _, d := range cfg.Devices {
-		b.devices[d.Provider+"/"+d.Name] = d
+	if cfg.Location == nil {
+		cfg.Location = time.UTC
+		b.cfg.Location = time.UTC
 	}
+	b.rules.Store(newRules(cfg.Policy, cfg.Devices))
 	key, err := b.loadOrCreateSecret(ctx, secretAuditKey, 32)
 	if err != nil {
 		return nil, fmt.Errorf("broker: audit key: %w", err)
@@ -126,7 +161,20 @@ func (b *Broker) JWKS() []byte { return b.keys.JWKS() }
 func (b *Broker) KeyRing() *token.KeyRing { return b.keys }
 
 // Devices returns the catalogue.
-func (b *Broker) Devices() []Device { return b.cfg.Devices }
+func (b *Broker) Devices() []Device { return b.rules.Load().list }
+
+// SetRules replaces the policy set and the device catalogue together,
+// atomically: requests already deciding finish with the old ones.
+func (b *Broker) SetRules(p *policy.Engine, devices []Device) error {
+	if p == nil {
+		return errors.New("broker: nil policy engine")
+	}
+	b.rules.Store(newRules(p, devices))
+	return nil
+}
+
+// Policy returns the policy engine in force.
+func (b *Broker) Policy() *policy.Engine { return b.rules.Load().policy }
 
 // Issuer returns the job tokens' issuer.
 func (b *Broker) Issuer() string { return b.cfg.Issuer }

@@ -35,7 +35,8 @@ func (b *Broker) IssueJobToken(ctx context.Context, c Caller, caller core.Token,
 	if err != nil {
 		return api.JobTokenData{}, b.refuse(ctx, c, ev, err)
 	}
-	dev, ok := b.devices[req.Provider+"/"+req.Device]
+	rs := b.rules.Load()
+	dev, ok := rs.devices[req.Provider+"/"+req.Device]
 	if !ok {
 		return api.JobTokenData{}, b.refuse(ctx, c, ev, core.Errorf(core.KindBadRequest, "unknown device %q for provider %q", req.Device, req.Provider))
 	}
@@ -50,14 +51,15 @@ func (b *Broker) IssueJobToken(ctx context.Context, c Caller, caller core.Token,
 	}
 
 	now := b.now()
-	dec := b.cfg.Policy.Decide(policy.Request{
+	local := now.In(b.cfg.Location)
+	dec := rs.policy.Decide(policy.Request{
 		Agent:    policy.Agent{ID: caller.AgentID, Role: roleName, Owner: role.Owner, Team: role.Team, AuthMethod: caller.AuthMethod},
 		Action:   "SubmitJob",
 		Provider: req.Provider,
 		Device:   &policy.Device{Provider: dev.Provider, Name: dev.Name, Kind: dev.Kind, Qubits: dev.Qubits},
 		Context: policy.Context{
-			Shots: req.Shots, ProgramSHA256: req.ProgramSHA256, SourceIP: hostOf(c.RemoteAddr),
-			Hour: now.UTC().Hour(), Weekday: int(now.UTC().Weekday()),
+			Shots: req.Shots, EstimatedCostUSD: dev.EstimateUSD(req.Shots), ProgramSHA256: req.ProgramSHA256,
+			SourceIP: hostOf(c.RemoteAddr), Hour: local.Hour(), Weekday: int(local.Weekday()),
 		},
 	})
 	ev.Policies = dec.Policies

@@ -7,7 +7,9 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"os/signal"
 	"runtime/pprof"
+	"syscall"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -65,6 +67,7 @@ func devCmd(env Env) *cobra.Command {
 	f.StringVar(&o.DataDir, "data", "", "data directory (default: a new temporary directory)")
 	f.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
 	f.StringVar(&ionqKeyEnv, "ionq-key-env", "", "take the emulator's API key from this env var (for direct-to-emulator benchmarks)")
+	f.StringSliceVar(&o.PolicyFiles, "policy", nil, "Cedar policy file(s) to use instead of the built-in demo policies (reloaded on change)")
 	f.StringVar(&cpuProfile, "cpuprofile", "", "write a CPU profile to this file until shutdown")
 	_ = f.MarkHidden("cpuprofile")
 	return cmd
@@ -110,10 +113,19 @@ func serverCmd(env Env) *cobra.Command {
 				return fmt.Errorf("config: %w", err)
 			}
 			log := newLogger(env.Stderr, cfg.Log.Level)
-			s, err := server.Start(cmd.Context(), server.Options{Config: cfg, Logger: log})
+			s, err := server.Start(cmd.Context(), server.Options{Config: cfg, Logger: log, ConfigPath: cfgPath, Watch: true})
 			if err != nil {
 				return err
 			}
+			// SIGHUP reloads policies and the device catalogue.
+			hup := make(chan os.Signal, 1)
+			signal.Notify(hup, syscall.SIGHUP)
+			defer signal.Stop(hup)
+			go func() {
+				for range hup {
+					_ = s.Reload(cmd.Context()) // logged and audited inside
+				}
+			}()
 			root, created, err := s.Initialize(cmd.Context())
 			if err != nil {
 				_ = s.Close(context.Background())

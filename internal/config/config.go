@@ -11,6 +11,7 @@ import (
 	"net/url"
 	"os"
 	"strings"
+	"time"
 
 	"go.yaml.in/yaml/v3"
 )
@@ -21,7 +22,8 @@ type Config struct {
 	PublicURL string     `yaml:"public_url"` // how agents and gateways reach the broker; the job tokens' issuer
 	DataDir   string     `yaml:"data_dir"`
 	Seal      Seal       `yaml:"seal"`
-	Policies  []string   `yaml:"policies"` // Cedar policy files; empty: the built-in demo policies
+	Policies  []string   `yaml:"policies"`  // Cedar policy files; empty: the built-in demo policies
+	TimeZone  string     `yaml:"time_zone"` // zone for the hour/weekday policies see; default UTC
 	Gateway   Gateway    `yaml:"gateway"`
 	Providers Providers  `yaml:"providers"`
 	Devices   []Device   `yaml:"devices"` // empty: the built-in catalogue
@@ -56,8 +58,21 @@ type Device struct {
 	Provider string `yaml:"provider"`
 	Name     string `yaml:"name"`
 	Kind     string `yaml:"kind"`
+	Vendor   string `yaml:"vendor"` // hardware maker; default: the provider
+	ARN      string `yaml:"arn"`    // the provider's id or ARN for the device, when it has one
 	Qubits   int    `yaml:"qubits"`
 	MaxShots int    `yaml:"max_shots"`
+	Price    Price  `yaml:"price"`
+}
+
+// Price is a device's list price, used to estimate a job's cost before it
+// runs: per_task_usd + shots × per_shot_usd (+ per_minute_usd × estimated
+// minutes, for simulators billed by time, at least min_minutes).
+type Price struct {
+	PerTaskUSD   float64 `yaml:"per_task_usd"`
+	PerShotUSD   float64 `yaml:"per_shot_usd"`
+	PerMinuteUSD float64 `yaml:"per_minute_usd"`
+	MinMinutes   float64 `yaml:"min_minutes"`
 }
 
 // LogOptions configures logging.
@@ -65,11 +80,15 @@ type LogOptions struct {
 	Level string `yaml:"level"` // debug, info (default), warn, error
 }
 
-// DefaultDevices is the built-in catalogue (see docs/providers.md).
+// DefaultDevices is the built-in catalogue (see docs/providers.md). IonQ
+// does not publish direct per-job prices; the QPU estimate uses the
+// published AWS Braket list price for IonQ Forte ($0.30 per task + $0.08 per
+// shot), and IonQ's ideal simulator is free.
 func DefaultDevices() []Device {
 	return []Device{
-		{Provider: "ionq", Name: "simulator", Kind: "simulator", Qubits: 29, MaxShots: 1_000_000},
-		{Provider: "ionq", Name: "qpu.forte-1", Kind: "qpu", Qubits: 36, MaxShots: 10_000},
+		{Provider: "ionq", Name: "simulator", Kind: "simulator", Vendor: "ionq", Qubits: 29, MaxShots: 1_000_000},
+		{Provider: "ionq", Name: "qpu.forte-1", Kind: "qpu", Vendor: "ionq", Qubits: 36, MaxShots: 10_000,
+			Price: Price{PerTaskUSD: 0.30, PerShotUSD: 0.08}},
 	}
 }
 
@@ -146,6 +165,23 @@ func (c *Config) ApplyDefaults() {
 	if c.Log.Level == "" {
 		c.Log.Level = "info"
 	}
+	if c.TimeZone == "" {
+		c.TimeZone = "UTC"
+	}
+	for i := range c.Devices {
+		if c.Devices[i].Vendor == "" {
+			c.Devices[i].Vendor = c.Devices[i].Provider
+		}
+	}
+}
+
+// Location returns the configured time zone (validated by Validate).
+func (c *Config) Location() *time.Location {
+	loc, err := time.LoadLocation(c.TimeZone)
+	if err != nil {
+		return time.UTC
+	}
+	return loc
 }
 
 // Validate reports every problem at once.
@@ -177,11 +213,17 @@ func (c *Config) Validate() error {
 		if d.Qubits <= 0 {
 			bad("devices[%d]: qubits must be positive", i)
 		}
+		if d.Price.PerTaskUSD < 0 || d.Price.PerShotUSD < 0 || d.Price.PerMinuteUSD < 0 || d.Price.MinMinutes < 0 {
+			bad("devices[%d]: prices must not be negative", i)
+		}
 		k := d.Provider + "/" + d.Name
 		if seen[k] {
 			bad("devices[%d]: %s listed twice", i, k)
 		}
 		seen[k] = true
+	}
+	if _, err := time.LoadLocation(c.TimeZone); err != nil {
+		bad("time_zone: %q is not a known IANA time zone", c.TimeZone)
 	}
 	switch strings.ToLower(c.Log.Level) {
 	case "debug", "info", "warn", "error":

@@ -36,11 +36,12 @@ devices:
   - {provider: ionq, name: a, kind: gpu, qubits: 0}
   - {provider: ionq, name: a, kind: qpu, qubits: 2}
 log: {level: loud}
+time_zone: Mars/Olympus
 `))
 	if err == nil {
 		t.Fatal("want errors")
 	}
-	for _, want := range []string{"public_url", "seal.type", "kind \"gpu\"", "qubits must be positive", "listed twice", "log.level"} {
+	for _, want := range []string{"public_url", "seal.type", "kind \"gpu\"", "qubits must be positive", "listed twice", "log.level", "time_zone"} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("error does not mention %q: %v", want, err)
 		}

@@ -27,7 +27,10 @@ type DevOptions struct {
 	// IonQKey is the emulator's API key. Default: random, known only to
 	// this process. Set it only to benchmark against the emulator directly.
 	IonQKey string
-	Logger  *slog.Logger
+	// PolicyFiles replace the built-in demo policies; they are watched and
+	// reloaded on change.
+	PolicyFiles []string
+	Logger      *slog.Logger
 }
 
 // Dev is a running all-in-one: broker, gateway and IonQ emulator, with a
@@ -96,13 +99,13 @@ func StartDev(ctx context.Context, o DevOptions) (_ *Dev, err error) {
 	d.simSrv = &http.Server{Handler: d.sim, ReadHeaderTimeout: 10 * time.Second}
 	go func() { _ = d.simSrv.Serve(simLn) }()
 
-	cfg := &config.Config{Listen: o.Addr, DataDir: o.DataDir, Gateway: config.Gateway{Listen: o.GatewayAddr}}
+	cfg := &config.Config{Listen: o.Addr, DataDir: o.DataDir, Gateway: config.Gateway{Listen: o.GatewayAddr}, Policies: o.PolicyFiles}
 	cfg.ApplyDefaults()
 	cfg.PublicURL, cfg.Gateway.PublicURL = "", "" // derive from the bound listeners
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	if d.Server, err = Start(ctx, Options{Config: cfg, Logger: o.Logger, IonQUpstream: d.SimURL}); err != nil {
+	if d.Server, err = Start(ctx, Options{Config: cfg, Logger: o.Logger, IonQUpstream: d.SimURL, Watch: len(o.PolicyFiles) > 0}); err != nil {
 		return nil, err
 	}
 	if err := d.bootstrap(ctx, ionqKey); err != nil {

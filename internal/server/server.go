@@ -15,6 +15,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/qbroker/qbroker/internal/audit"
@@ -41,6 +42,12 @@ type Options struct {
 	// IonQUpstream overrides Config.Providers.IonQ.BaseURL (dev points it at
 	// the in-process emulator).
 	IonQUpstream string
+	// ConfigPath is the file Config came from, re-read by Reload for the
+	// device catalogue and the policy list. Empty: Reload re-reads only the
+	// policy files.
+	ConfigPath string
+	// Watch reloads automatically when the config or a policy file changes.
+	Watch bool
 }
 
 // Server is a running broker (and optional in-process gateway).
@@ -57,6 +64,12 @@ type Server struct {
 	errc    chan error
 	stop    context.CancelFunc
 	swept   chan struct{}
+
+	stopWatch   context.CancelFunc
+	reloadMu    sync.Mutex
+	configPath  string
+	policyFiles []string
+	devices     []config.Device
 }
 
 // sweepInterval is how often expired tokens, grants and keys are removed.
@@ -69,7 +82,7 @@ func Start(ctx context.Context, o Options) (_ *Server, err error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	s := &Server{log: log, errc: make(chan error, 4)}
+	s := &Server{log: log, errc: make(chan error, 4), configPath: o.ConfigPath, policyFiles: cfg.Policies, devices: cfg.Devices}
 	defer func() {
 		if err != nil {
 			s.Close(context.Background())
@@ -112,13 +125,10 @@ func Start(ctx context.Context, o Options) (_ *Server, err error) {
 	if err != nil {
 		return nil, err
 	}
-	var devices []broker.Device
-	for _, d := range cfg.Devices {
-		devices = append(devices, broker.Device{Provider: d.Provider, Name: d.Name, Kind: d.Kind, Qubits: d.Qubits, MaxShots: d.MaxShots})
-	}
 	s.Broker, err = broker.New(ctx, broker.Config{
 		Store: s.store, Sealer: sealer, Policy: pol, Audit: s.sink,
-		Issuer: s.BrokerURL, Audience: Audience, GatewayAddr: s.GatewayURL, Devices: devices, Logger: log,
+		Issuer: s.BrokerURL, Audience: Audience, GatewayAddr: s.GatewayURL, Devices: catalogue(cfg.Devices),
+		Location: cfg.Location(), Logger: log,
 	})
 	if err != nil {
 		return nil, err
@@ -137,6 +147,13 @@ func Start(ctx context.Context, o Options) (_ *Server, err error) {
 		s.serve(gwLn, gw)
 	}
 	s.startSweeper()
+	if o.Watch {
+		wctx, cancel := context.WithCancel(context.Background())
+		s.stopWatch = cancel
+		if err := s.watchFiles(wctx); err != nil {
+			return nil, err
+		}
+	}
 	log.Info("qbroker started", "broker", s.BrokerURL, "gateway", s.GatewayURL, "data_dir", cfg.DataDir)
 	return s, nil
 }
@@ -152,6 +169,17 @@ func NewInProcessGateway(b *broker.Broker, ionqUpstream string, log *slog.Logger
 		return nil, err
 	}
 	return gateway.New(gateway.Config{Broker: inProcess{b}, Verifier: v, IonQUpstream: u, Logger: log})
+}
+
+func catalogue(in []config.Device) []broker.Device {
+	out := make([]broker.Device, 0, len(in))
+	for _, d := range in {
+		out = append(out, broker.Device{
+			Provider: d.Provider, Name: d.Name, Kind: d.Kind, Vendor: d.Vendor, ARN: d.ARN, Qubits: d.Qubits, MaxShots: d.MaxShots,
+			Price: broker.Price{PerTaskUSD: d.Price.PerTaskUSD, PerShotUSD: d.Price.PerShotUSD, PerMinuteUSD: d.Price.PerMinuteUSD, MinMinutes: d.Price.MinMinutes},
+		})
+	}
+	return out
 }
 
 func loadPolicy(files []string) (*policy.Engine, error) {
@@ -224,6 +252,9 @@ func (s *Server) Close(ctx context.Context) error {
 	if s.stop != nil {
 		s.stop()
 		<-s.swept
+	}
+	if s.stopWatch != nil {
+		s.stopWatch()
 	}
 	if len(s.servers) == 0 {
 		for _, ln := range s.lns {
