@@ -18,6 +18,8 @@ import (
 	"fmt"
 	"iter"
 	"strings"
+	"sync"
+	"sync/atomic"
 
 	cedar "github.com/cedar-policy/cedar-go"
 	xast "github.com/cedar-policy/cedar-go/x/exp/ast"
@@ -77,6 +79,13 @@ type loaded struct {
 type Engine struct {
 	policies policyList
 	byID     map[cedar.PolicyID]*cedar.Policy
+	actions  map[cedar.EntityUID]cedar.Entity // immutable after New
+	warnings []Warning
+
+	// devices caches device entities by Device value (immutable entities;
+	// sync.Map suits the write-once, read-many pattern).
+	devices     sync.Map
+	deviceCount atomic.Int64
 }
 
 // New parses every file, validates every policy against the embedded schema
@@ -89,7 +98,7 @@ func New(files []File) (*Engine, error) {
 	if err != nil {
 		return nil, err
 	}
-	e := &Engine{byID: make(map[cedar.PolicyID]*cedar.Policy)}
+	e := &Engine{byID: make(map[cedar.PolicyID]*cedar.Policy), actions: actionEntities()}
 	where := make(map[cedar.PolicyID]cedar.Position)
 	var errs []error
 	for _, f := range files {
@@ -122,6 +131,7 @@ func New(files []File) (*Engine, error) {
 			}
 			e.policies = append(e.policies, loaded{id: id, policy: p})
 			e.byID[id] = p
+			e.warnings = append(e.warnings, lint(f.Name, string(id), p)...)
 		}
 	}
 	if len(errs) > 0 {
