@@ -37,8 +37,14 @@ import (
 	"time"
 )
 
-// SchemaVersion is the version written in every event's "v" field.
-const SchemaVersion = 1
+// SchemaVersion is the version written in every line's "v" field. Version 2
+// added the hash chain (seq, prev), checkpoints, owner, estimated_cost_usd,
+// actual_cost_usd and approval_id. docs/audit.md describes every field.
+const SchemaVersion = 2
+
+// TypeCheckpoint is the type of the signed checkpoint lines the sink writes
+// itself. Callers may not write events of this type.
+const TypeCheckpoint = "checkpoint"
 
 // Decision values for [Event.Decision].
 const (
@@ -63,7 +69,13 @@ var ErrInvalidEvent = errors.New("audit: invalid event")
 // Event is one audit record. It must never hold a secret value: put secrets
 // through [Hasher.HMAC] into Hashed instead. Accessor and JTI are identifiers,
 // not secrets.
+//
+// Seq and Prev are the hash chain. They are assigned by the sink when it
+// writes the line; whatever a caller puts there is ignored. They are filled
+// when a line is read back.
 type Event struct {
+	Seq        uint64            `json:"seq,omitempty"`  // position in the whole trail, from 1
+	Prev       string            `json:"prev,omitempty"` // hex SHA-256 of the previous line
 	Time       time.Time         `json:"time"`
 	Type       string            `json:"type"` // "login","decision","issue","redeem","submit","revoke","renew","lookup","admin", ...
 	RequestID  string            `json:"request_id,omitempty"`
@@ -85,10 +97,22 @@ type Event struct {
 	Status     int               `json:"status,omitempty"`
 	Error      string            `json:"error,omitempty"`
 	Hashed     map[string]string `json:"hashed,omitempty"` // name -> "hmac-sha256:<hex>" of secret values
-	Version    int               `json:"v"`                // schema version, 1
+	Owner      string            `json:"owner,omitempty"`  // accountable person or team of the agent
+	// EstimatedCostUSD is the list-price estimate reserved at issuance; nil
+	// when not applicable. A pointer so that a free job (0) is recorded.
+	EstimatedCostUSD *float64 `json:"estimated_cost_usd,omitempty"`
+	// ActualCostUSD is the settled cost reported for a job; nil when unknown.
+	ActualCostUSD *float64 `json:"actual_cost_usd,omitempty"`
+	ApprovalID    string   `json:"approval_id,omitempty"` // the approval that released the request
+	Version       int      `json:"v"`                     // schema version, SchemaVersion
 }
 
-// encodeLine renders e as one JSON line terminated by '\n'. It does not
+// USD returns a pointer to v, for [Event.EstimatedCostUSD] and
+// [Event.ActualCostUSD].
+func USD(v float64) *float64 { return &v }
+
+// encodeLine renders e as one JSON line terminated by '\n', without the
+// chain fields, which the writer adds in front (see chainLine). It does not
 // modify e: a zero Time is filled with the current UTC time and Version is
 // set to SchemaVersion on a copy.
 func encodeLine(e *Event, now func() time.Time) ([]byte, error) {
@@ -98,7 +122,13 @@ func encodeLine(e *Event, now func() time.Time) ([]byte, error) {
 	if e.Type == "" {
 		return nil, fmt.Errorf("%w: empty type", ErrInvalidEvent)
 	}
+	if e.Type == TypeCheckpoint {
+		// Only the sink writes checkpoints; a caller-made one would be a
+		// forgery attempt or a bug.
+		return nil, fmt.Errorf("%w: type %q is reserved", ErrInvalidEvent, TypeCheckpoint)
+	}
 	ev := *e
+	ev.Seq, ev.Prev = 0, "" // assigned by the writer
 	if ev.Time.IsZero() {
 		ev.Time = now()
 	}

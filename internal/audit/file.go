@@ -2,6 +2,7 @@ package audit
 
 import (
 	"context"
+	"crypto/ed25519"
 	"errors"
 	"fmt"
 	"io"
@@ -9,6 +10,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -40,6 +42,24 @@ type FileOptions struct {
 	// /dev/full in fail-closed tests. Off by default so that a misconfigured
 	// path like /dev/null cannot silently discard the audit trail.
 	AllowNonRegular bool
+
+	// Signer, when set, makes the sink append a signed checkpoint line
+	// every CheckpointEvery events or CheckpointInterval after the first
+	// event not yet covered, whichever comes first, before a rotation, and
+	// on Close. Nil means no checkpoints (the hash chain is still written).
+	Signer ed25519.PrivateKey
+	// CheckpointEvery is the event count that forces a checkpoint. Zero
+	// means DefaultCheckpointEvery.
+	CheckpointEvery int
+	// CheckpointInterval is how long an event may wait for a checkpoint.
+	// Zero means DefaultCheckpointInterval.
+	CheckpointInterval time.Duration
+	// MaxBytes rotates the file once a batch would take it past this size:
+	// the batch ends with a checkpoint, the file is renamed to
+	// "<stem>-<first seq>-<last seq><ext>" (seqs zero-padded to 12 digits)
+	// and a fresh file continues the chain. Zero means never rotate.
+	// Ignored for non-regular files.
+	MaxBytes int64
 
 	hooks *testHooks // set only by this package's tests
 }
@@ -100,6 +120,17 @@ type FileSink struct {
 	needNewline bool  // the tail ends mid-line and cannot be truncated
 	failing     bool  // the last batch failed
 	buf         []byte
+	chain       chainState // advanced only by a durable batch
+
+	signer     ed25519.PrivateKey
+	keyID      string
+	cpEvery    uint64
+	cpInterval time.Duration
+	maxBytes   int64
+
+	headMu   sync.Mutex // guards headSeq and headHash for Head
+	headSeq  uint64
+	headHash string
 
 	events atomic.Uint64 // events made durable
 	syncs  atomic.Uint64 // fsync calls issued
@@ -129,17 +160,46 @@ func OpenFile(path string, opts FileOptions) (*FileSink, error) {
 		return nil, err
 	}
 	s := &FileSink{
-		path:     path,
-		maxBatch: maxBatch,
-		log:      logger,
-		hooks:    opts.hooks,
-		reqs:     make(chan *request, maxBatch),
-		done:     make(chan struct{}),
+		path:       path,
+		maxBatch:   maxBatch,
+		log:        logger,
+		hooks:      opts.hooks,
+		reqs:       make(chan *request, maxBatch),
+		done:       make(chan struct{}),
+		cpEvery:    DefaultCheckpointEvery,
+		cpInterval: DefaultCheckpointInterval,
+		maxBytes:   opts.MaxBytes,
+		chain:      chainState{head: ZeroHash},
+	}
+	if opts.Signer != nil {
+		if len(opts.Signer) != ed25519.PrivateKeySize {
+			_ = f.Close()
+			return nil, errors.New("audit: signer is not an Ed25519 private key")
+		}
+		s.signer = opts.Signer
+		s.keyID = KeyID(opts.Signer.Public().(ed25519.PublicKey))
+	}
+	if opts.CheckpointEvery > 0 {
+		s.cpEvery = uint64(opts.CheckpointEvery)
+	}
+	if opts.CheckpointInterval > 0 {
+		s.cpInterval = opts.CheckpointInterval
 	}
 	if err := s.prepare(f, created, opts.AllowNonRegular); err != nil {
 		_ = f.Close()
 		return nil, err
 	}
+	if s.regular {
+		st, err := recoverChain(f, s.size, s.signer != nil)
+		if err != nil {
+			_ = f.Close()
+			return nil, fmt.Errorf("audit: continue hash chain: %w", err)
+		}
+		// Events left uncovered by a crash get a checkpoint promptly.
+		st.due = time.Now().Add(s.cpInterval)
+		s.chain = st
+	}
+	s.headSeq, s.headHash = s.chain.seq, s.chain.head
 	s.f = f
 	if s.hooks != nil && s.hooks.wrap != nil {
 		s.f = s.hooks.wrap(f)
@@ -276,16 +336,41 @@ func (s *FileSink) Close() error {
 
 // Stats reports how many events have been made durable and how many fsync
 // calls have been issued, for tests and benchmarks of group commit.
+// Checkpoint lines are not counted as events.
 func (s *FileSink) Stats() (events, syncs uint64) {
 	return s.events.Load(), s.syncs.Load()
+}
+
+// Head reports the seq and hash of the last durable line of the trail (0 and
+// ZeroHash for an empty one). A verifier given seq as its minimum detects a
+// trail cut back to before it.
+func (s *FileSink) Head() (seq uint64, hash string) {
+	s.headMu.Lock()
+	defer s.headMu.Unlock()
+	return s.headSeq, s.headHash
 }
 
 // run is the single writer goroutine.
 func (s *FileSink) run() {
 	defer close(s.done)
 	batch := make([]*request, 0, s.maxBatch)
+	timer := time.NewTimer(time.Hour)
+	timer.Stop()
+	defer timer.Stop()
 	for open := true; open; {
-		r, ok := <-s.reqs
+		var tick <-chan time.Time
+		if s.signer != nil && s.chain.pending > 0 {
+			timer.Reset(time.Until(s.chain.due))
+			tick = timer.C
+		}
+		var r *request
+		var ok bool
+		select {
+		case r, ok = <-s.reqs:
+		case <-tick:
+			s.checkpointNow()
+			continue
+		}
 		if !ok {
 			break
 		}
@@ -306,8 +391,25 @@ func (s *FileSink) run() {
 		s.commit(batch)
 		clear(batch)
 	}
-	if err := s.f.Close(); err != nil {
-		s.closeErr = fmt.Errorf("audit: close log: %w", err)
+	if s.signer != nil && s.chain.pending > 0 {
+		if err := s.persist(nil, true); err != nil {
+			s.closeErr = fmt.Errorf("%w: final checkpoint: %w", ErrUnavailable, err)
+		}
+	}
+	if s.f != nil {
+		if err := s.f.Close(); err != nil && s.closeErr == nil {
+			s.closeErr = fmt.Errorf("audit: close log: %w", err)
+		}
+	}
+}
+
+// checkpointNow writes a checkpoint on its own (the interval elapsed with
+// no batch to carry it). A failure is logged and retried an interval later;
+// the events it would cover are already durable.
+func (s *FileSink) checkpointNow() {
+	if err := s.persist(nil, true); err != nil {
+		s.log.Error("audit: checkpoint not written; will retry", "path", s.path, "err", err)
+		s.chain.due = time.Now().Add(s.cpInterval)
 	}
 }
 
@@ -326,7 +428,7 @@ func (s *FileSink) commit(batch []*request) {
 	if s.hooks != nil && s.hooks.beforeWrite != nil {
 		s.hooks.beforeWrite(len(claimed))
 	}
-	err := s.persist(claimed)
+	err := s.persist(claimed, false)
 	if err != nil {
 		err = fmt.Errorf("%w: %w", ErrUnavailable, err)
 		s.log.Error("audit: batch not recorded; requests refused",
@@ -344,7 +446,16 @@ func (s *FileSink) commit(batch []*request) {
 	}
 }
 
-func (s *FileSink) persist(batch []*request) error {
+// persist appends the batch's lines, chained, plus a checkpoint when one is
+// due (or forced), with one write and one fsync. The chain state advances
+// only if both succeed. A rotation due after the batch follows it.
+func (s *FileSink) persist(batch []*request, forceCP bool) error {
+	if s.f == nil {
+		// A rotation renamed the old file but could not create the new one.
+		if err := s.openFresh(); err != nil {
+			return err
+		}
+	}
 	if s.repair {
 		// Drop a partial batch left by an earlier failure so the file stays
 		// a sequence of whole lines, each of which was acknowledged.
@@ -357,8 +468,40 @@ func (s *FileSink) persist(batch []*request) error {
 	if s.needNewline {
 		buf = append(buf, '\n')
 	}
+	st := s.chain
+	now := time.Now()
 	for _, r := range batch {
-		buf = append(buf, r.line...)
+		st.seq++
+		start := len(buf)
+		buf = appendChained(buf, st.seq, st.head, r.line)
+		st.head = LineHash(buf[start : len(buf)-1])
+		if st.fileFirst == 0 {
+			st.fileFirst = st.seq
+		}
+	}
+	if len(batch) > 0 {
+		if st.pending == 0 {
+			st.due = now.Add(s.cpInterval)
+		}
+		st.pending += uint64(len(batch))
+	}
+	rotate := s.regular && s.maxBytes > 0 && s.size+int64(len(buf)) > s.maxBytes
+	if s.signer != nil && st.pending > 0 && (forceCP || rotate || st.pending >= s.cpEvery || !now.Before(st.due)) {
+		st.seq++
+		line, err := signCheckpoint(s.signer, s.keyID, st.seq, st.head, st.lastCP+1, now)
+		if err != nil {
+			return err
+		}
+		start := len(buf)
+		buf = append(buf, line...)
+		st.head = LineHash(buf[start : len(buf)-1])
+		st.lastCP, st.pending = st.seq, 0
+		if st.fileFirst == 0 {
+			st.fileFirst = st.seq
+		}
+	}
+	if len(buf) == 0 {
+		return nil
 	}
 	if cap(buf) <= 1<<20 { // keep a modest buffer for reuse
 		s.buf = buf
@@ -377,7 +520,66 @@ func (s *FileSink) persist(batch []*request) error {
 	}
 	s.size += int64(n)
 	s.needNewline = false
+	s.chain = st
+	s.headMu.Lock()
+	s.headSeq, s.headHash = st.seq, st.head
+	s.headMu.Unlock()
+	if rotate {
+		if err := s.rotate(); err != nil {
+			// The batch is durable; keep appending and try again later.
+			s.log.Error("audit: rotation failed", "path", s.path, "err", err)
+		}
+	}
 	return nil
+}
+
+// rotate renames the current file after its first and last seq and starts
+// a fresh one; the chain state carries over, so the fresh file's first prev
+// is the hash of the renamed file's last line.
+func (s *FileSink) rotate() error {
+	name := rotatedName(s.path, s.chain.fileFirst, s.chain.seq)
+	if _, err := os.Lstat(name); err == nil || s.chain.fileFirst == 0 {
+		// Never overwrite; fall back to a timestamped name.
+		name = strings.TrimSuffix(name, filepath.Ext(name)) + "-" + time.Now().UTC().Format("20060102T150405.000000000Z") + filepath.Ext(s.path)
+	}
+	if err := os.Rename(s.path, name); err != nil {
+		return fmt.Errorf("rename: %w", err)
+	}
+	old := s.f
+	s.f = nil
+	if err := old.Close(); err != nil {
+		s.log.Warn("audit: close rotated log", "path", name, "err", err)
+	}
+	return s.openFresh()
+}
+
+// openFresh creates, locks and syncs a new empty log at s.path.
+func (s *FileSink) openFresh() error {
+	f, err := os.OpenFile(s.path, os.O_RDWR|os.O_APPEND|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return fmt.Errorf("create log after rotation: %w", err)
+	}
+	if err := lockFile(f); err != nil {
+		_ = f.Close()
+		return fmt.Errorf("lock log after rotation: %w", err)
+	}
+	if err := syncDir(filepath.Dir(s.path)); err != nil {
+		_ = f.Close()
+		return err
+	}
+	s.f = f
+	if s.hooks != nil && s.hooks.wrap != nil {
+		s.f = s.hooks.wrap(f)
+	}
+	s.size, s.repair, s.needNewline = 0, false, false
+	s.chain.fileFirst = 0
+	return nil
+}
+
+// rotatedName is path with "-<first>-<last>" before its extension.
+func rotatedName(path string, first, last uint64) string {
+	ext := filepath.Ext(path)
+	return fmt.Sprintf("%s-%012d-%012d%s", strings.TrimSuffix(path, ext), first, last, ext)
 }
 
 // markTorn records that n of total bytes of a failed batch may be in the file.

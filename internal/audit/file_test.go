@@ -87,7 +87,9 @@ func TestRoundTripJSONLines(t *testing.T) {
 		Action: "submit", Provider: "ionq", Device: "qpu.aria-1", Shots: 1000,
 		Decision: DecisionAllow, Policies: []string{"p1", "p2"}, Reason: "ok <&>",
 		Accessor: "acc-1", JTI: "jti-1", JobID: "job-1", Status: 201, Error: "",
-		Version: 7, // overwritten with SchemaVersion
+		Owner: "team-q", EstimatedCostUSD: USD(0), ActualCostUSD: USD(12.5), ApprovalID: "apr-1",
+		Version: 7,               // overwritten with SchemaVersion
+		Seq:     99, Prev: "f00", // chain fields are the writer's, not the caller's
 	}
 	h.Add(full, "job_token", "qbj_raw-secret")
 	minimal := &Event{Type: "login"}
@@ -96,10 +98,16 @@ func TestRoundTripJSONLines(t *testing.T) {
 			t.Fatalf("Write: %v", err)
 		}
 	}
-	if full.Version != 7 || !minimal.Time.IsZero() {
+	if full.Version != 7 || full.Seq != 99 || !minimal.Time.IsZero() {
 		t.Errorf("Write modified the caller's event")
 	}
 	raw, _ := os.ReadFile(path)
+	if !bytes.HasPrefix(raw, []byte(`{"seq":1,"prev":"`+ZeroHash+`","time":`)) {
+		t.Errorf("line does not start with the chain fields: %.120s", raw)
+	}
+	if !bytes.Contains(raw, []byte(`"estimated_cost_usd":0,"actual_cost_usd":12.5,`)) {
+		t.Errorf("a zero estimate must still be recorded: %s", raw)
+	}
 	if !bytes.Contains(raw, []byte(`"path":"/v1/jobs?a=1&b=<2>"`)) {
 		t.Errorf("HTML characters were escaped: %s", raw)
 	}
@@ -113,6 +121,7 @@ func TestRoundTripJSONLines(t *testing.T) {
 	want := *full
 	want.Time = when.UTC()
 	want.Version = SchemaVersion
+	want.Seq, want.Prev = 1, ZeroHash
 	if !evs[0].Time.Equal(when) || evs[0].Time.Location() != time.UTC {
 		t.Errorf("time %v, want %v in UTC", evs[0].Time, when)
 	}
@@ -120,7 +129,8 @@ func TestRoundTripJSONLines(t *testing.T) {
 	if !reflect.DeepEqual(evs[0], want) {
 		t.Errorf("round trip:\n got %+v\nwant %+v", evs[0], want)
 	}
-	if evs[1].Type != "login" || evs[1].Version != SchemaVersion || time.Since(evs[1].Time) > time.Minute {
+	if evs[1].Type != "login" || evs[1].Version != SchemaVersion || time.Since(evs[1].Time) > time.Minute ||
+		evs[1].Seq != 2 || evs[1].Prev != LineHash(bytes.SplitN(raw, []byte("\n"), 2)[0]) {
 		t.Errorf("minimal event: %+v", evs[1])
 	}
 	if ev, sy := s.Stats(); ev != 2 || sy != 2 {
@@ -136,6 +146,7 @@ func TestInvalidEventsRefused(t *testing.T) {
 		"no type":    {Agent: "a"},
 		"raw secret": {Type: "issue", Hashed: map[string]string{"token": secret}},
 		"bad digest": {Type: "issue", Hashed: map[string]string{"token": HashPrefix + "zz"}},
+		"checkpoint": {Type: TypeCheckpoint}, // only the sink may write one
 	}
 	for name, e := range cases {
 		err := s.Write(t.Context(), e)
