@@ -181,7 +181,7 @@ func (e *Engine) Decide(req Request) Decision {
 			Errors: []string{err.Error()},
 		}
 	}
-	ok, diag := cedar.Authorize(e.policies, ents, creq)
+	ok, diag := cedar.Authorize(e.byAction[req.Action], ents, creq)
 
 	var d Decision
 	var forbidErrs []string

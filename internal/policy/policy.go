@@ -81,6 +81,11 @@ type Engine struct {
 	byID     map[cedar.PolicyID]*cedar.Policy
 	actions  map[cedar.EntityUID]cedar.Entity // immutable after New
 	warnings []Warning
+	// byAction holds, per action, the policies whose action scope can match
+	// it (in load order). The others are never satisfied and never error
+	// (Cedar checks the scope before the conditions), so skipping them
+	// changes no decision.
+	byAction map[string]policyList
 
 	// devices caches device entities by Device value (immutable entities;
 	// sync.Map suits the write-once, read-many pattern).
@@ -136,6 +141,16 @@ func New(files []File) (*Engine, error) {
 	}
 	if len(errs) > 0 {
 		return nil, errors.Join(errs...)
+	}
+	e.byAction = make(map[string]policyList)
+	for _, a := range Actions() {
+		var l policyList
+		for _, p := range e.policies {
+			if actionCovers((*xast.Policy)(p.policy.AST()).Action, func(name string) bool { return name == a }) {
+				l = append(l, p)
+			}
+		}
+		e.byAction[a] = l
 	}
 	return e, nil
 }
