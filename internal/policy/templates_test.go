@@ -246,3 +246,66 @@ func TestForbidOverridesTemplatePermits(t *testing.T) {
 	// The broad permit does allow what no forbid covers.
 	wantAllow(t, e.Decide(submit(Agent{ID: "x", Role: "other"}, forte(), 1)), "broad")
 }
+
+func TestJobAndAdminRequestsValidated(t *testing.T) {
+	e := newEngine(t, File{Name: "all.cedar", Data: []byte(`@id("all") permit(principal, action, resource);`)})
+	a := Agent{ID: "a1", Role: "r"}
+	for name, req := range map[string]Request{
+		"job on SubmitJob":         {Agent: a, Action: ActionSubmitJob, Device: simulator(), Job: job("j", "a1", "")},
+		"job without owner":        {Agent: a, Action: ActionReadJob, Job: &Job{ID: "j", DeviceID: "ionq/simulator"}},
+		"job without id":           {Agent: a, Action: ActionReadJob, Job: &Job{Owner: "a1", DeviceID: "ionq/simulator"}},
+		"job device malformed":     {Agent: a, Action: ActionReadJob, Job: &Job{ID: "j", Owner: "a1", DeviceID: "ionq"}},
+		"job device no name":       {Agent: a, Action: ActionReadJob, Job: &Job{ID: "j", Owner: "a1", DeviceID: "ionq/"}},
+		"job provider mismatch":    {Agent: a, Action: ActionReadJob, Job: &Job{ID: "j", Owner: "a1", Provider: "ibm", DeviceID: "ionq/simulator"}},
+		"request provider differs": {Agent: a, Action: ActionReadJob, Provider: "ibm", Job: job("j", "a1", "")},
+		"device is not the job's":  {Agent: a, Action: ActionReadJob, Device: forte(), Job: job("j", "a1", "")},
+		"admin with provider":      {Agent: a, Action: ActionAdminKeys, Provider: "ionq"},
+		"admin with device":        {Agent: a, Action: ActionAdminKeys, Device: simulator()},
+		"admin group as action":    {Agent: a, Action: ActionGroupAdmin},
+		"reserve without device":   {Agent: a, Action: ActionReserve, Provider: "ionq"},
+	} {
+		if d := e.Decide(req); d.Allowed || len(d.Errors) == 0 || !strings.HasPrefix(d.Reason, "invalid request: ") {
+			t.Errorf("%s: %+v", name, d)
+		}
+	}
+	// Valid shapes are allowed by the catch-all permit.
+	for name, req := range map[string]Request{
+		"job":                {Agent: a, Action: ActionCancelJob, Job: job("j", "a1", "")},
+		"job with device":    {Agent: a, Action: ActionReadResult, Device: simulator(), Job: job("j", "a1", "")},
+		"read by device":     {Agent: a, Action: ActionReadJob, Device: simulator()},
+		"read by provider":   {Agent: a, Action: ActionReadJob, Provider: "ionq"},
+		"admin":              {Agent: a, Action: ActionAdminProviders},
+		"unwrap on provider": {Agent: a, Action: ActionUnwrapSecret, Provider: "ionq"},
+	} {
+		if d := e.Decide(req); !d.Allowed {
+			t.Errorf("%s: %+v", name, d)
+		}
+	}
+}
+
+func TestJobEntityAttributes(t *testing.T) {
+	e := newEngine(t, File{Name: "j.cedar", Data: []byte(`
+@id("team-ionq-qpu") permit(principal, action == Action::"ReadJob", resource is Job)
+when { resource.team == "t1" && resource.provider == "ionq" && resource in Provider::"ionq" && resource in Device::"ionq/qpu.forte-1" && resource.device.kind == "qpu" };
+@id("env-vendor") permit(principal, action == Action::"SubmitJob", resource)
+when { principal.environment == "prod" && resource.vendor == "ionq" && resource.arn == "arn:x" && resource.kind == "qpu" };
+`)})
+	a := Agent{ID: "a1", Environment: "prod"}
+	j := &Job{ID: "j", Owner: "a2", Team: "t1", DeviceID: "ionq/qpu.forte-1"}
+	wantAllow(t, e.Decide(Request{Agent: a, Action: ActionReadJob, Job: j, Device: forte()}), "team-ionq-qpu")
+	// Without the device, resource.device.kind cannot be read: an error, never an allow.
+	if d := e.Decide(Request{Agent: a, Action: ActionReadJob, Job: j}); d.Allowed || len(d.Errors) != 1 {
+		t.Fatalf("job without device: %+v", d)
+	}
+	dev := &Device{Provider: "braket", Name: "Aria-1", Kind: KindQPU, Qubits: 25, Vendor: "ionq", ARN: "arn:x"}
+	wantAllow(t, e.Decide(submit(a, dev, 1)), "env-vendor")
+	// Vendor defaults to the provider.
+	dev2 := &Device{Provider: "ionq", Name: "qpu.aria-1", Kind: KindQPU, ARN: "arn:x"}
+	wantAllow(t, e.Decide(submit(a, dev2, 1)), "env-vendor")
+	a.Environment = "dev"
+	wantDeny(t, e.Decide(submit(a, dev, 1)), "")
+	// The device cache keys on every field: a changed kind is seen.
+	dev3 := *dev
+	dev3.Kind = KindSimulator
+	wantDeny(t, e.Decide(submit(Agent{ID: "a1", Environment: "prod"}, &dev3, 1)), "")
+}
