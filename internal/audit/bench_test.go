@@ -51,3 +51,28 @@ func BenchmarkWriteParallel(b *testing.B) {
 	})
 	reportSyncs(b, s)
 }
+
+// BenchmarkWriteParallelSigned is BenchmarkWriteParallel with the hash
+// chain and a signed checkpoint every 1000 events: checkpoints ride in the
+// batch they close, so syncs/op should match the unsigned sink.
+func BenchmarkWriteParallelSigned(b *testing.B) {
+	_, priv := newKey(b)
+	s, err := OpenFile(b.TempDir()+"/audit.log", FileOptions{Logger: quietLogger(), Signer: priv})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { _ = s.Close() })
+	ctx := b.Context()
+	b.SetParallelism(32)
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		e := &Event{Type: "decision", Agent: "bench", Decision: DecisionAllow}
+		for pb.Next() {
+			if err := s.Write(ctx, e); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
+	reportSyncs(b, s)
+}

@@ -6,6 +6,7 @@ package cli
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -38,7 +39,9 @@ func Main(ctx context.Context, args []string, env Env) int {
 	root.SetOut(env.Stdout)
 	root.SetErr(env.Stderr)
 	if err := root.ExecuteContext(ctx); err != nil {
-		fmt.Fprintln(env.Stderr, "error:", err)
+		if !errors.Is(err, errFailed) { // errFailed: the command printed its own report
+			fmt.Fprintln(env.Stderr, "error:", err)
+		}
 		return 1
 	}
 	return 0

@@ -35,6 +35,7 @@ func (s *Server) routes() {
 	m.Handle("DELETE /v1/sys/roles/{name}", s.wrap(s.deleteRole))
 	s.writes("/v1/sys/keys/rotate", s.rotateKeys)
 	s.writes("/v1/sys/providers/{provider}/credential", s.setCredential)
+	s.writes("/v1/sys/policy/explain", s.explainPolicy)
 
 	// quantum
 	s.writes("/v1/quantum/jobtoken/{role}", s.jobToken)

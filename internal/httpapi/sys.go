@@ -1,10 +1,14 @@
 package httpapi
 
 import (
+	"fmt"
+	"io"
 	"net/http"
 
 	"github.com/qbroker/qbroker/api"
 	"github.com/qbroker/qbroker/internal/broker"
+	"github.com/qbroker/qbroker/internal/core"
+	"github.com/qbroker/qbroker/internal/policy"
 )
 
 func (s *Server) listRoles(r *http.Request, c broker.Caller) (*api.Response, int, error) {
@@ -87,4 +91,27 @@ func (s *Server) setCredential(r *http.Request, c broker.Caller) (*api.Response,
 		return nil, 0, err
 	}
 	return nil, 0, s.b.SetProviderCredential(r.Context(), c, t, r.PathValue("provider"), req.APIKey)
+}
+
+// explainPolicy evaluates one request (the policy test-case format without
+// name and expect, as JSON) against the policies in force and returns the
+// decision, the determining policies and each policy's result. Root only:
+// it reveals the whole policy set.
+func (s *Server) explainPolicy(r *http.Request, c broker.Caller) (*api.Response, int, error) {
+	_, t, err := s.caller(r.Context(), r)
+	if err != nil {
+		return nil, 0, err
+	}
+	if !t.HasPolicy(broker.PolicyRoot) {
+		return nil, 0, core.Errorf(core.KindPermissionDenied, "permission denied: explaining policy needs the root policy")
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(nil, r.Body, s.maxBody))
+	if err != nil {
+		return nil, 0, core.Wrap(core.KindTooLarge, err, fmt.Sprintf("request body larger than %d bytes", s.maxBody))
+	}
+	req, err := policy.ParseRequest(body)
+	if err != nil {
+		return nil, 0, core.Errorf(core.KindBadRequest, "invalid request: %s", err)
+	}
+	return data(s.b.Policy().Explain(req)), 0, nil
 }

@@ -220,3 +220,28 @@ func sameSet(a, b []string) bool {
 	slices.Sort(b)
 	return slices.Equal(a, b)
 }
+
+// RequestSpec is one authorization question in the case format without a
+// name or an expectation: what `qbroker policy explain` and the explain API
+// read (YAML or JSON).
+type RequestSpec struct {
+	Principal CasePrincipal `yaml:"principal"`
+	Action    string        `yaml:"action"`
+	Resource  CaseResource  `yaml:"resource"`
+	Context   CaseContext   `yaml:"context"`
+}
+
+// ParseRequest reads a RequestSpec (YAML or JSON; unknown fields are
+// errors) and converts it into a Request.
+func ParseRequest(data []byte) (Request, error) {
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true)
+	var s RequestSpec
+	if err := dec.Decode(&s); err != nil {
+		if errors.Is(err, io.EOF) {
+			return Request{}, fmt.Errorf("%w: empty request", ErrCases)
+		}
+		return Request{}, fmt.Errorf("%w: %w", ErrCases, err)
+	}
+	return Case{Principal: s.Principal, Action: s.Action, Resource: s.Resource, Context: s.Context}.Request()
+}

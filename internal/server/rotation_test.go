@@ -94,3 +94,22 @@ func decodeJWTHeader(t *testing.T, jwt string, v any) {
 		t.Fatal(err)
 	}
 }
+
+// The explain API shows operators why a request would be refused, and only
+// to root: it reveals the whole policy set.
+func TestPolicyExplainAPI(t *testing.T) {
+	e := newEnv(t)
+	agent := e.mustLogin(e.d.RoleID, e.d.SecretID)
+	body := `{"principal":{"id":"a1","role":"demo"},"action":"SubmitJob","resource":{"device":"ionq/qpu.forte-1","kind":"qpu","qubits":36},"context":{"shots":10}}`
+	want(t, "explain with an agent token", e.broker(http.MethodPost, "/v1/sys/policy/explain", agent.ClientToken, body), http.StatusForbidden, "root")
+	r := e.broker(http.MethodPost, "/v1/sys/policy/explain", e.d.RootToken, body)
+	var x struct {
+		Decision            string   `json:"decision"`
+		DeterminingPolicies []string `json:"determining_policies"`
+	}
+	decodeData(t, r, &x)
+	if x.Decision != "deny" || len(x.DeterminingPolicies) != 1 || x.DeterminingPolicies[0] != "demo-no-qpu" {
+		t.Fatalf("explain: %s", r)
+	}
+	want(t, "explain with an unknown field", e.broker(http.MethodPost, "/v1/sys/policy/explain", e.d.RootToken, `{"principle":{}}`), http.StatusBadRequest, "principle")
+}
