@@ -17,6 +17,11 @@
 // write and one fsync, so throughput under load is bounded by batches, not by
 // events.
 //
+// The trail is tamper-evident: the writer gives each line a seq and the
+// SHA-256 of the previous line (prev), and with FileOptions.Signer appends
+// Ed25519-signed checkpoint lines; [Verify] checks a trail offline with the
+// public key alone. docs/audit.md documents the line formats.
+//
 // # Producing a failing sink in tests
 //
 // Tests of fail-closed behaviour in other packages should use a real sink
