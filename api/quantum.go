@@ -87,3 +87,11 @@ type ProviderCredential struct {
 	Provider string `json:"provider"`
 	APIKey   string `json:"api_key"`
 }
+
+// AuthorizeRequest is POST /v1/sys/gateway/authorize: may the agent behind
+// Token do Action ("ReadJob", "ReadResult", "CancelJob") on Job?
+type AuthorizeRequest struct {
+	Token  string    `json:"token"`
+	Action string    `json:"action"`
+	Job    JobRecord `json:"job"`
+}

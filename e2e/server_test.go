@@ -100,9 +100,10 @@ when { context.shots <= 1000 };
 @id("e2e-read-jobs")
 permit (
   principal in Role::"e2e",
-  action == Action::"ReadJob",
-  resource
-);
+  action in [Action::"ReadJob", Action::"ReadResult"],
+  resource is Job
+)
+when { resource.owner == principal };
 `
 
 // Acceptance: a restart on the same data dir keeps the root token, roles,

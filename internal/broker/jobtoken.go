@@ -56,7 +56,7 @@ func (b *Broker) IssueJobToken(ctx context.Context, c Caller, caller core.Token,
 		Agent:    policy.Agent{ID: caller.AgentID, Role: roleName, Owner: role.Owner, Team: role.Team, AuthMethod: caller.AuthMethod},
 		Action:   "SubmitJob",
 		Provider: req.Provider,
-		Device:   &policy.Device{Provider: dev.Provider, Name: dev.Name, Kind: dev.Kind, Qubits: dev.Qubits},
+		Device:   &policy.Device{Provider: dev.Provider, Name: dev.Name, Kind: dev.Kind, Vendor: dev.Vendor, ARN: dev.ARN, Qubits: dev.Qubits},
 		Context: policy.Context{
 			Shots: req.Shots, EstimatedCostUSD: dev.EstimateUSD(req.Shots), ProgramSHA256: req.ProgramSHA256,
 			SourceIP: hostOf(c.RemoteAddr), Hour: local.Hour(), Weekday: int(local.Weekday()),
@@ -230,4 +230,51 @@ func (b *Broker) Job(ctx context.Context, provider, id string) (api.JobRecord, e
 	r := api.JobRecord{Provider: j.Provider, ID: j.ID, AgentID: j.AgentID, Role: j.Role, JTI: j.JTI, Device: j.Device, Shots: j.Shots, CreatedAt: j.CreatedAt}
 	b.jobs.put(provider+"/"+id, r)
 	return r, nil
+}
+
+// jobActions are the actions AuthorizeJob decides.
+var jobActions = map[string]bool{policy.ActionReadJob: true, policy.ActionReadResult: true, policy.ActionCancelJob: true}
+
+// AuthorizeJob decides whether the agent behind the broker token raw may do
+// action on job — reading its status or results, or cancelling it — with
+// the Job as the Cedar resource (owner, team, device). Refusals are audited
+// and name the reason.
+func (b *Broker) AuthorizeJob(ctx context.Context, c Caller, raw, action string, job api.JobRecord) error {
+	t, err := b.Authenticate(ctx, raw)
+	if err != nil {
+		return err
+	}
+	if !jobActions[action] {
+		return core.Errorf(core.KindBadRequest, "action %q is not a job action", action)
+	}
+	var owner, team string
+	if t.Role != "" {
+		role, err := b.role(ctx, t.Role)
+		if err != nil && core.KindOf(err) != core.KindNotFound {
+			return err
+		}
+		owner, team = role.Owner, role.Team
+	}
+	jobTeam := ""
+	if job.Role != "" {
+		if jr, err := b.role(ctx, job.Role); err == nil {
+			jobTeam = jr.Team
+		}
+	}
+	rs := b.rules.Load()
+	req := policy.Request{
+		Agent:    policy.Agent{ID: t.AgentID, Role: t.Role, Owner: owner, Team: team, AuthMethod: t.AuthMethod},
+		Action:   action,
+		Provider: job.Provider,
+		Job:      &policy.Job{ID: job.ID, Owner: job.AgentID, Team: jobTeam, Provider: job.Provider, DeviceID: job.Provider + "/" + job.Device},
+	}
+	if dev, ok := rs.devices[job.Provider+"/"+job.Device]; ok {
+		req.Device = &policy.Device{Provider: dev.Provider, Name: dev.Name, Kind: dev.Kind, Vendor: dev.Vendor, ARN: dev.ARN, Qubits: dev.Qubits}
+	}
+	dec := rs.policy.Decide(req)
+	if dec.Allowed {
+		return nil
+	}
+	ev := &audit.Event{Type: "decision", Action: action, Agent: t.AgentID, Role: t.Role, Accessor: t.Accessor, Provider: job.Provider, Device: job.Device, JobID: job.ID, Policies: dec.Policies}
+	return b.refuse(ctx, c, ev, core.Errorf(core.KindPermissionDenied, "permission denied: %s", dec.Reason))
 }

@@ -52,6 +52,7 @@ var (
 	ErrUnknownToken   = errors.New("gateway: unknown job token")
 	ErrNotFound       = errors.New("gateway: not found")
 	ErrBadBrokerToken = errors.New("gateway: invalid, expired or revoked broker token")
+	ErrForbidden      = errors.New("permission denied")
 )
 
 // Broker is what the gateway needs from the broker.
@@ -69,6 +70,10 @@ type Broker interface {
 	// AgentForToken resolves a broker token to its agent id, or
 	// ErrBadBrokerToken when it is invalid, expired or revoked.
 	AgentForToken(ctx context.Context, brokerToken string) (agentID string, err error)
+	// Authorize asks policy whether the agent behind brokerToken may do
+	// action ("ReadJob", "ReadResult" or "CancelJob") on its job. A refusal
+	// wraps ErrForbidden with the reason.
+	Authorize(ctx context.Context, brokerToken, action string, job api.JobRecord) error
 	// Credential returns the real upstream API key for provider.
 	Credential(ctx context.Context, provider string) (string, error)
 	// Audit records e durably before returning; an error means the caller

@@ -142,6 +142,17 @@ func (b *memBroker) AgentForToken(ctx context.Context, tok string) (string, erro
 	return agent, nil
 }
 
+func (b *memBroker) Authorize(ctx context.Context, tok, action string, job api.JobRecord) error {
+	agent, err := b.AgentForToken(ctx, tok)
+	if err != nil {
+		return err
+	}
+	if agent != job.AgentID {
+		return fmt.Errorf("%w: not the job's owner", ErrForbidden)
+	}
+	return nil
+}
+
 func (b *memBroker) Credential(ctx context.Context, provider string) (string, error) {
 	b.credCalls.Add(1)
 	b.mu.Lock()

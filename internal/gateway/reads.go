@@ -49,6 +49,17 @@ func (g *Gateway) jobRead(w http.ResponseWriter, r *http.Request, kind readKind,
 		return
 	}
 
+	action := map[readKind]string{readJob: "ReadJob", readProbabilities: "ReadResult", cancelJob: "CancelJob"}[kind]
+	if err := g.broker.Authorize(ctx, tok, action, rec); err != nil {
+		if errors.Is(err, ErrForbidden) {
+			writeError(w, http.StatusForbidden, err.Error())
+			return
+		}
+		g.log.WarnContext(ctx, "authorization failed", "err", err)
+		writeError(w, http.StatusServiceUnavailable, "broker unavailable")
+		return
+	}
+
 	req := upstreamReq{method: http.MethodGet, path: "/v0.4/jobs/" + id, auth: true, in: r.Header}
 	switch kind {
 	case readJob:

@@ -292,6 +292,23 @@ func (b *RemoteBroker) AgentForToken(ctx context.Context, brokerToken string) (s
 	return agent, nil
 }
 
+// Authorize implements Broker: POST /v1/sys/gateway/authorize; 204 allows,
+// 403 refuses with the policy's reason.
+func (b *RemoteBroker) Authorize(ctx context.Context, brokerToken, action string, job api.JobRecord) error {
+	status, msg, err := b.call(ctx, http.MethodPost, "/v1/sys/gateway/authorize", api.AuthorizeRequest{Token: brokerToken, Action: action, Job: job}, nil)
+	if err != nil {
+		return err
+	}
+	switch status {
+	case http.StatusNoContent, http.StatusOK:
+		return nil
+	case http.StatusForbidden:
+		return fmt.Errorf("%w: %s", ErrForbidden, msg)
+	default:
+		return &brokerStatusError{op: "authorize", status: status, msg: msg}
+	}
+}
+
 // Credential implements Broker. The key is cached in memory until
 // InvalidateCredential.
 func (b *RemoteBroker) Credential(ctx context.Context, provider string) (string, error) {

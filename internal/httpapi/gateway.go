@@ -116,3 +116,17 @@ type statusError struct {
 
 func (e statusError) Error() string { return e.err.Error() }
 func (e statusError) Unwrap() error { return e.err }
+
+func (s *Server) gatewayAuthorize(r *http.Request, c broker.Caller) (*api.Response, int, error) {
+	if _, err := s.gatewayCaller(r); err != nil {
+		return nil, 0, err
+	}
+	var req api.AuthorizeRequest
+	if err := s.decode(r, &req, false); err != nil {
+		return nil, 0, err
+	}
+	if err := s.b.AuthorizeJob(r.Context(), c, req.Token, req.Action, req.Job); err != nil {
+		return nil, 0, err
+	}
+	return nil, 0, nil
+}

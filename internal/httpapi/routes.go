@@ -47,6 +47,7 @@ func (s *Server) routes() {
 	m.Handle("GET /v1/sys/gateway/jobs/{provider}/{id}", s.wrap(s.getJob))
 	m.Handle("GET /v1/sys/gateway/credentials/{provider}", s.wrap(s.credential))
 	s.writes("/v1/sys/gateway/audit", s.gatewayAudit)
+	s.writes("/v1/sys/gateway/authorize", s.gatewayAuthorize)
 
 	m.Handle("/", s.wrap(func(r *http.Request, c broker.Caller) (*api.Response, int, error) {
 		return nil, 0, core.Errorf(core.KindNotFound, "no handler for %s %s", r.Method, r.URL.Path)

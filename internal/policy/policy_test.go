@@ -102,8 +102,14 @@ func TestDefaultDenyNamesActionAndResource(t *testing.T) {
 func TestDemoReadAndList(t *testing.T) {
 	e := demoEngine(t)
 	wantAllow(t, e.Decide(Request{Agent: demoAgent, Action: ActionListDevices, Provider: "ionq"}), "demo-list-devices")
-	wantAllow(t, e.Decide(Request{Agent: demoAgent, Action: ActionReadJob, Provider: "ionq", Device: forte()}), "demo-read-jobs")
-	wantAllow(t, e.Decide(Request{Agent: demoAgent, Action: ActionReadJob, Provider: "ionq"}), "demo-read-jobs")
+	own := &Job{ID: "job-1", Owner: demoAgent.ID, Provider: "ionq", DeviceID: "ionq/simulator"}
+	for _, a := range []string{ActionReadJob, ActionReadResult, ActionCancelJob} {
+		wantAllow(t, e.Decide(Request{Agent: demoAgent, Action: a, Job: own, Device: simulator()}), "demo-read-jobs")
+	}
+	// Someone else's job, or a read without the job, is not the demo role's.
+	other := &Job{ID: "job-2", Owner: "agent-2", Provider: "ionq", DeviceID: "ionq/simulator"}
+	wantDeny(t, e.Decide(Request{Agent: demoAgent, Action: ActionReadResult, Job: other, Device: simulator()}), "")
+	wantDeny(t, e.Decide(Request{Agent: demoAgent, Action: ActionReadJob, Provider: "ionq"}), "")
 }
 
 func TestShotsLimit(t *testing.T) {

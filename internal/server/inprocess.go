@@ -3,6 +3,8 @@ package server
 import (
 	"context"
 	"errors"
+	"fmt"
+	"strings"
 
 	"github.com/qbroker/qbroker/api"
 	"github.com/qbroker/qbroker/internal/audit"
@@ -57,6 +59,17 @@ func (p inProcess) AgentForToken(ctx context.Context, raw string) (string, error
 		return "", err
 	}
 	return t.AgentID, nil
+}
+
+func (p inProcess) Authorize(ctx context.Context, raw, action string, job api.JobRecord) error {
+	err := p.b.AuthorizeJob(ctx, gatewayCaller, raw, action, job)
+	switch core.KindOf(err) {
+	case core.KindPermissionDenied:
+		return fmt.Errorf("%w: %s", gateway.ErrForbidden, strings.TrimPrefix(core.UserMessage(err), "permission denied: "))
+	case core.KindUnauthenticated:
+		return gateway.ErrBadBrokerToken
+	}
+	return err
 }
 
 func (p inProcess) Credential(ctx context.Context, provider string) (string, error) {

@@ -41,6 +41,7 @@ func (s *Server) Reload(ctx context.Context) error {
 	if err != nil {
 		return s.reloadFailed(ctx, err)
 	}
+	logLint(s.log, pol)
 	if err := s.Broker.SetRules(pol, catalogue(devices)); err != nil {
 		return s.reloadFailed(ctx, err)
 	}

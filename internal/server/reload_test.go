@@ -141,3 +141,27 @@ func TestPolicyFileWatcherReloads(t *testing.T) {
 		time.Sleep(50 * time.Millisecond)
 	}
 }
+
+// Reads at the gateway are decided by policy with the Job as the resource:
+// a role whose policy forbids results can see its job's status, not its
+// results.
+func TestGatewayReadsAreDecidedByPolicy(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "agents.cedar")
+	writeAtomic(t, path, demoPolicy(t)+"\n@id(\"demo-no-results\")\nforbid (principal in Role::\"demo\", action == Action::\"ReadResult\", resource);\n")
+	d := startDevWithPolicy(t, path)
+	e := &env{t: t, d: d, hc: &http.Client{Timeout: 10 * time.Second}}
+	agent := e.mustLogin(d.RoleID, d.SecretID)
+	id := e.mustSubmit(e.mustJobToken(agent.ClientToken, "simulator", 100, "").Token, bell())
+	want(t, "status read", e.readJob("apiKey", agent.ClientToken, id), http.StatusOK)
+	r := e.do(http.MethodGet, d.GatewayURL+"/ionq/v0.4/jobs/"+id+"/results/probabilities", "", "Authorization", "apiKey "+agent.ClientToken)
+	want(t, "results read", r, http.StatusForbidden, "demo-no-results")
+	var denied int
+	for _, ev := range e.events() {
+		if ev.Type == "decision" && ev.Action == "ReadResult" && ev.JobID == id {
+			denied++
+		}
+	}
+	if denied != 1 {
+		t.Fatalf("want one audited ReadResult refusal, got %d", denied)
+	}
+}

@@ -125,6 +125,7 @@ func Start(ctx context.Context, o Options) (_ *Server, err error) {
 	if err != nil {
 		return nil, err
 	}
+	logLint(log, pol)
 	s.Broker, err = broker.New(ctx, broker.Config{
 		Store: s.store, Sealer: sealer, Policy: pol, Audit: s.sink,
 		Issuer: s.BrokerURL, Audience: Audience, GatewayAddr: s.GatewayURL, Devices: catalogue(cfg.Devices),
@@ -180,6 +181,13 @@ func catalogue(in []config.Device) []broker.Device {
 		})
 	}
 	return out
+}
+
+// logLint reports overbroad policies (warnings: they still load).
+func logLint(log *slog.Logger, e *policy.Engine) {
+	for _, w := range e.Warnings() {
+		log.Warn("policy lint", "warning", w.String())
+	}
 }
 
 func loadPolicy(files []string) (*policy.Engine, error) {
