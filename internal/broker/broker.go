@@ -9,6 +9,7 @@ package broker
 
 import (
 	"context"
+	"crypto/ed25519"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -78,6 +79,11 @@ type Config struct {
 	GatewayAddr string // where agents send provider calls (returned with job tokens)
 	Devices     []Device
 	Location    *time.Location // zone of the hour/weekday policies see; default UTC
+
+	// AuditKey verifies the audit trail's checkpoints; AuditHead reports the
+	// trail's last durable line. Both optional (published by the API).
+	AuditKey  ed25519.PublicKey
+	AuditHead func() (seq uint64, hash string)
 
 	Logger *slog.Logger
 	Now    func() time.Time
@@ -225,4 +231,32 @@ func (b *Broker) commitAndRecord(ctx context.Context, c Caller, wait func() erro
 		}
 	}
 	return commitErr, auditErr
+}
+
+// AuditPublicKey describes the audit trail's checkpoint key and its head.
+func (b *Broker) AuditPublicKey() (pub ed25519.PublicKey, seq uint64, head string) {
+	if b.cfg.AuditHead != nil {
+		seq, head = b.cfg.AuditHead()
+	}
+	return b.cfg.AuditKey, seq, head
+}
+
+// AuditHash returns the audit HMAC of value, for an operator searching the
+// trail for a known secret. Root only; the request itself is audited with
+// the value only as its HMAC.
+func (b *Broker) AuditHash(ctx context.Context, c Caller, caller core.Token, value string) (string, error) {
+	ev := &audit.Event{Type: "admin", Action: "AuditHash", Agent: caller.AgentID, Accessor: caller.Accessor}
+	if err := requireRoot(caller); err != nil {
+		return "", b.refuse(ctx, c, ev, err)
+	}
+	if value == "" {
+		return "", b.refuse(ctx, c, ev, core.Errorf(core.KindBadRequest, "value is required"))
+	}
+	h := b.hasher.HMAC(value)
+	b.hasher.Add(ev, "value", value)
+	ev.Decision = audit.DecisionAllow
+	if err := b.record(ctx, c, ev); err != nil {
+		return "", err
+	}
+	return h, nil
 }

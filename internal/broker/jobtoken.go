@@ -95,6 +95,7 @@ func (b *Broker) IssueJobToken(ctx context.Context, c Caller, caller core.Token,
 		return api.JobTokenData{}, fmt.Errorf("record grant: %w", err)
 	}
 	ev.JTI, ev.Decision, ev.Reason = jti, "allow", dec.Reason
+	ev.Owner, ev.EstimatedCostUSD = role.Owner, audit.USD(dev.EstimateUSD(req.Shots))
 	commitErr, auditErr := b.commitAndRecord(ctx, c, wait, ev)
 	if commitErr != nil {
 		return api.JobTokenData{}, fmt.Errorf("record grant: %w", commitErr)

@@ -12,6 +12,7 @@ import (
 
 	"github.com/qbroker/qbroker/internal/audit"
 	"github.com/qbroker/qbroker/internal/core"
+	"github.com/qbroker/qbroker/internal/seal"
 	"github.com/qbroker/qbroker/internal/store"
 	"github.com/qbroker/qbroker/internal/token"
 )
@@ -27,9 +28,13 @@ type storedKey struct {
 // loadOrCreateSecret returns the unsealed secret name, creating n random
 // bytes sealed into the store when it does not exist yet.
 func (b *Broker) loadOrCreateSecret(ctx context.Context, name string, n int) ([]byte, error) {
-	s, err := b.cfg.Store.Secrets().Get(ctx, name)
+	return loadOrCreateSealed(ctx, b.cfg.Store, b.cfg.Sealer, name, n, b.now())
+}
+
+func loadOrCreateSealed(ctx context.Context, st store.Store, sealer *seal.Sealer, name string, n int, now time.Time) ([]byte, error) {
+	s, err := st.Secrets().Get(ctx, name)
 	if err == nil {
-		return b.cfg.Sealer.Open(s.Blob, []byte(name))
+		return sealer.Open(s.Blob, []byte(name))
 	}
 	if !errors.Is(err, store.ErrNotFound) {
 		return nil, err
@@ -38,10 +43,29 @@ func (b *Broker) loadOrCreateSecret(ctx context.Context, name string, n int) ([]
 	if _, err := rand.Read(v); err != nil {
 		return nil, err
 	}
-	if err := b.putSealed(ctx, b.cfg.Store, name, v); err != nil {
+	blob, err := sealer.Seal(v, []byte(name))
+	if err != nil {
+		return nil, fmt.Errorf("seal %s: %w", name, err)
+	}
+	if err := st.Secrets().Put(ctx, core.SealedSecret{Name: name, Blob: blob, CreatedAt: now.UTC()}); err != nil {
 		return nil, err
 	}
 	return v, nil
+}
+
+// secretAuditSigningKey is the Ed25519 seed that signs audit checkpoints.
+const secretAuditSigningKey = "audit-signing-key"
+
+// LoadAuditSigningKey returns the key that signs the audit trail's
+// checkpoints, creating it (sealed) on first start. The server needs it
+// before the broker exists, to open the audit sink.
+func LoadAuditSigningKey(ctx context.Context, st store.Store, sealer *seal.Sealer) (ed25519.PrivateKey, error) {
+	seed, err := loadOrCreateSealed(ctx, st, sealer, secretAuditSigningKey, ed25519.SeedSize, time.Now())
+	if err != nil {
+		return nil, fmt.Errorf("audit signing key: %w", err)
+	}
+	defer clear(seed)
+	return ed25519.NewKeyFromSeed(seed), nil
 }
 
 func (b *Broker) putSealed(ctx context.Context, agg store.Aggregates, name string, v []byte) error {

@@ -26,24 +26,6 @@ const (
 	pathAuditPublicKey = "/v1/sys/audit/public-key"
 )
 
-// auditHashRequest is the body of POST /v1/sys/audit/hash.
-type auditHashRequest struct {
-	Value string `json:"value"`
-}
-
-// auditHashData is the data of its response.
-type auditHashData struct {
-	Hash string `json:"hash"`
-}
-
-// auditPublicKeyData is the data of GET /v1/sys/audit/public-key.
-type auditPublicKeyData struct {
-	KeyID     string `json:"key_id"`
-	PublicKey string `json:"public_key"` // base64 (std) of the raw 32-byte key
-	Seq       uint64 `json:"seq,omitempty"`
-	ChainHead string `json:"chain_head,omitempty"`
-}
-
 func auditCmd(env Env) *cobra.Command {
 	cmd := &cobra.Command{Use: "audit", Short: "Audit trail tools: offline verification, secret digests, the signing key"}
 	cmd.AddCommand(auditVerifyCmd(env), auditHashCmd(env), auditPublicKeyCmd(env))
@@ -119,8 +101,8 @@ func auditHashCmd(env Env) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			var out auditHashData
-			if err := c.Do(cmd.Context(), http.MethodPost, pathAuditHash, auditHashRequest{Value: value}, &api.Response{Data: &out}); err != nil {
+			var out api.AuditHashData
+			if err := c.Do(cmd.Context(), http.MethodPost, pathAuditHash, api.AuditHashRequest{Value: value}, &api.Response{Data: &out}); err != nil {
 				return err
 			}
 			if !strings.HasPrefix(out.Hash, audit.HashPrefix) {
@@ -142,7 +124,7 @@ func auditPublicKeyCmd(env Env) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			var out auditPublicKeyData
+			var out api.AuditPublicKeyData
 			if err := c.Do(cmd.Context(), http.MethodGet, pathAuditPublicKey, nil, &api.Response{Data: &out}); err != nil {
 				return err
 			}

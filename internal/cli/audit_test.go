@@ -7,6 +7,7 @@ import (
 	"crypto/rand"
 	"encoding/base64"
 	"encoding/json"
+	"github.com/qbroker/qbroker/api"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -72,12 +73,12 @@ func TestAuditBrokerCommands(t *testing.T) {
 		gotToken = r.Header.Get("X-Vault-Token")
 		switch {
 		case r.Method == http.MethodPost && r.URL.Path == pathAuditHash:
-			var req auditHashRequest
+			var req api.AuditHashRequest
 			_ = json.NewDecoder(r.Body).Decode(&req)
 			gotValue = req.Value
 			_, _ = w.Write([]byte(`{"data":{"hash":"hmac-sha256:` + strings.Repeat("ab", 32) + `"}}`))
 		case r.Method == http.MethodGet && r.URL.Path == pathAuditPublicKey:
-			_ = json.NewEncoder(w).Encode(map[string]any{"data": auditPublicKeyData{
+			_ = json.NewEncoder(w).Encode(map[string]any{"data": api.AuditPublicKeyData{
 				KeyID: audit.KeyID(pub), PublicKey: base64.StdEncoding.EncodeToString(pub), Seq: 42}})
 		default:
 			w.WriteHeader(http.StatusNotFound)

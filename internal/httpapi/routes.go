@@ -36,6 +36,8 @@ func (s *Server) routes() {
 	s.writes("/v1/sys/keys/rotate", s.rotateKeys)
 	s.writes("/v1/sys/providers/{provider}/credential", s.setCredential)
 	s.writes("/v1/sys/policy/explain", s.explainPolicy)
+	m.Handle("GET /v1/sys/audit/public-key", s.wrap(s.auditPublicKey))
+	s.writes("/v1/sys/audit/hash", s.auditHash)
 
 	// quantum
 	s.writes("/v1/quantum/jobtoken/{role}", s.jobToken)

@@ -1,11 +1,13 @@
 package httpapi
 
 import (
+	"encoding/base64"
 	"fmt"
 	"io"
 	"net/http"
 
 	"github.com/qbroker/qbroker/api"
+	"github.com/qbroker/qbroker/internal/audit"
 	"github.com/qbroker/qbroker/internal/broker"
 	"github.com/qbroker/qbroker/internal/core"
 	"github.com/qbroker/qbroker/internal/policy"
@@ -114,4 +116,30 @@ func (s *Server) explainPolicy(r *http.Request, c broker.Caller) (*api.Response,
 		return nil, 0, core.Errorf(core.KindBadRequest, "invalid request: %s", err)
 	}
 	return data(s.b.Policy().Explain(req)), 0, nil
+}
+
+// auditPublicKey publishes the audit checkpoint key (public information:
+// anyone holding the trail may verify it).
+func (s *Server) auditPublicKey(r *http.Request, c broker.Caller) (*api.Response, int, error) {
+	pub, seq, head := s.b.AuditPublicKey()
+	if len(pub) == 0 {
+		return nil, 0, core.Errorf(core.KindNotFound, "the audit trail is not signed")
+	}
+	return data(api.AuditPublicKeyData{KeyID: audit.KeyID(pub), PublicKey: base64.StdEncoding.EncodeToString(pub), Seq: seq, ChainHead: head}), 0, nil
+}
+
+func (s *Server) auditHash(r *http.Request, c broker.Caller) (*api.Response, int, error) {
+	_, t, err := s.caller(r.Context(), r)
+	if err != nil {
+		return nil, 0, err
+	}
+	var req api.AuditHashRequest
+	if err := s.decode(r, &req, false); err != nil {
+		return nil, 0, err
+	}
+	h, err := s.b.AuditHash(r.Context(), c, t, req.Value)
+	if err != nil {
+		return nil, 0, err
+	}
+	return data(api.AuditHashData{Hash: h}), 0, nil
 }

@@ -6,6 +6,7 @@ package server
 
 import (
 	"context"
+	"crypto/ed25519"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -118,7 +119,11 @@ func Start(ctx context.Context, o Options) (_ *Server, err error) {
 	if s.store, err = sqlstore.OpenSQLite(ctx, filepath.Join(cfg.DataDir, "qbroker.db"), sqlstore.Options{Logger: log}); err != nil {
 		return nil, fmt.Errorf("store: %w", err)
 	}
-	if s.sink, err = audit.OpenFile(filepath.Join(cfg.DataDir, "audit.log"), audit.FileOptions{Logger: log}); err != nil {
+	auditKey, err := broker.LoadAuditSigningKey(ctx, s.store, sealer)
+	if err != nil {
+		return nil, err
+	}
+	if s.sink, err = audit.OpenFile(filepath.Join(cfg.DataDir, "audit.log"), audit.FileOptions{Logger: log, Signer: auditKey}); err != nil {
 		return nil, fmt.Errorf("audit: %w", err)
 	}
 	pol, err := loadPolicy(cfg.Policies)
@@ -130,6 +135,7 @@ func Start(ctx context.Context, o Options) (_ *Server, err error) {
 		Store: s.store, Sealer: sealer, Policy: pol, Audit: s.sink,
 		Issuer: s.BrokerURL, Audience: Audience, GatewayAddr: s.GatewayURL, Devices: catalogue(cfg.Devices),
 		Location: cfg.Location(), Logger: log,
+		AuditKey: auditKey.Public().(ed25519.PublicKey), AuditHead: s.sink.Head,
 	})
 	if err != nil {
 		return nil, err
