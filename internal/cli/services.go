@@ -113,7 +113,7 @@ func serverCmd(env Env) *cobra.Command {
 				return fmt.Errorf("config: %w", err)
 			}
 			log := newLogger(env.Stderr, cfg.Log.Level)
-			s, err := server.Start(cmd.Context(), server.Options{Config: cfg, Logger: log, ConfigPath: cfgPath, Watch: true})
+			s, err := server.Start(cmd.Context(), server.Options{Config: cfg, Logger: log, ConfigPath: cfgPath, Watch: *cfg.WatchPolicies})
 			if err != nil {
 				return err
 			}

@@ -18,16 +18,19 @@ import (
 
 // Config is the server configuration.
 type Config struct {
-	Listen    string     `yaml:"listen"`     // broker API address, e.g. 127.0.0.1:8200
-	PublicURL string     `yaml:"public_url"` // how agents and gateways reach the broker; the job tokens' issuer
-	DataDir   string     `yaml:"data_dir"`
-	Seal      Seal       `yaml:"seal"`
-	Policies  []string   `yaml:"policies"`  // Cedar policy files; empty: the built-in demo policies
-	TimeZone  string     `yaml:"time_zone"` // zone for the hour/weekday policies see; default UTC
-	Gateway   Gateway    `yaml:"gateway"`
-	Providers Providers  `yaml:"providers"`
-	Devices   []Device   `yaml:"devices"` // empty: the built-in catalogue
-	Log       LogOptions `yaml:"log"`
+	Listen    string   `yaml:"listen"`     // broker API address, e.g. 127.0.0.1:8200
+	PublicURL string   `yaml:"public_url"` // how agents and gateways reach the broker; the job tokens' issuer
+	DataDir   string   `yaml:"data_dir"`
+	Seal      Seal     `yaml:"seal"`
+	Policies  []string `yaml:"policies"`  // Cedar policy files; empty: the built-in demo policies
+	TimeZone  string   `yaml:"time_zone"` // zone for the hour/weekday policies see; default UTC
+	// WatchPolicies reloads when a policy file or this file changes
+	// (default true); SIGHUP reloads either way.
+	WatchPolicies *bool      `yaml:"watch_policies"`
+	Gateway       Gateway    `yaml:"gateway"`
+	Providers     Providers  `yaml:"providers"`
+	Devices       []Device   `yaml:"devices"` // empty: the built-in catalogue
+	Log           LogOptions `yaml:"log"`
 }
 
 // Seal chooses the key-encryption key provider.
@@ -167,6 +170,10 @@ func (c *Config) ApplyDefaults() {
 	}
 	if c.TimeZone == "" {
 		c.TimeZone = "UTC"
+	}
+	if c.WatchPolicies == nil {
+		watch := true
+		c.WatchPolicies = &watch
 	}
 	for i := range c.Devices {
 		if c.Devices[i].Vendor == "" {
