@@ -69,3 +69,10 @@ type SecretIDData struct {
 	SecretIDNumUses  int    `json:"secret_id_num_uses"`
 	Agent            string `json:"agent"`
 }
+
+// JWTLoginRequest is POST /v1/auth/oidc/login and /v1/auth/jwt/login, as in
+// Vault's JWT method (and the article's sample agent).
+type JWTLoginRequest struct {
+	Role string `json:"role"`
+	JWT  string `json:"jwt"`
+}

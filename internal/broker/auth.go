@@ -46,29 +46,10 @@ func (b *Broker) LoginAppRole(ctx context.Context, c Caller, req api.AppRoleLogi
 		return nil, err
 	}
 	ev.Role = role.Name
-	raw, err := token.NewBrokerToken()
-	if err != nil {
-		return nil, err
-	}
-	accessor, err := token.NewAccessor()
-	if err != nil {
-		return nil, err
-	}
 	now := b.now().UTC()
-	ttl := orDefault(role.TokenTTL, time.Hour)
-	maxTTL := orDefault(role.TokenMaxTTL, 24*time.Hour)
-	ttl = min(ttl, maxTTL)
-	tok := core.Token{
-		Hash:         token.Hash(raw),
-		Accessor:     accessor,
-		Role:         role.Name,
-		Policies:     []string{PolicyDefault, role.Name},
-		AuthMethod:   "approle",
-		IssuedAt:     now,
-		ExpiresAt:    now.Add(ttl),
-		MaxExpiresAt: now.Add(maxTTL),
-		CreationTTL:  ttl,
-		Renewable:    true,
+	raw, tok, err := newLoginToken(role, "approle", now)
+	if err != nil {
+		return nil, err
 	}
 	wait, err := store.UpdatePipelined(ctx, b.cfg.Store, func(tx store.Aggregates) error {
 		sid, err := tx.SecretIDs().Consume(ctx, role.Name, token.Hash(req.SecretID), now)
@@ -86,25 +67,7 @@ func (b *Broker) LoginAppRole(ctx context.Context, c Caller, req api.AppRoleLogi
 		tok.AgentID = agent.ID
 		tok.DisplayName = "approle-" + name
 		tok.Meta = map[string]string{"role_name": role.Name, "agent": name}
-		// Write the agent only when it is new or changed: a read is far
-		// cheaper than a write on the login path, and created_at must keep
-		// the first login's time.
-		old, err := tx.Agents().Get(ctx, agent.ID)
-		switch {
-		case errors.Is(err, store.ErrNotFound):
-		case err != nil:
-			return err
-		case old.Suspended:
-			return errAgentSuspended
-		case sameAgent(old, agent):
-			return tx.Tokens().Create(ctx, tok)
-		default:
-			agent.CreatedAt = old.CreatedAt
-		}
-		if err := tx.Agents().Upsert(ctx, agent); err != nil {
-			return err
-		}
-		return tx.Tokens().Create(ctx, tok)
+		return createLogin(ctx, tx, agent, tok)
 	})
 	switch {
 	case errors.Is(err, store.ErrNotFound), errors.Is(err, store.ErrExpired), errors.Is(err, store.ErrExhausted):
@@ -126,6 +89,55 @@ func (b *Broker) LoginAppRole(ctx context.Context, c Caller, req api.AppRoleLogi
 		return nil, auditErr
 	}
 	return authBlock(raw, tok, now), nil
+}
+
+// newLoginToken builds the broker token a login under role receives.
+func newLoginToken(role core.Role, method string, now time.Time) (string, core.Token, error) {
+	raw, err := token.NewBrokerToken()
+	if err != nil {
+		return "", core.Token{}, err
+	}
+	accessor, err := token.NewAccessor()
+	if err != nil {
+		return "", core.Token{}, err
+	}
+	maxTTL := orDefault(role.TokenMaxTTL, 24*time.Hour)
+	ttl := min(orDefault(role.TokenTTL, time.Hour), maxTTL)
+	return raw, core.Token{
+		Hash:         token.Hash(raw),
+		Accessor:     accessor,
+		Role:         role.Name,
+		Policies:     []string{PolicyDefault, role.Name},
+		AuthMethod:   method,
+		IssuedAt:     now,
+		ExpiresAt:    now.Add(ttl),
+		MaxExpiresAt: now.Add(maxTTL),
+		CreationTTL:  ttl,
+		Renewable:    true,
+	}, nil
+}
+
+// createLogin records the agent (only when it is new or changed: a read is
+// far cheaper than a write on the login path, and created_at must keep the
+// first login's time) and the token, inside tx. A suspended agent is
+// refused.
+func createLogin(ctx context.Context, tx store.Aggregates, agent core.Agent, tok core.Token) error {
+	old, err := tx.Agents().Get(ctx, agent.ID)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+	case err != nil:
+		return err
+	case old.Suspended:
+		return errAgentSuspended
+	case sameAgent(old, agent):
+		return tx.Tokens().Create(ctx, tok)
+	default:
+		agent.CreatedAt = old.CreatedAt
+	}
+	if err := tx.Agents().Upsert(ctx, agent); err != nil {
+		return err
+	}
+	return tx.Tokens().Create(ctx, tok)
 }
 
 func sameAgent(a, b core.Agent) bool {

@@ -80,6 +80,9 @@ type Config struct {
 	Devices     []Device
 	Location    *time.Location // zone of the hour/weekday policies see; default UTC
 
+	// JWT is the JWT/OIDC auth method; nil when not configured.
+	JWT JWTAuthenticator
+
 	// AuditKey verifies the audit trail's checkpoints; AuditHead reports the
 	// trail's last durable line. Both optional (published by the API).
 	AuditKey  ed25519.PublicKey

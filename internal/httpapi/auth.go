@@ -21,6 +21,20 @@ func (s *Server) approleLogin(r *http.Request, c broker.Caller) (*api.Response, 
 	return &api.Response{Auth: auth}, 0, nil
 }
 
+func (s *Server) jwtLogin(method string) handler {
+	return func(r *http.Request, c broker.Caller) (*api.Response, int, error) {
+		var req api.JWTLoginRequest
+		if err := s.decode(r, &req, false); err != nil {
+			return nil, 0, err
+		}
+		auth, err := s.b.LoginJWT(r.Context(), c, method, req)
+		if err != nil {
+			return nil, 0, err
+		}
+		return &api.Response{Auth: auth}, 0, nil
+	}
+}
+
 func (s *Server) roleID(r *http.Request, c broker.Caller) (*api.Response, int, error) {
 	_, t, err := s.caller(r.Context(), r)
 	if err != nil {

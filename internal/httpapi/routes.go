@@ -19,6 +19,10 @@ func (s *Server) routes() {
 	m.Handle("GET /v1/auth/approle/role/{role}/role-id", s.wrap(s.roleID))
 	s.writes("/v1/auth/approle/role/{role}/secret-id", s.secretID)
 
+	// auth/jwt and auth/oidc (Vault's JWT method; the same verifier)
+	s.writes("/v1/auth/jwt/login", s.jwtLogin("jwt"))
+	s.writes("/v1/auth/oidc/login", s.jwtLogin("oidc"))
+
 	// auth/token
 	m.Handle("GET /v1/auth/token/lookup-self", s.wrap(s.lookupSelf))
 	s.writes("/v1/auth/token/renew-self", s.renewSelf)

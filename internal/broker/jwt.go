@@ -1,0 +1,95 @@
+package broker
+
+import (
+	"context"
+	"fmt"
+	"maps"
+
+	"github.com/qbroker/qbroker/api"
+	"github.com/qbroker/qbroker/internal/audit"
+	"github.com/qbroker/qbroker/internal/core"
+	"github.com/qbroker/qbroker/internal/store"
+)
+
+// JWTIdentity is what a JWT/OIDC auth method proved about a caller.
+type JWTIdentity struct {
+	Issuer     string            // the issuer's config name
+	Subject    string            // "sub"
+	Name       string            // the role's user claim: the agent's name
+	Role       string            // the JWT role logged in with
+	BrokerRole string            // the broker role the login gets
+	Metadata   map[string]string // claim mappings
+}
+
+// JWTAuthenticator verifies a JWT against a JWT role's bindings. Its
+// errors are core.Errors whose messages say which check failed.
+type JWTAuthenticator interface {
+	LoginJWT(ctx context.Context, role, raw string) (JWTIdentity, error)
+}
+
+// LoginJWT is auth/jwt and auth/oidc login: {"role","jwt"} → broker token,
+// as in Vault's JWT method. method is "jwt" or "oidc" (the mount path).
+func (b *Broker) LoginJWT(ctx context.Context, c Caller, method string, req api.JWTLoginRequest) (*api.Auth, error) {
+	ev := &audit.Event{Type: "login", AuthMethod: method, Action: "Login"}
+	if b.cfg.JWT == nil {
+		return nil, b.refuse(ctx, c, ev, core.Errorf(core.KindBadRequest, "auth method %s is not configured", method))
+	}
+	if req.Role == "" || req.JWT == "" {
+		missing := "role"
+		if req.Role != "" {
+			missing = "jwt"
+		}
+		return nil, b.refuse(ctx, c, ev, core.Errorf(core.KindBadRequest, "missing %s", missing))
+	}
+	b.hasher.Add(ev, "jwt", req.JWT)
+	id, err := b.cfg.JWT.LoginJWT(ctx, req.Role, req.JWT)
+	if err != nil {
+		if core.KindOf(err) == core.KindInternal {
+			return nil, fmt.Errorf("jwt login: %w", err)
+		}
+		return nil, b.refuse(ctx, c, ev, err)
+	}
+	role, err := b.role(ctx, id.BrokerRole)
+	if err != nil {
+		ev.Reason = fmt.Sprintf("JWT role %q names broker role %q, which does not exist", id.Role, id.BrokerRole)
+		return nil, b.refuse(ctx, c, ev, core.Errorf(core.KindBadRequest, "role %q is not usable: its broker role does not exist", req.Role))
+	}
+	ev.Role = role.Name
+	now := b.now().UTC()
+	raw, tok, err := newLoginToken(role, method, now)
+	if err != nil {
+		return nil, err
+	}
+	agent := core.Agent{
+		ID: method + ":" + id.Issuer + ":" + id.Name, Name: id.Name, Role: role.Name,
+		Owner: role.Owner, Team: role.Team, AuthMethod: method, Labels: id.Metadata, CreatedAt: now,
+	}
+	tok.AgentID = agent.ID
+	tok.DisplayName = method + "-" + id.Name
+	tok.Meta = maps.Clone(id.Metadata)
+	if tok.Meta == nil {
+		tok.Meta = map[string]string{}
+	}
+	tok.Meta["role"] = id.Role
+	tok.Meta["issuer"] = id.Issuer
+	tok.Meta["subject"] = id.Subject
+	wait, err := store.UpdatePipelined(ctx, b.cfg.Store, func(tx store.Aggregates) error {
+		return createLogin(ctx, tx, agent, tok)
+	})
+	if err != nil {
+		if core.KindOf(err) == core.KindPermissionDenied {
+			return nil, b.refuse(ctx, c, ev, err)
+		}
+		return nil, fmt.Errorf("jwt login: %w", err)
+	}
+	ev.Agent, ev.Accessor, ev.Decision = agent.ID, tok.Accessor, audit.DecisionAllow
+	commitErr, auditErr := b.commitAndRecord(ctx, c, wait, ev)
+	if commitErr != nil {
+		return nil, fmt.Errorf("jwt login: %w", commitErr)
+	}
+	if auditErr != nil {
+		_, _ = b.cfg.Store.Tokens().Delete(context.WithoutCancel(ctx), tok.Hash)
+		return nil, auditErr
+	}
+	return authBlock(raw, tok, now), nil
+}
