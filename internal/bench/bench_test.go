@@ -151,8 +151,10 @@ func TestWrongSecretID(t *testing.T) {
 			if r.P50 != 0 || r.Max != 0 {
 				t.Errorf("latency reported without successful ops: p50=%v max=%v", r.P50, r.Max)
 			}
-			// The broker answers a bad AppRole login 400, as Vault does.
-			if !strings.Contains(r.FirstError, "approle login") || !strings.Contains(r.FirstError, "400") {
+			// The broker answers a bad AppRole login 400, as Vault does, and
+			// 429 once the source has failed too often (brute-force guard).
+			if !strings.Contains(r.FirstError, "approle login") ||
+				!(strings.Contains(r.FirstError, "400") || strings.Contains(r.FirstError, "429 Too Many Requests: too many failed logins")) {
 				t.Errorf("first error %q does not show the broker's refusal", r.FirstError)
 			}
 			if strings.Contains(r.FirstError, wrong) || strings.Contains(r.String(), wrong) {

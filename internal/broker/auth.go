@@ -29,6 +29,15 @@ var (
 // LoginAppRole exchanges an AppRole role_id and secret_id for a broker token.
 func (b *Broker) LoginAppRole(ctx context.Context, c Caller, req api.AppRoleLoginRequest) (*api.Auth, error) {
 	ev := &audit.Event{Type: "login", AuthMethod: "approle", Action: "Login"}
+	src, start := hostOf(c.RemoteAddr), b.now()
+	if err := b.guard.admit(src, start); err != nil {
+		return nil, b.refuse(ctx, c, ev, err)
+	}
+	// A failed credential counts against the source's failure budget.
+	fail := func(err error) error {
+		b.guard.failed(src, start)
+		return b.refuse(ctx, c, ev, err)
+	}
 	if req.RoleID == "" || req.SecretID == "" {
 		missing := "role_id"
 		if req.RoleID != "" {
@@ -40,12 +49,15 @@ func (b *Broker) LoginAppRole(ctx context.Context, c Caller, req api.AppRoleLogi
 	role, err := b.roleByID(ctx, req.RoleID)
 	if errors.Is(err, store.ErrNotFound) {
 		ev.Reason = "unknown role_id"
-		return nil, b.refuse(ctx, c, ev, errBadLogin)
+		return nil, fail(errBadLogin)
 	}
 	if err != nil {
 		return nil, err
 	}
 	ev.Role = role.Name
+	if err := b.guard.admitRole(role.Name, start); err != nil {
+		return nil, b.refuse(ctx, c, ev, err)
+	}
 	now := b.now().UTC()
 	raw, tok, err := newLoginToken(role, "approle", now)
 	if err != nil {
@@ -72,7 +84,7 @@ func (b *Broker) LoginAppRole(ctx context.Context, c Caller, req api.AppRoleLogi
 	switch {
 	case errors.Is(err, store.ErrNotFound), errors.Is(err, store.ErrExpired), errors.Is(err, store.ErrExhausted):
 		ev.Reason = "secret_id " + reasonOf(err)
-		return nil, b.refuse(ctx, c, ev, errBadLogin)
+		return nil, fail(errBadLogin)
 	case errors.Is(err, errAgentSuspended):
 		return nil, b.refuse(ctx, c, ev, err)
 	case err != nil:

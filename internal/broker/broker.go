@@ -82,6 +82,8 @@ type Config struct {
 
 	// JWT is the JWT/OIDC auth method; nil when not configured.
 	JWT JWTAuthenticator
+	// LoginLimits protect the login endpoints (see LoginLimits).
+	LoginLimits LoginLimits
 
 	// AuditKey verifies the audit trail's checkpoints; AuditHead reports the
 	// trail's last durable line. Both optional (published by the API).
@@ -107,6 +109,7 @@ type Broker struct {
 	keys   *token.KeyRing
 	hasher *audit.Hasher
 	rules  atomic.Pointer[rules]
+	guard  *loginGuard
 	tokens *tokenCache
 	jobs   *jobCache
 	roles  *roleCache
@@ -142,6 +145,7 @@ func New(ctx context.Context, cfg Config) (*Broker, error) {
 		log:    cfg.Logger,
 		now:    cfg.Now,
 		tokens: newTokenCache(100_000),
+		guard:  newLoginGuard(cfg.LoginLimits),
 		jobs:   newJobCache(100_000),
 		roles:  newRoleCache(5 * time.Second),
 		creds:  map[string]string{},

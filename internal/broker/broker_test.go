@@ -2,6 +2,7 @@ package broker_test
 
 import (
 	"context"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -31,7 +32,7 @@ type fixture struct {
 	auditLog string
 }
 
-func newFixture(tb testing.TB) *fixture {
+func newFixture(tb testing.TB, opts ...func(*broker.Config)) *fixture {
 	tb.Helper()
 	ctx := context.Background()
 	dir := tb.TempDir()
@@ -55,10 +56,14 @@ func newFixture(tb testing.TB) *fixture {
 	}
 	tb.Cleanup(func() { sink.Close() })
 	f.st = st
-	f.b, err = broker.New(ctx, broker.Config{
+	cfg := broker.Config{
 		Store: st, Sealer: sealer, Policy: pol, Audit: sink, Issuer: "http://broker.test", Audience: "qbroker-gateway",
 		Devices: []broker.Device{{Provider: "ionq", Name: "simulator", Kind: "simulator", Qubits: 29}, {Provider: "ionq", Name: "qpu.forte-1", Kind: "qpu", Qubits: 36}},
-	})
+	}
+	for _, o := range opts {
+		o(&cfg)
+	}
+	f.b, err = broker.New(ctx, cfg)
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -223,5 +228,39 @@ func TestLoginKeepsAgentCreationTimeAndRefusesSuspended(t *testing.T) {
 	}
 	if a, _ := f.st.Agents().Get(ctx, tok.AgentID); !a.Suspended {
 		t.Fatal("a refused login un-suspended the agent")
+	}
+}
+
+// After 10 failed logins from one address, that address is refused (429,
+// audited) even with the right secret, until the budget refills; other
+// addresses are not affected, and a refused attempt spends no secret use.
+func TestFailedLoginsLockOutTheSource(t *testing.T) {
+	now := time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC)
+	clock := func() time.Time { return now }
+	f := newFixture(t, func(c *broker.Config) { c.Now = clock })
+	ctx := context.Background()
+	attacker := broker.Caller{RemoteAddr: "198.51.100.7:4000"}
+	for i := range 10 {
+		_, err := f.b.LoginAppRole(ctx, attacker, api.AppRoleLoginRequest{RoleID: f.roleID, SecretID: "guess-" + strings.Repeat("x", i)})
+		if core.KindOf(err) != core.KindBadRequest {
+			t.Fatalf("guess %d: %v", i, err)
+		}
+	}
+	_, err := f.b.LoginAppRole(ctx, attacker, api.AppRoleLoginRequest{RoleID: f.roleID, SecretID: f.secretID})
+	if core.KindOf(err) != core.KindRateLimited || !strings.Contains(core.UserMessage(err), "failed logins from 198.51.100.7") {
+		t.Fatalf("11th attempt: want 429 naming the source, got %v", err)
+	}
+	// Someone else is unaffected.
+	if _, err := f.b.LoginAppRole(ctx, broker.Caller{RemoteAddr: "203.0.113.9:5000"}, api.AppRoleLoginRequest{RoleID: f.roleID, SecretID: f.secretID}); err != nil {
+		t.Fatalf("another source: %v", err)
+	}
+	// A minute later the budget has refilled.
+	now = now.Add(time.Minute)
+	if _, err := f.b.LoginAppRole(ctx, attacker, api.AppRoleLoginRequest{RoleID: f.roleID, SecretID: f.secretID}); err != nil {
+		t.Fatalf("after the refill: %v", err)
+	}
+	log, _ := os.ReadFile(f.auditLog)
+	if n := strings.Count(string(log), "too many failed logins"); n != 1 {
+		t.Fatalf("want the refusal audited once, found %d", n)
 	}
 }

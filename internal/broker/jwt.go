@@ -42,11 +42,19 @@ func (b *Broker) LoginJWT(ctx context.Context, c Caller, method string, req api.
 		return nil, b.refuse(ctx, c, ev, core.Errorf(core.KindBadRequest, "missing %s", missing))
 	}
 	b.hasher.Add(ev, "jwt", req.JWT)
+	src, start := hostOf(c.RemoteAddr), b.now()
+	if err := b.guard.admit(src, start); err != nil {
+		return nil, b.refuse(ctx, c, ev, err)
+	}
+	if err := b.guard.admitRole("jwt/"+req.Role, start); err != nil {
+		return nil, b.refuse(ctx, c, ev, err)
+	}
 	id, err := b.cfg.JWT.LoginJWT(ctx, req.Role, req.JWT)
 	if err != nil {
 		if core.KindOf(err) == core.KindInternal {
 			return nil, fmt.Errorf("jwt login: %w", err)
 		}
+		b.guard.failed(src, start)
 		return nil, b.refuse(ctx, c, ev, err)
 	}
 	role, err := b.role(ctx, id.BrokerRole)

@@ -30,7 +30,56 @@ type Config struct {
 	Gateway       Gateway    `yaml:"gateway"`
 	Providers     Providers  `yaml:"providers"`
 	Devices       []Device   `yaml:"devices"` // empty: the built-in catalogue
+	Auth          Auth       `yaml:"auth"`
 	Log           LogOptions `yaml:"log"`
+}
+
+// Auth configures the auth methods beyond AppRole, and login protection.
+type Auth struct {
+	JWT         JWTAuth     `yaml:"jwt"` // auth/jwt and auth/oidc: login with a JWT from an identity provider
+	LoginLimits LoginLimits `yaml:"login_limits"`
+}
+
+// LoginLimits protect the login endpoints. Failed logins are limited per
+// source address by default (10 a minute); overall rates are off unless set.
+type LoginLimits struct {
+	FailuresPerMinute  float64 `yaml:"failures_per_minute"`   // 0: default 10; negative: off
+	PerSourcePerSecond float64 `yaml:"per_source_per_second"` // 0: unlimited
+	PerRolePerSecond   float64 `yaml:"per_role_per_second"`   // 0: unlimited
+}
+
+// JWTAuth is Vault's JWT/OIDC method: trusted issuers, and roles binding
+// their tokens to broker roles. See docs/auth.md.
+type JWTAuth struct {
+	Issuers []JWTIssuer `yaml:"issuers"`
+	Roles   []JWTRole   `yaml:"roles"`
+}
+
+// JWTIssuer is one trusted identity provider.
+type JWTIssuer struct {
+	Name               string        `yaml:"name"`
+	Issuer             string        `yaml:"issuer"`
+	DiscoveryURL       string        `yaml:"discovery_url"`
+	JWKSURL            string        `yaml:"jwks_url"`
+	PublicKeys         []string      `yaml:"public_keys"`
+	Algorithms         []string      `yaml:"algorithms"`
+	Leeway             time.Duration `yaml:"leeway"`
+	RefreshInterval    time.Duration `yaml:"refresh_interval"`
+	MinRefreshInterval time.Duration `yaml:"min_refresh_interval"`
+}
+
+// JWTRole binds tokens of one issuer to a broker role.
+type JWTRole struct {
+	Name            string              `yaml:"name"`
+	Issuer          string              `yaml:"issuer"`
+	BoundAudiences  []string            `yaml:"bound_audiences"`
+	BoundSubject    string              `yaml:"bound_subject"`
+	BoundClaims     map[string][]string `yaml:"bound_claims"`
+	BoundClaimsType string              `yaml:"bound_claims_type"`
+	ClaimMappings   map[string]string   `yaml:"claim_mappings"`
+	UserClaim       string              `yaml:"user_claim"`
+	MaxAge          time.Duration       `yaml:"max_age"`
+	BrokerRole      string              `yaml:"broker_role"`
 }
 
 // Seal chooses the key-encryption key provider.

@@ -136,6 +136,11 @@ func Start(ctx context.Context, o Options) (_ *Server, err error) {
 		Issuer: s.BrokerURL, Audience: Audience, GatewayAddr: s.GatewayURL, Devices: catalogue(cfg.Devices),
 		Location: cfg.Location(), Logger: log,
 		AuditKey: auditKey.Public().(ed25519.PublicKey), AuditHead: s.sink.Head,
+		LoginLimits: broker.LoginLimits{
+			FailuresPerMinute: cfg.Auth.LoginLimits.FailuresPerMinute,
+			PerSource:         cfg.Auth.LoginLimits.PerSourcePerSecond,
+			PerRole:           cfg.Auth.LoginLimits.PerRolePerSecond,
+		},
 	})
 	if err != nil {
 		return nil, err

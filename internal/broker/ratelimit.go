@@ -1,0 +1,115 @@
+package broker
+
+import (
+	"fmt"
+	"math"
+	"sync"
+	"time"
+
+	"golang.org/x/time/rate"
+
+	"github.com/qbroker/qbroker/internal/core"
+)
+
+// LoginLimits protect the login endpoints. FailuresPerMinute is on by
+// default (brute-force protection that never slows a legitimate agent);
+// the overall per-source and per-role rates are off unless configured.
+type LoginLimits struct {
+	FailuresPerMinute float64 // failed logins allowed per source address per minute (burst the same); 0 = default 10, <0 = off
+	PerSource         float64 // logins per second per source address; 0 = unlimited
+	PerRole           float64 // logins per second per role; 0 = unlimited
+}
+
+// limiters is a bounded set of token buckets keyed by string.
+type limiters struct {
+	mu    sync.Mutex
+	m     map[string]*rate.Limiter
+	limit rate.Limit
+	burst int
+}
+
+const maxLimiterKeys = 50_000
+
+func newLimiters(perSecond float64, burst int) *limiters {
+	if perSecond <= 0 {
+		return nil
+	}
+	return &limiters{m: map[string]*rate.Limiter{}, limit: rate.Limit(perSecond), burst: max(1, burst)}
+}
+
+func (l *limiters) get(key string) *rate.Limiter {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	lim, ok := l.m[key]
+	if !ok {
+		if len(l.m) >= maxLimiterKeys {
+			// Forget buckets that have refilled: they carry no state.
+			now := time.Now()
+			for k, v := range l.m {
+				if v.TokensAt(now) >= float64(l.burst) {
+					delete(l.m, k)
+				}
+			}
+			if len(l.m) >= maxLimiterKeys {
+				clear(l.m)
+			}
+		}
+		lim = rate.NewLimiter(l.limit, l.burst)
+		l.m[key] = lim
+	}
+	return lim
+}
+
+// loginGuard applies LoginLimits.
+type loginGuard struct {
+	failures, perSource, perRole *limiters
+}
+
+func newLoginGuard(l LoginLimits) *loginGuard {
+	fpm := l.FailuresPerMinute
+	if fpm == 0 {
+		fpm = 10
+	}
+	g := &loginGuard{perSource: newLimiters(l.PerSource, int(math.Ceil(2*l.PerSource))), perRole: newLimiters(l.PerRole, int(math.Ceil(2*l.PerRole)))}
+	if fpm > 0 {
+		g.failures = newLimiters(fpm/60, int(math.Ceil(fpm)))
+	}
+	return g
+}
+
+func rateLimited(what string, lim *rate.Limiter, now time.Time) error {
+	wait := time.Duration((1 - lim.TokensAt(now)) / float64(lim.Limit()) * float64(time.Second))
+	return core.Errorf(core.KindRateLimited, "too many %s; retry after %ds", what, int(math.Ceil(max(wait, time.Second).Seconds())))
+}
+
+// admit is called before a login from source is processed.
+func (g *loginGuard) admit(source string, now time.Time) error {
+	if g.failures != nil {
+		if lim := g.failures.get(source); lim.TokensAt(now) < 1 {
+			return rateLimited(fmt.Sprintf("failed logins from %s", source), lim, now)
+		}
+	}
+	if g.perSource != nil {
+		if lim := g.perSource.get(source); !lim.AllowN(now, 1) {
+			return rateLimited(fmt.Sprintf("logins from %s", source), lim, now)
+		}
+	}
+	return nil
+}
+
+// admitRole is called once the login's role is known.
+func (g *loginGuard) admitRole(role string, now time.Time) error {
+	if g.perRole != nil {
+		if lim := g.perRole.get(role); !lim.AllowN(now, 1) {
+			return rateLimited(fmt.Sprintf("logins for role %q", role), lim, now)
+		}
+	}
+	return nil
+}
+
+// failed records a failed login from source.
+func (g *loginGuard) failed(source string, now time.Time) {
+	if g.failures != nil {
+		g.failures.get(source).AllowN(now, 1)
+	}
+}
