@@ -28,14 +28,17 @@ const (
 	wellKnownSuffix           = "/.well-known/openid-configuration"
 )
 
-// DefaultAlgorithms is the signing-algorithm allow-list used when an issuer lists none.
-var DefaultAlgorithms = []string{"RS256", "ES256", "EdDSA"}
+// DefaultAlgorithms returns the signing-algorithm allow-list used when an issuer
+// lists none.
+func DefaultAlgorithms() []string { return []string{"RS256", "ES256", "EdDSA"} }
 
-// supportedAlgorithms are the asymmetric JWS algorithms an issuer may allow.
+// supportedAlgorithms returns the asymmetric JWS algorithms an issuer may allow.
 // "none" and every HS* (MAC) algorithm are deliberately absent.
-var supportedAlgorithms = []string{
-	"RS256", "RS384", "RS512", "PS256", "PS384", "PS512",
-	"ES256", "ES384", "ES512", "EdDSA",
+func supportedAlgorithms() []string {
+	return []string{
+		"RS256", "RS384", "RS512", "PS256", "PS384", "PS512",
+		"ES256", "ES384", "ES512", "EdDSA",
+	}
 }
 
 // IssuerConfig is one trusted token issuer. Exactly one of DiscoveryURL, JWKSURL
@@ -147,7 +150,7 @@ func validateIssuer(c IssuerConfig) (*issuer, []error) {
 	}
 	algs := c.Algorithms
 	if len(algs) == 0 {
-		algs = DefaultAlgorithms
+		algs = DefaultAlgorithms()
 	}
 	for _, a := range algs {
 		switch {
@@ -155,8 +158,8 @@ func validateIssuer(c IssuerConfig) (*issuer, []error) {
 			bad("algorithm %q is never allowed", a)
 		case strings.HasPrefix(strings.ToUpper(a), "HS"):
 			bad("algorithm %q (shared-secret MAC) is never allowed", a)
-		case !slices.Contains(supportedAlgorithms, a):
-			bad("unknown algorithm %q (supported: %s)", a, strings.Join(supportedAlgorithms, ", "))
+		case !slices.Contains(supportedAlgorithms(), a):
+			bad("unknown algorithm %q (supported: %s)", a, strings.Join(supportedAlgorithms(), ", "))
 		default:
 			if !slices.Contains(is.algs, jose.SignatureAlgorithm(a)) {
 				is.algs = append(is.algs, jose.SignatureAlgorithm(a))

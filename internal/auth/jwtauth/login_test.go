@@ -350,3 +350,27 @@ func hs256WithPublicKey(t *testing.T, k testKey, claims map[string]any) string {
 	m.Write([]byte(signing))
 	return signing + "." + base64.RawURLEncoding.EncodeToString(m.Sum(nil))
 }
+
+// TestEmbeddedKeyIgnored: a token carrying its own key in the "jwk" header (and
+// the IdP's kid) is checked against the IdP's key, never the embedded one.
+func TestEmbeddedKeyIgnored(t *testing.T) {
+	s := newLocal(t)
+	attacker := newKey(t, "rsa-1", jose.RS256)
+	opts := (&jose.SignerOptions{EmbedJWK: true}).WithType("JWT")
+	signer, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.RS256, Key: jose.JSONWebKey{Key: attacker.priv, KeyID: "rsa-1"}}, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	payload, _ := json.Marshal(s.claims())
+	obj, err := signer.Sign(payload)
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, _ := obj.CompactSerialize()
+	hdr, _ := base64.RawURLEncoding.DecodeString(strings.Split(raw, ".")[0])
+	if !strings.Contains(string(hdr), `"jwk"`) {
+		t.Fatalf("no embedded jwk in %s", hdr)
+	}
+	_, err = s.a.Login(context.Background(), "agent", raw)
+	wantRefused(t, err, ReasonSignature)
+}
