@@ -51,16 +51,16 @@ const (
 	RuleNewSource       = "new_source"
 )
 
-// ruleNames lists every rule in evaluation order; the index is the rule's
-// slot in per-agent state.
-var ruleNames = [...]string{RuleOffHours, RuleBurst, RuleJobSize, RuleFirstDevice, RuleRepeatedDenials, RuleNewSource}
-
-const numRules = len(ruleNames)
-
-func ruleIndex(name string) int { return slices.Index(ruleNames[:], name) }
+// numRules is the number of rules; a rule's index (idxOffHours, …) is its
+// evaluation order and its slot in per-agent state.
+const numRules = 6
 
 // RuleNames returns the names of all rules, in evaluation order.
-func RuleNames() []string { return slices.Clone(ruleNames[:]) }
+func RuleNames() []string {
+	return []string{RuleOffHours, RuleBurst, RuleJobSize, RuleFirstDevice, RuleRepeatedDenials, RuleNewSource}
+}
+
+func ruleIndex(name string) int { return slices.Index(RuleNames(), name) }
 
 // ErrInvalidConfig is wrapped by every configuration error; the concrete
 // error is a *ConfigError listing every problem found.
@@ -253,30 +253,34 @@ func ParseConfig(data []byte) (Config, error) {
 	return c, nil
 }
 
-// ruleFields: the rule-specific fields and the rules they apply to.
-var ruleFields = []struct {
+// ruleField is a rule-specific field and the rules it applies to.
+type ruleField struct {
 	name  string
 	rules []string
 	set   func(*RuleConfig) bool
-}{
-	{"event_types", []string{RuleOffHours, RuleBurst, RuleJobSize, RuleFirstDevice}, func(r *RuleConfig) bool { return r.EventTypes != nil }},
-	{"hardware_only", []string{RuleOffHours}, func(r *RuleConfig) bool { return r.HardwareOnly }},
-	{"factor", []string{RuleBurst, RuleJobSize}, func(r *RuleConfig) bool { return r.Factor != 0 }},
-	{"min_count", []string{RuleBurst}, func(r *RuleConfig) bool { return r.MinCount != 0 }},
-	{"baseline_minutes", []string{RuleBurst}, func(r *RuleConfig) bool { return r.BaselineMinutes != 0 }},
-	{"escalate", []string{RuleBurst}, func(r *RuleConfig) bool { return r.Escalate != nil }},
-	{"statistic", []string{RuleJobSize}, func(r *RuleConfig) bool { return r.Statistic != "" }},
-	{"min_history", []string{RuleJobSize, RuleFirstDevice}, func(r *RuleConfig) bool { return r.MinHistory != 0 }},
-	{"history_size", []string{RuleJobSize}, func(r *RuleConfig) bool { return r.HistorySize != 0 }},
-	{"min_shots", []string{RuleJobSize}, func(r *RuleConfig) bool { return r.MinShots != 0 }},
-	{"min_cost_usd", []string{RuleJobSize}, func(r *RuleConfig) bool { return r.MinCostUSD != 0 }},
-	{"max_devices", []string{RuleFirstDevice}, func(r *RuleConfig) bool { return r.MaxDevices != 0 }},
-	{"count", []string{RuleRepeatedDenials}, func(r *RuleConfig) bool { return r.Count != 0 }},
-	{"window", []string{RuleRepeatedDenials}, func(r *RuleConfig) bool { return r.Window != 0 }},
-	{"max_accessors", []string{RuleNewSource}, func(r *RuleConfig) bool { return r.MaxAccessors != 0 }},
-	{"max_addresses", []string{RuleNewSource}, func(r *RuleConfig) bool { return r.MaxAddresses != 0 }},
-	{"prefix_v4", []string{RuleNewSource}, func(r *RuleConfig) bool { return r.PrefixV4 != 0 }},
-	{"prefix_v6", []string{RuleNewSource}, func(r *RuleConfig) bool { return r.PrefixV6 != 0 }},
+}
+
+func ruleFields() []ruleField {
+	return []ruleField{
+		{"event_types", []string{RuleOffHours, RuleBurst, RuleJobSize, RuleFirstDevice}, func(r *RuleConfig) bool { return r.EventTypes != nil }},
+		{"hardware_only", []string{RuleOffHours}, func(r *RuleConfig) bool { return r.HardwareOnly }},
+		{"factor", []string{RuleBurst, RuleJobSize}, func(r *RuleConfig) bool { return r.Factor != 0 }},
+		{"min_count", []string{RuleBurst}, func(r *RuleConfig) bool { return r.MinCount != 0 }},
+		{"baseline_minutes", []string{RuleBurst}, func(r *RuleConfig) bool { return r.BaselineMinutes != 0 }},
+		{"escalate", []string{RuleBurst}, func(r *RuleConfig) bool { return r.Escalate != nil }},
+		{"statistic", []string{RuleJobSize}, func(r *RuleConfig) bool { return r.Statistic != "" }},
+		{"min_history", []string{RuleJobSize, RuleFirstDevice}, func(r *RuleConfig) bool { return r.MinHistory != 0 }},
+		{"history_size", []string{RuleJobSize}, func(r *RuleConfig) bool { return r.HistorySize != 0 }},
+		{"min_shots", []string{RuleJobSize}, func(r *RuleConfig) bool { return r.MinShots != 0 }},
+		{"min_cost_usd", []string{RuleJobSize}, func(r *RuleConfig) bool { return r.MinCostUSD != 0 }},
+		{"max_devices", []string{RuleFirstDevice}, func(r *RuleConfig) bool { return r.MaxDevices != 0 }},
+		{"count", []string{RuleRepeatedDenials}, func(r *RuleConfig) bool { return r.Count != 0 }},
+		{"window", []string{RuleRepeatedDenials}, func(r *RuleConfig) bool { return r.Window != 0 }},
+		{"max_accessors", []string{RuleNewSource}, func(r *RuleConfig) bool { return r.MaxAccessors != 0 }},
+		{"max_addresses", []string{RuleNewSource}, func(r *RuleConfig) bool { return r.MaxAddresses != 0 }},
+		{"prefix_v4", []string{RuleNewSource}, func(r *RuleConfig) bool { return r.PrefixV4 != 0 }},
+		{"prefix_v6", []string{RuleNewSource}, func(r *RuleConfig) bool { return r.PrefixV6 != 0 }},
+	}
 }
 
 // overlay returns d with every field that o sets.
@@ -395,7 +399,7 @@ func resolve(cfg Config) (*resolved, error) {
 	for i, rc := range cfg.Rules {
 		idx := ruleIndex(rc.Name)
 		if idx < 0 {
-			add("rules[%d]: unknown rule %q (known: %s)", i, rc.Name, strings.Join(ruleNames[:], ", "))
+			add("rules[%d]: unknown rule %q (known: %s)", i, rc.Name, strings.Join(RuleNames(), ", "))
 			continue
 		}
 		if seen[rc.Name] {
@@ -403,7 +407,7 @@ func resolve(cfg Config) (*resolved, error) {
 			continue
 		}
 		seen[rc.Name] = true
-		for _, f := range ruleFields {
+		for _, f := range ruleFields() {
 			if f.set(&rc) && !slices.Contains(f.rules, rc.Name) {
 				add("rules[%d] (%s): %s does not apply to this rule (only to %s)", i, rc.Name, f.name, strings.Join(f.rules, ", "))
 			}
@@ -552,12 +556,31 @@ func compileSchedules(where string, m map[string]Schedule, loc *time.Location, a
 	return out
 }
 
-var dayBits = map[string]uint8{
-	"sun": 1 << time.Sunday, "mon": 1 << time.Monday, "tue": 1 << time.Tuesday, "wed": 1 << time.Wednesday,
-	"thu": 1 << time.Thursday, "fri": 1 << time.Friday, "sat": 1 << time.Saturday,
-	"sunday": 1 << time.Sunday, "monday": 1 << time.Monday, "tuesday": 1 << time.Tuesday, "wednesday": 1 << time.Wednesday,
-	"thursday": 1 << time.Thursday, "friday": 1 << time.Friday, "saturday": 1 << time.Saturday,
-	"weekdays": 0b0111110, "weekend": 0b1000001, "daily": 0b1111111,
+// dayBits maps a day name to its weekday bits.
+func dayBits(name string) (uint8, bool) {
+	switch strings.ToLower(name) {
+	case "sun", "sunday":
+		return 1 << time.Sunday, true
+	case "mon", "monday":
+		return 1 << time.Monday, true
+	case "tue", "tuesday":
+		return 1 << time.Tuesday, true
+	case "wed", "wednesday":
+		return 1 << time.Wednesday, true
+	case "thu", "thursday":
+		return 1 << time.Thursday, true
+	case "fri", "friday":
+		return 1 << time.Friday, true
+	case "sat", "saturday":
+		return 1 << time.Saturday, true
+	case "weekdays":
+		return 0b0111110, true
+	case "weekend":
+		return 0b1000001, true
+	case "daily":
+		return 0b1111111, true
+	}
+	return 0, false
 }
 
 func compileSchedule(where string, s Schedule, loc *time.Location, add func(string, ...any)) *schedule {
@@ -580,7 +603,7 @@ func compileSchedule(where string, s Schedule, loc *time.Location, add func(stri
 			add("%s: no days", wh)
 		}
 		for _, d := range w.Days {
-			b, ok := dayBits[strings.ToLower(d)]
+			b, ok := dayBits(d)
 			if !ok {
 				add("%s: unknown day %q (mon … sun, weekdays, weekend, daily)", wh, d)
 			}

@@ -2,6 +2,8 @@ package anomaly
 
 import (
 	"errors"
+	"os"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -211,5 +213,49 @@ func TestAgentScheduleWinsOverRoleAndDefault(t *testing.T) {
 	ev.Role, ev.Decision = "none", audit.DecisionDeny
 	if fs := e.Observe(ev); fs != nil {
 		t.Fatalf("denied attempt counted as off-hours use: %v", fs)
+	}
+}
+
+func TestRuleIndexesMatchNames(t *testing.T) {
+	for i, n := range RuleNames() {
+		if ruleIndex(n) != i {
+			t.Fatalf("rule %q at %d", n, ruleIndex(n))
+		}
+	}
+	if len(RuleNames()) != numRules || RuleNames()[idxOffHours] != RuleOffHours || RuleNames()[idxBurst] != RuleBurst ||
+		RuleNames()[idxJobSize] != RuleJobSize || RuleNames()[idxFirstDevice] != RuleFirstDevice ||
+		RuleNames()[idxDenials] != RuleRepeatedDenials || RuleNames()[idxNewSource] != RuleNewSource {
+		t.Fatal("idx constants out of step with RuleNames")
+	}
+}
+
+// The shipped reference configuration parses, validates and spells out
+// exactly the defaults.
+func TestReferenceConfigIsTheDefaults(t *testing.T) {
+	data, err := os.ReadFile("rules.example.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := ParseConfig(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := resolve(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, err := resolve(DefaultConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range got.rules {
+		g, w := got.rules[i], want.rules[i]
+		g.Enabled, w.Enabled = nil, nil
+		if !reflect.DeepEqual(g, w) {
+			t.Errorf("rule %s: reference %+v, default %+v", g.Name, g, w)
+		}
+	}
+	if !reflect.DeepEqual(got.defaultSched, want.defaultSched) || got.maxAgents != want.maxAgents || !slices.Equal(got.hwPrefixes, want.hwPrefixes) {
+		t.Error("reference schedule/max_agents/hardware_prefixes differ from the defaults")
 	}
 }

@@ -201,7 +201,7 @@ func (e *Engine) Observe(ev audit.Event) []Finding {
 	return out
 }
 
-// Indexes of the rules in ruleNames.
+// Indexes of the rules, in RuleNames order.
 const (
 	idxOffHours = iota
 	idxBurst
@@ -221,7 +221,7 @@ func (e *Engine) fire(out []Finding, s *agentState, i int, ev audit.Event, sev S
 	}
 	s.lastFired[i] = ev.Time
 	return append(out, Finding{
-		Rule: ruleNames[i], Severity: sev, Actions: slices.Clone(actions),
+		Rule: rc.Name, Severity: sev, Actions: slices.Clone(actions),
 		Agent: ev.Agent, Time: ev.Time, Seq: ev.Seq, Detail: detail,
 	})
 }
