@@ -30,7 +30,9 @@ type DevOptions struct {
 	// PolicyFiles replace the built-in demo policies; they are watched and
 	// reloaded on change.
 	PolicyFiles []string
-	Logger      *slog.Logger
+	// Auth configures extra auth methods (JWT/OIDC) and login limits.
+	Auth   config.Auth
+	Logger *slog.Logger
 }
 
 // Dev is a running all-in-one: broker, gateway and IonQ emulator, with a
@@ -99,7 +101,7 @@ func StartDev(ctx context.Context, o DevOptions) (_ *Dev, err error) {
 	d.simSrv = &http.Server{Handler: d.sim, ReadHeaderTimeout: 10 * time.Second}
 	go func() { _ = d.simSrv.Serve(simLn) }()
 
-	cfg := &config.Config{Listen: o.Addr, DataDir: o.DataDir, Gateway: config.Gateway{Listen: o.GatewayAddr}, Policies: o.PolicyFiles}
+	cfg := &config.Config{Listen: o.Addr, DataDir: o.DataDir, Gateway: config.Gateway{Listen: o.GatewayAddr}, Policies: o.PolicyFiles, Auth: o.Auth}
 	cfg.ApplyDefaults()
 	cfg.PublicURL, cfg.Gateway.PublicURL = "", "" // derive from the bound listeners
 	if err := cfg.Validate(); err != nil {

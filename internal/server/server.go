@@ -67,6 +67,7 @@ type Server struct {
 	swept   chan struct{}
 
 	stopWatch   context.CancelFunc
+	jwt         *jwtMethod
 	reloadMu    sync.Mutex
 	configPath  string
 	policyFiles []string
@@ -131,11 +132,18 @@ func Start(ctx context.Context, o Options) (_ *Server, err error) {
 		return nil, err
 	}
 	logLint(log, pol)
+	if s.jwt, err = newJWTMethod(ctx, cfg.Auth.JWT, log); err != nil {
+		return nil, fmt.Errorf("auth.jwt: %w", err)
+	}
+	var jwtAuth broker.JWTAuthenticator
+	if s.jwt != nil {
+		jwtAuth = s.jwt
+	}
 	s.Broker, err = broker.New(ctx, broker.Config{
 		Store: s.store, Sealer: sealer, Policy: pol, Audit: s.sink,
 		Issuer: s.BrokerURL, Audience: Audience, GatewayAddr: s.GatewayURL, Devices: catalogue(cfg.Devices),
 		Location: cfg.Location(), Logger: log,
-		AuditKey: auditKey.Public().(ed25519.PublicKey), AuditHead: s.sink.Head,
+		AuditKey: auditKey.Public().(ed25519.PublicKey), AuditHead: s.sink.Head, JWT: jwtAuth,
 		LoginLimits: broker.LoginLimits{
 			FailuresPerMinute: cfg.Auth.LoginLimits.FailuresPerMinute,
 			PerSource:         cfg.Auth.LoginLimits.PerSourcePerSecond,
@@ -275,6 +283,7 @@ func (s *Server) Close(ctx context.Context) error {
 	if s.stopWatch != nil {
 		s.stopWatch()
 	}
+	s.jwt.close()
 	if len(s.servers) == 0 {
 		for _, ln := range s.lns {
 			_ = ln.Close()
