@@ -81,6 +81,8 @@ type Tokens interface {
 	// Delete revokes a token, returning what was deleted.
 	Delete(ctx context.Context, hash string) (core.Token, error)
 	DeleteByAccessor(ctx context.Context, accessor string) (core.Token, error)
+	// DeleteByAgent revokes every token of an agent, returning them.
+	DeleteByAgent(ctx context.Context, agentID string) ([]core.Token, error)
 	DeleteExpired(ctx context.Context, now time.Time) (int, error)
 }
 

@@ -12,6 +12,8 @@ package sqlstore
 //	    INTEGER unix nanoseconds UTC, 0 meaning "zero time"; durations are
 //	    INTEGER nanoseconds; booleans INTEGER 0/1. Partial indexes on
 //	    expires_at for the expiry sweeps; accessor indexes for lookups.
+//	v2  Index tokens and jobs by agent, for revoking every token of an agent
+//	    and finding its jobs.
 //
 // All tables are STRICT so a type mix-up fails instead of being coerced.
 func sqliteMigrations() []migration {
@@ -115,6 +117,14 @@ func sqliteMigrations() []migration {
 					blob       BLOB    NOT NULL,
 					created_at INTEGER NOT NULL
 				) STRICT`,
+			},
+		},
+		{
+			version: 2,
+			summary: "index tokens and jobs by agent",
+			stmts: []string{
+				`CREATE INDEX tokens_agent ON tokens (agent_id)`,
+				`CREATE INDEX jobs_agent ON jobs (agent_id)`,
 			},
 		},
 	}

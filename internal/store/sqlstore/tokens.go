@@ -117,6 +117,31 @@ func (t tokens) DeleteByAccessor(ctx context.Context, accessor string) (core.Tok
 
 // DeleteExpired deletes tokens whose expiry is at or before now; tokens
 // that never expire (expires_at 0) stay.
+// DeleteByAgent is one DELETE ... RETURNING: atomic on its own.
+func (t tokens) DeleteByAgent(ctx context.Context, agentID string) ([]core.Token, error) {
+	var out []core.Token
+	err := t.h.atomic(ctx, func(q querier) error {
+		out = out[:0]
+		rows, err := q.QueryContext(ctx, `DELETE FROM tokens WHERE agent_id = ? RETURNING `+tokenCols, agentID)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			tok, err := scanToken(rows)
+			if err != nil {
+				return err
+			}
+			out = append(out, tok)
+		}
+		return rows.Err()
+	})
+	if err != nil {
+		return nil, fmt.Errorf("tokens of agent %s: %w", agentID, err)
+	}
+	return out, nil
+}
+
 func (t tokens) DeleteExpired(ctx context.Context, now time.Time) (int, error) {
 	return deleteCount(ctx, t.h.w, "expired tokens",
 		`DELETE FROM tokens WHERE expires_at <> 0 AND expires_at <= ?`, toNanos(now))

@@ -218,3 +218,30 @@ func testSecretsListPrefix(t *testing.T, s store.Store) {
 		t.Fatalf("List all: %d secrets, want 8: %v", len(all), all)
 	}
 }
+
+func testTokensDeleteByAgent(t *testing.T, s store.Store) {
+	c := ctx(t)
+	tk := s.Tokens()
+	a1, a2 := sampleToken("h1", "a1", now().Add(time.Hour)), sampleToken("h2", "a2", now().Add(time.Hour))
+	other := sampleToken("h3", "a3", now().Add(time.Hour))
+	other.AgentID = "approle:demo:someone-else"
+	for _, tok := range []core.Token{a1, a2, other} {
+		must(t, tk.Create(c, tok), "Create")
+	}
+	got, err := tk.DeleteByAgent(c, a1.AgentID)
+	must(t, err, "DeleteByAgent")
+	if len(got) != 2 {
+		t.Fatalf("DeleteByAgent removed %d tokens, want 2", len(got))
+	}
+	for _, h := range []string{"h1", "h2"} {
+		_, err := tk.Get(c, h)
+		wantErr(t, err, store.ErrNotFound, "Get revoked "+h)
+	}
+	_, err = tk.Get(c, "h3")
+	must(t, err, "another agent's token survives")
+	got, err = tk.DeleteByAgent(c, a1.AgentID)
+	must(t, err, "DeleteByAgent again")
+	if len(got) != 0 {
+		t.Fatalf("second DeleteByAgent removed %d", len(got))
+	}
+}

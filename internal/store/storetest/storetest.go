@@ -36,6 +36,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"Agents", testAgents},
 		{"Tokens", testTokens},
 		{"TokensDeleteExpired", testTokensDeleteExpired},
+		{"TokensDeleteByAgent", testTokensDeleteByAgent},
 		{"Grants", testGrants},
 		{"Redeem", testRedeem},
 		{"RedeemConcurrent", testRedeemConcurrent},
