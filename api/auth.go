@@ -76,3 +76,16 @@ type JWTLoginRequest struct {
 	Role string `json:"role"`
 	JWT  string `json:"jwt"`
 }
+
+// RevokeAgentRequest is POST /v1/sys/agents/<id>/revoke.
+type RevokeAgentRequest struct {
+	Suspend bool   `json:"suspend,omitempty"` // also refuse new logins until resumed
+	Reason  string `json:"reason,omitempty"`
+}
+
+// RevokeAgentData is its response.
+type RevokeAgentData struct {
+	Agent     string `json:"agent"`
+	Revoked   int    `json:"revoked_tokens"`
+	Suspended bool   `json:"suspended"`
+}

@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"strings"
 	"time"
 
@@ -205,4 +206,15 @@ func (c *Client) SetProviderCredential(ctx context.Context, provider, apiKey str
 func (c *Client) Health(ctx context.Context) (api.HealthData, error) {
 	var out api.HealthData
 	return out, c.doData(ctx, http.MethodGet, "/v1/sys/health", nil, &out)
+}
+
+// RevokeAgent revokes every token of an agent (and suspends it).
+func (c *Client) RevokeAgent(ctx context.Context, agentID string, suspend bool, reason string) (api.RevokeAgentData, error) {
+	var out api.RevokeAgentData
+	return out, c.doData(ctx, http.MethodPost, "/v1/sys/agents/"+url.PathEscape(agentID)+"/revoke", api.RevokeAgentRequest{Suspend: suspend, Reason: reason}, &out)
+}
+
+// ResumeAgent lifts an agent's suspension.
+func (c *Client) ResumeAgent(ctx context.Context, agentID string) error {
+	return c.Do(ctx, http.MethodPost, "/v1/sys/agents/"+url.PathEscape(agentID)+"/resume", nil, nil)
 }

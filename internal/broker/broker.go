@@ -18,6 +18,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/qbroker/qbroker/internal/anomaly"
 	"github.com/qbroker/qbroker/internal/audit"
 	"github.com/qbroker/qbroker/internal/core"
 	"github.com/qbroker/qbroker/internal/policy"
@@ -84,6 +85,9 @@ type Config struct {
 	JWT JWTAuthenticator
 	// LoginLimits protect the login endpoints (see LoginLimits).
 	LoginLimits LoginLimits
+	// Anomaly, when set, sees every durable audit event; its findings are
+	// audited and acted on (suspension revokes the agent's tokens).
+	Anomaly *anomaly.Engine
 
 	// AuditKey verifies the audit trail's checkpoints; AuditHead reports the
 	// trail's last durable line. Both optional (published by the API).
@@ -210,6 +214,7 @@ func (b *Broker) record(ctx context.Context, c Caller, e *audit.Event) error {
 		b.log.Error("audit write failed; refusing request", "type", e.Type, "err", err)
 		return core.Wrap(core.KindUnavailable, err, "audit log unavailable; request refused")
 	}
+	b.observe(e)
 	return nil
 }
 

@@ -45,6 +45,16 @@ func (c *tokenCache) put(t core.Token) {
 	c.mu.Unlock()
 }
 
+func (c *tokenCache) dropAgent(agentID string) {
+	c.mu.Lock()
+	for k, t := range c.m {
+		if t.AgentID == agentID {
+			delete(c.m, k)
+		}
+	}
+	c.mu.Unlock()
+}
+
 func (c *tokenCache) drop(hash string) {
 	c.mu.Lock()
 	delete(c.m, hash)

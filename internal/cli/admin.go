@@ -243,3 +243,44 @@ func tokenCmd(env Env) *cobra.Command {
 	cmd.AddCommand(create, lookup, revoke)
 	return cmd
 }
+
+func revokeCmd(env Env) *cobra.Command {
+	var agent, reason string
+	var suspend bool
+	cmd := &cobra.Command{
+		Use: "revoke --agent ID", Short: "Revoke every token of an agent (its unredeemed job tokens stop working too); --suspend also blocks new logins", Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if agent == "" {
+				return fmt.Errorf("--agent is required")
+			}
+			c, err := apiClient(env)
+			if err != nil {
+				return err
+			}
+			out, err := c.RevokeAgent(cmd.Context(), agent, suspend, reason)
+			if err != nil {
+				return err
+			}
+			return printJSON(env.Stdout, out)
+		},
+	}
+	cmd.Flags().StringVar(&agent, "agent", "", "agent id, e.g. approle:demo:demo-agent")
+	cmd.Flags().BoolVar(&suspend, "suspend", false, "also refuse the agent's logins until `qbroker agent resume`")
+	cmd.Flags().StringVar(&reason, "reason", "", "recorded in the audit trail")
+	return cmd
+}
+
+func agentCmd(env Env) *cobra.Command {
+	cmd := &cobra.Command{Use: "agent", Short: "Agents"}
+	cmd.AddCommand(&cobra.Command{
+		Use: "resume ID", Short: "Lift an agent's suspension", Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := apiClient(env)
+			if err != nil {
+				return err
+			}
+			return c.ResumeAgent(cmd.Context(), args[0])
+		},
+	})
+	return cmd
+}

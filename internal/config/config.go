@@ -31,7 +31,14 @@ type Config struct {
 	Providers     Providers  `yaml:"providers"`
 	Devices       []Device   `yaml:"devices"` // empty: the built-in catalogue
 	Auth          Auth       `yaml:"auth"`
+	Anomaly       Anomaly    `yaml:"anomaly"`
 	Log           LogOptions `yaml:"log"`
+}
+
+// Anomaly configures the streaming anomaly rules over the audit trail.
+type Anomaly struct {
+	Disabled  bool   `yaml:"disabled"`   // on by default
+	RulesFile string `yaml:"rules_file"` // thresholds and actions (internal/anomaly/rules.example.yaml); default: built-in
 }
 
 // Auth configures the auth methods beyond AppRole, and login protection.

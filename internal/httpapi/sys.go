@@ -143,3 +143,31 @@ func (s *Server) auditHash(r *http.Request, c broker.Caller) (*api.Response, int
 	}
 	return data(api.AuditHashData{Hash: h}), 0, nil
 }
+
+func (s *Server) revokeAgent(r *http.Request, c broker.Caller) (*api.Response, int, error) {
+	_, t, err := s.caller(r.Context(), r)
+	if err != nil {
+		return nil, 0, err
+	}
+	var req api.RevokeAgentRequest
+	if err := s.decode(r, &req, true); err != nil {
+		return nil, 0, err
+	}
+	id := r.PathValue("id")
+	n, err := s.b.RevokeAgent(r.Context(), c, t, id, req.Suspend, req.Reason)
+	if err != nil {
+		return nil, 0, err
+	}
+	return data(api.RevokeAgentData{Agent: id, Revoked: n, Suspended: req.Suspend}), 0, nil
+}
+
+func (s *Server) resumeAgent(r *http.Request, c broker.Caller) (*api.Response, int, error) {
+	_, t, err := s.caller(r.Context(), r)
+	if err != nil {
+		return nil, 0, err
+	}
+	if err := s.decode(r, &struct{}{}, true); err != nil {
+		return nil, 0, err
+	}
+	return nil, 0, s.b.ResumeAgent(r.Context(), c, t, r.PathValue("id"))
+}

@@ -19,6 +19,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/qbroker/qbroker/internal/anomaly"
 	"github.com/qbroker/qbroker/internal/audit"
 	"github.com/qbroker/qbroker/internal/broker"
 	"github.com/qbroker/qbroker/internal/config"
@@ -135,6 +136,10 @@ func Start(ctx context.Context, o Options) (_ *Server, err error) {
 	if s.jwt, err = newJWTMethod(ctx, cfg.Auth.JWT, log); err != nil {
 		return nil, fmt.Errorf("auth.jwt: %w", err)
 	}
+	rules, err := anomalyEngine(cfg)
+	if err != nil {
+		return nil, err
+	}
 	var jwtAuth broker.JWTAuthenticator
 	if s.jwt != nil {
 		jwtAuth = s.jwt
@@ -143,7 +148,7 @@ func Start(ctx context.Context, o Options) (_ *Server, err error) {
 		Store: s.store, Sealer: sealer, Policy: pol, Audit: s.sink,
 		Issuer: s.BrokerURL, Audience: Audience, GatewayAddr: s.GatewayURL, Devices: catalogue(cfg.Devices),
 		Location: cfg.Location(), Logger: log,
-		AuditKey: auditKey.Public().(ed25519.PublicKey), AuditHead: s.sink.Head, JWT: jwtAuth,
+		AuditKey: auditKey.Public().(ed25519.PublicKey), AuditHead: s.sink.Head, JWT: jwtAuth, Anomaly: rules,
 		LoginLimits: broker.LoginLimits{
 			FailuresPerMinute: cfg.Auth.LoginLimits.FailuresPerMinute,
 			PerSource:         cfg.Auth.LoginLimits.PerSourcePerSecond,
@@ -200,6 +205,31 @@ func catalogue(in []config.Device) []broker.Device {
 		})
 	}
 	return out
+}
+
+// anomalyEngine builds the anomaly rules from the config (nil if disabled).
+func anomalyEngine(cfg *config.Config) (*anomaly.Engine, error) {
+	if cfg.Anomaly.Disabled {
+		return nil, nil
+	}
+	ac := anomaly.DefaultConfig()
+	if cfg.Anomaly.RulesFile != "" {
+		b, err := os.ReadFile(cfg.Anomaly.RulesFile)
+		if err != nil {
+			return nil, fmt.Errorf("anomaly rules: %w", err)
+		}
+		if ac, err = anomaly.ParseConfig(b); err != nil {
+			return nil, fmt.Errorf("anomaly rules %s: %w", cfg.Anomaly.RulesFile, err)
+		}
+	}
+	if ac.TimeZone == "" || ac.TimeZone == "UTC" {
+		ac.TimeZone = cfg.TimeZone
+	}
+	e, err := anomaly.New(ac)
+	if err != nil {
+		return nil, fmt.Errorf("anomaly rules: %w", err)
+	}
+	return e, nil
 }
 
 // logLint reports overbroad policies (warnings: they still load).

@@ -1,0 +1,110 @@
+package broker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/qbroker/qbroker/internal/anomaly"
+	"github.com/qbroker/qbroker/internal/audit"
+	"github.com/qbroker/qbroker/internal/core"
+	"github.com/qbroker/qbroker/internal/store"
+)
+
+// RevokeAgent revokes every broker token of an agent — and with them every
+// job token issued under them, which can no longer be redeemed. With
+// suspend, the agent also cannot log in again until ResumeAgent. Root only.
+func (b *Broker) RevokeAgent(ctx context.Context, c Caller, caller core.Token, agentID string, suspend bool, reason string) (int, error) {
+	if err := requireRoot(caller); err != nil {
+		return 0, b.refuse(ctx, c, &audit.Event{Type: "revoke", Action: "RevokeAgent", Agent: agentID, Accessor: caller.Accessor}, err)
+	}
+	return b.revokeAgent(ctx, c, agentID, suspend, caller.AgentID, reason)
+}
+
+func (b *Broker) revokeAgent(ctx context.Context, c Caller, agentID string, suspend bool, actor, reason string) (int, error) {
+	var revoked []core.Token
+	err := b.cfg.Store.Update(ctx, func(tx store.Aggregates) error {
+		a, err := tx.Agents().Get(ctx, agentID)
+		if errors.Is(err, store.ErrNotFound) {
+			return core.Errorf(core.KindNotFound, "agent %q not found", agentID)
+		}
+		if err != nil {
+			return err
+		}
+		if suspend && !a.Suspended {
+			a.Suspended = true
+			if err := tx.Agents().Upsert(ctx, a); err != nil {
+				return err
+			}
+		}
+		revoked, err = tx.Tokens().DeleteByAgent(ctx, agentID)
+		return err
+	})
+	if err != nil {
+		return 0, err
+	}
+	b.tokens.dropAgent(agentID)
+	action := "RevokeAgent"
+	if suspend {
+		action = "SuspendAgent"
+	}
+	ev := &audit.Event{Type: "revoke", Action: action, Agent: agentID, Decision: audit.DecisionAllow,
+		Reason: fmt.Sprintf("%d tokens revoked by %s: %s", len(revoked), actor, reason)}
+	return len(revoked), b.record(ctx, c, ev)
+}
+
+// ResumeAgent lifts a suspension. Root only.
+func (b *Broker) ResumeAgent(ctx context.Context, c Caller, caller core.Token, agentID string) error {
+	ev := &audit.Event{Type: "admin", Action: "ResumeAgent", Agent: agentID, Accessor: caller.Accessor}
+	if err := requireRoot(caller); err != nil {
+		return b.refuse(ctx, c, ev, err)
+	}
+	err := b.cfg.Store.Update(ctx, func(tx store.Aggregates) error {
+		a, err := tx.Agents().Get(ctx, agentID)
+		if errors.Is(err, store.ErrNotFound) {
+			return core.Errorf(core.KindNotFound, "agent %q not found", agentID)
+		}
+		if err != nil {
+			return err
+		}
+		a.Suspended = false
+		return tx.Agents().Upsert(ctx, a)
+	})
+	if err != nil {
+		return err
+	}
+	ev.Decision = audit.DecisionAllow
+	return b.record(ctx, c, ev)
+}
+
+// observe feeds a durable audit event to the anomaly rules and acts on
+// what they find, off the request's path.
+func (b *Broker) observe(e *audit.Event) {
+	if b.cfg.Anomaly == nil || e.Type == "anomaly" {
+		return
+	}
+	for _, f := range b.cfg.Anomaly.Observe(*e) {
+		go b.act(f)
+	}
+}
+
+// act records a finding and carries out its actions. Suspension revokes
+// the agent's tokens at once; require_approval is recorded until the
+// approval gate exists; alert is the audit event and a warning log.
+func (b *Broker) act(f anomaly.Finding) {
+	ctx := context.Background()
+	c := Caller{RequestID: "anomaly", Path: "anomaly"}
+	ev := &audit.Event{Type: "anomaly", Agent: f.Agent, Decision: string(f.Severity), Reason: f.Rule + ": " + f.Detail}
+	for _, a := range f.Actions {
+		ev.Policies = append(ev.Policies, string(a))
+	}
+	if err := b.record(ctx, c, ev); err != nil {
+		b.log.Error("anomaly: audit failed", "rule", f.Rule, "err", err)
+	}
+	b.log.Warn("anomaly", "rule", f.Rule, "severity", f.Severity, "agent", f.Agent, "actions", f.Actions, "detail", f.Detail)
+	if f.Has(anomaly.ActionSuspend) && f.Agent != "" {
+		if _, err := b.revokeAgent(ctx, c, f.Agent, true, "anomaly rule "+f.Rule, f.Detail); err != nil {
+			b.log.Error("anomaly: suspend failed", "agent", f.Agent, "err", err)
+		}
+	}
+}

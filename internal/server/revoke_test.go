@@ -1,0 +1,76 @@
+package server
+
+import (
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/qbroker/qbroker/api"
+)
+
+// Revoking an agent reaches everything it holds at once: its broker tokens
+// at the broker and the gateway, and job tokens it has not used yet; with
+// --suspend it cannot log back in until resumed. Only root may do it.
+func TestRevokeAndSuspendAgent(t *testing.T) {
+	e := newEnv(t)
+	a1 := e.mustLogin(e.d.RoleID, e.d.SecretID)
+	a2 := e.mustLogin(e.d.RoleID, e.d.SecretID)
+	id := e.mustSubmit(e.mustJobToken(a1.ClientToken, "simulator", 100, "").Token, bell())
+	pending := e.mustJobToken(a2.ClientToken, "simulator", 100, "")
+	agent := a1.EntityID
+	path := "/v1/sys/agents/" + agent + "/revoke"
+
+	want(t, "revoke by the agent itself", e.broker(http.MethodPost, path, a1.ClientToken, `{"suspend":true}`), http.StatusForbidden, "root")
+	want(t, "revoke an unknown agent", e.broker(http.MethodPost, "/v1/sys/agents/approle:demo:nobody/revoke", e.d.RootToken, `{}`), http.StatusNotFound, "not found")
+
+	start := time.Now()
+	var out api.RevokeAgentData
+	decodeData(t, e.broker(http.MethodPost, path, e.d.RootToken, `{"suspend":true,"reason":"incident 42"}`), &out)
+	if out.Revoked != 2 || !out.Suspended {
+		t.Fatalf("revoke answer %+v", out)
+	}
+	for _, tok := range []string{a1.ClientToken, a2.ClientToken} {
+		want(t, "broker token after revoke", e.broker(http.MethodGet, "/v1/auth/token/lookup-self", tok, ""), http.StatusForbidden, "")
+		want(t, "gateway read after revoke", e.readJob("apiKey", tok, id), http.StatusUnauthorized, "")
+	}
+	want(t, "unused job token after revoke", e.submit(pending.Token, bell()), http.StatusUnauthorized, "revoked")
+	if took := time.Since(start); took > time.Second {
+		t.Fatalf("revocation took %s to reach everything (want under one second)", took)
+	}
+	want(t, "login while suspended", e.login(e.d.RoleID, e.d.SecretID), http.StatusForbidden, "suspended")
+
+	want(t, "resume", e.broker(http.MethodPost, "/v1/sys/agents/"+agent+"/resume", e.d.RootToken, ""), http.StatusNoContent)
+	e.mustLogin(e.d.RoleID, e.d.SecretID)
+	var audited int
+	for _, ev := range e.events() {
+		if ev.Action == "SuspendAgent" && ev.Agent == agent && strings.Contains(ev.Reason, "incident 42") {
+			audited++
+		}
+	}
+	if audited != 1 {
+		t.Fatalf("suspension audited %d times", audited)
+	}
+}
+
+// The anomaly rules watch the live trail: an agent probing for hardware
+// gets refused repeatedly, and the repeated denials are flagged.
+func TestLiveAnomalyRepeatedDenials(t *testing.T) {
+	e := newEnv(t)
+	a := e.mustLogin(e.d.RoleID, e.d.SecretID)
+	for range 6 {
+		want(t, "qpu job token", e.jobToken(a.ClientToken, "demo", "qpu.forte-1", 100, ""), http.StatusForbidden, "demo-no-qpu")
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		for _, ev := range e.events() {
+			if ev.Type == "anomaly" && ev.Agent == a.EntityID && strings.HasPrefix(ev.Reason, "repeated_denials") {
+				return
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("no repeated_denials anomaly in the audit trail")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
