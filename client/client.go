@@ -120,6 +120,11 @@ func (c *Client) AppRoleLogin(ctx context.Context, roleID, secretID string) (*ap
 	return c.doAuth(ctx, http.MethodPost, "/v1/auth/approle/login", api.AppRoleLoginRequest{RoleID: roleID, SecretID: secretID})
 }
 
+// JWTLogin logs in with a JWT at auth/<method>/login (method "jwt" or "oidc").
+func (c *Client) JWTLogin(ctx context.Context, method, role, jwt string) (*api.Auth, error) {
+	return c.doAuth(ctx, http.MethodPost, "/v1/auth/"+method+"/login", api.JWTLoginRequest{Role: role, JWT: jwt})
+}
+
 // LookupSelf describes the client's token.
 func (c *Client) LookupSelf(ctx context.Context) (api.TokenInfo, error) {
 	var info api.TokenInfo
