@@ -3,6 +3,7 @@ package device
 import (
 	"context"
 	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"reflect"
@@ -14,6 +15,23 @@ import (
 )
 
 var ctx = context.Background()
+
+func idClaims(t *testing.T, raw string) map[string]any {
+	t.Helper()
+	parts := strings.Split(raw, ".")
+	if len(parts) != 3 {
+		t.Fatalf("not a JWT")
+	}
+	b, err := base64.RawURLEncoding.DecodeString(parts[1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	var m map[string]any
+	if err := json.Unmarshal(b, &m); err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
 
 func wantErr(t *testing.T, err, want error) {
 	t.Helper()
@@ -76,6 +94,18 @@ func TestDeviceFlowToCompletion(t *testing.T) {
 	if s := fmt.Sprintf("%v %+v", res, res); strings.Contains(s, res.IDToken) || strings.Contains(s, res.AccessToken) {
 		t.Fatalf("formatted Result leaks tokens: %s", s)
 	}
+
+	// zitadel's example: the device client's access token is opaque; the ID
+	// token (scope openid) is a JWT with sub = the approver, aud = client id.
+	if strings.Count(res.AccessToken, ".") == 2 {
+		t.Fatalf("expected an opaque access token from the example OP's device client")
+	}
+	claims := idClaims(t, res.IDToken)
+	if claims["sub"] != "alice" || claims["iss"] != op.issuer || !reflect.DeepEqual(claims["aud"], []any{"device"}) ||
+		claims["azp"] != "device" {
+		t.Fatalf("id token claims %v", claims)
+	}
+	t.Logf("id token claims: %v", claims)
 
 	// The broker verifies the ID token with jwtauth: subject is the approver,
 	// audience the broker's client id.

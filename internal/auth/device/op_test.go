@@ -3,6 +3,7 @@ package device
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"net"
 	"net/http"
 	"net/http/cookiejar"
@@ -191,4 +192,18 @@ func newFlow(t *testing.T, op *testOP, clk *fakeClock, mut ...func(*Config)) *Fl
 		t.Fatal(err)
 	}
 	return f
+}
+
+// TestWrongClientSecret: the real OP refuses the broker's client; the error
+// names neither secret.
+func TestWrongClientSecret(t *testing.T) {
+	op := startOP(t)
+	f := newFlow(t, op, newClock(), func(c *Config) { c.ClientSecret = "wrong-secret" })
+	_, err := f.Start(context.Background())
+	if !errors.Is(err, ErrIdPRefused) {
+		t.Fatalf("want ErrIdPRefused, got %v", err)
+	}
+	if strings.Contains(err.Error(), "wrong-secret") || strings.Contains(err.Error(), "devsecret") {
+		t.Fatalf("error leaks a secret: %v", err)
+	}
 }
