@@ -53,11 +53,12 @@ type Result struct {
 	AccessToken string
 	IDToken     string // present when the "openid" scope was requested
 	Expiry      time.Time
+	Label       string // what StartFor was given (e.g. the requested broker role)
 }
 
 // String keeps tokens out of logs and %v.
 func (r Result) String() string {
-	return fmt.Sprintf("device.Result{AccessToken:[redacted] IDToken:[redacted] Expiry:%s}", r.Expiry.Format(time.RFC3339))
+	return fmt.Sprintf("device.Result{AccessToken:[redacted] IDToken:[redacted] Expiry:%s Label:%q}", r.Expiry.Format(time.RFC3339), r.Label)
 }
 
 // LogValue keeps tokens out of slog.
@@ -77,6 +78,7 @@ type entry struct {
 	interval   time.Duration
 	lastPoll   time.Time // Start time, then the time of the last IdP request
 	polling    bool      // an IdP request for this handle is in flight
+	label      string
 }
 
 // Flow runs device logins against one IdP. It is safe for concurrent use.
@@ -136,7 +138,12 @@ func New(_ context.Context, cfg Config) (*Flow, error) {
 }
 
 // Start asks the IdP for a device code and keeps it under a new Handle.
-func (f *Flow) Start(ctx context.Context) (Pending, error) {
+func (f *Flow) Start(ctx context.Context) (Pending, error) { return f.StartFor(ctx, "") }
+
+// StartFor is Start with a label kept alongside the device code and returned in
+// Result.Label, so the broker can bind the login to what was asked at start
+// (the role in /v1/auth/device/start) without a second, unbounded map.
+func (f *Flow) StartFor(ctx context.Context, label string) (Pending, error) {
 	// Refuse early when full, so a flood of starts cannot reach the IdP.
 	if !f.hasRoom() {
 		return Pending{}, ErrTooManyPending
@@ -155,7 +162,7 @@ func (f *Flow) Start(ctx context.Context) (Pending, error) {
 		return Pending{}, err
 	}
 	now := f.now()
-	e := &entry{deviceCode: da.deviceCode, expiresAt: now.Add(da.lifetime), interval: da.interval, lastPoll: now}
+	e := &entry{deviceCode: da.deviceCode, expiresAt: now.Add(da.lifetime), interval: da.interval, lastPoll: now, label: label}
 
 	f.mu.Lock()
 	f.sweepLocked(now)
@@ -199,10 +206,13 @@ func (f *Flow) Poll(ctx context.Context, handle string) (Result, error) {
 	}
 	e.polling = true
 	e.lastPoll = now
-	deviceCode := e.deviceCode
+	deviceCode, label := e.deviceCode, e.label
 	f.mu.Unlock()
 
 	res, err := f.pollIdP(ctx, deviceCode)
+	if err == nil {
+		res.Label = label
+	}
 
 	f.mu.Lock()
 	defer f.mu.Unlock()

@@ -48,7 +48,7 @@ func TestDeviceFlowToCompletion(t *testing.T) {
 	clk := newClock()
 	f := newFlow(t, op, clk)
 
-	p, err := f.Start(ctx)
+	p, err := f.StartFor(ctx, "submit-only")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -88,7 +88,7 @@ func TestDeviceFlowToCompletion(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if res.AccessToken == "" || res.IDToken == "" || !res.Expiry.After(clk.Now()) {
+	if res.AccessToken == "" || res.IDToken == "" || res.Label != "submit-only" || !res.Expiry.After(clk.Now()) {
 		t.Fatalf("result %v", res)
 	}
 	if s := fmt.Sprintf("%v %+v", res, res); strings.Contains(s, res.IDToken) || strings.Contains(s, res.AccessToken) {
