@@ -89,3 +89,13 @@ type RevokeAgentData struct {
 	Revoked   int    `json:"revoked_tokens"`
 	Suspended bool   `json:"suspended"`
 }
+
+// TokenExchangeRequest is POST /v1/auth/token/exchange (RFC 8693, JSON):
+// subject_token is the person's broker token, actor_token the agent's.
+type TokenExchangeRequest struct {
+	GrantType        string `json:"grant_type"`
+	SubjectToken     string `json:"subject_token"`
+	SubjectTokenType string `json:"subject_token_type"`
+	ActorToken       string `json:"actor_token"`
+	ActorTokenType   string `json:"actor_token_type"`
+}

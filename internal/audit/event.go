@@ -109,7 +109,9 @@ type Event struct {
 	// ActualCostUSD is the settled cost reported for a job; nil when unknown.
 	ActualCostUSD *float64 `json:"actual_cost_usd,omitempty"`
 	ApprovalID    string   `json:"approval_id,omitempty"` // the approval that released the request
-	Version       int      `json:"v"`                     // schema version, SchemaVersion
+	// ActingFor is the person the agent acted for (a delegated token).
+	ActingFor string `json:"acting_for,omitempty"`
+	Version   int    `json:"v"` // schema version, SchemaVersion
 }
 
 // USD returns a pointer to v, for [Event.EstimatedCostUSD] and

@@ -44,6 +44,13 @@ func (b *Broker) revokeAgent(ctx context.Context, c Caller, agentID string, susp
 		return 0, err
 	}
 	b.tokens.dropAgent(agentID)
+	accessors := make([]string, 0, len(revoked))
+	for _, t := range revoked {
+		accessors = append(accessors, t.Accessor)
+	}
+	if err := b.revokeChildren(ctx, accessors...); err != nil {
+		return len(revoked), err
+	}
 	action := "RevokeAgent"
 	if suspend {
 		action = "SuspendAgent"

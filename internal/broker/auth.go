@@ -330,6 +330,9 @@ func (b *Broker) RevokeSelf(ctx context.Context, c Caller, t core.Token) error {
 		return err
 	}
 	b.tokens.drop(t.Hash)
+	if err := b.revokeChildren(ctx, t.Accessor); err != nil {
+		return err
+	}
 	return b.record(ctx, c, &audit.Event{Type: "revoke", Action: "RevokeSelf", Agent: t.AgentID, Role: t.Role, Accessor: t.Accessor, Decision: "allow"})
 }
 
@@ -354,6 +357,9 @@ func (b *Broker) RevokeAccessor(ctx context.Context, c Caller, caller core.Token
 		return err
 	}
 	b.tokens.drop(target.Hash)
+	if err := b.revokeChildren(ctx, accessor); err != nil {
+		return err
+	}
 	ev.Decision = "allow"
 	return b.record(ctx, c, ev)
 }

@@ -23,7 +23,7 @@ import (
 func (b *Broker) IssueJobToken(ctx context.Context, c Caller, caller core.Token, roleName string, req api.JobTokenRequest) (api.JobTokenData, error) {
 	ev := &audit.Event{
 		Type: "issue", Action: "SubmitJob", Agent: caller.AgentID, Role: roleName, AuthMethod: caller.AuthMethod,
-		Accessor: caller.Accessor, Provider: req.Provider, Device: req.Device, Shots: req.Shots,
+		Accessor: caller.Accessor, Provider: req.Provider, Device: req.Device, Shots: req.Shots, ActingFor: caller.ActingFor,
 	}
 	if caller.Role != roleName {
 		return api.JobTokenData{}, b.refuse(ctx, c, ev, core.Errorf(core.KindPermissionDenied, "permission denied: token is not for role %q", roleName))
@@ -53,7 +53,7 @@ func (b *Broker) IssueJobToken(ctx context.Context, c Caller, caller core.Token,
 	now := b.now()
 	local := now.In(b.cfg.Location)
 	dec := rs.policy.Decide(policy.Request{
-		Agent:    policy.Agent{ID: caller.AgentID, Role: roleName, Owner: role.Owner, Team: role.Team, AuthMethod: caller.AuthMethod},
+		Agent:    policy.Agent{ID: caller.AgentID, Role: roleName, Owner: role.Owner, Team: role.Team, AuthMethod: caller.AuthMethod, ActingFor: caller.ActingFor},
 		Action:   "SubmitJob",
 		Provider: req.Provider,
 		Device:   &policy.Device{Provider: dev.Provider, Name: dev.Name, Kind: dev.Kind, Vendor: dev.Vendor, ARN: dev.ARN, Qubits: dev.Qubits},
@@ -264,7 +264,7 @@ func (b *Broker) AuthorizeJob(ctx context.Context, c Caller, raw, action string,
 	}
 	rs := b.rules.Load()
 	req := policy.Request{
-		Agent:    policy.Agent{ID: t.AgentID, Role: t.Role, Owner: owner, Team: team, AuthMethod: t.AuthMethod},
+		Agent:    policy.Agent{ID: t.AgentID, Role: t.Role, Owner: owner, Team: team, AuthMethod: t.AuthMethod, ActingFor: t.ActingFor},
 		Action:   action,
 		Provider: job.Provider,
 		Job:      &policy.Job{ID: job.ID, Owner: job.AgentID, Team: jobTeam, Provider: job.Provider, DeviceID: job.Provider + "/" + job.Device},

@@ -70,6 +70,11 @@ type Token struct {
 	MaxExpiresAt time.Time // renewals never pass this; zero means no ceiling
 	CreationTTL  time.Duration
 	Renewable    bool
+
+	// Delegation (token exchange): the token lets AgentID act for
+	// ActingFor, and dies with the token whose accessor is ParentAccessor.
+	ActingFor      string
+	ParentAccessor string
 }
 
 // Live reports whether the token is usable at now.

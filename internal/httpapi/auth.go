@@ -155,3 +155,15 @@ func (s *Server) createToken(r *http.Request, c broker.Caller) (*api.Response, i
 	}
 	return &api.Response{Auth: &api.Auth{ClientToken: raw, Policies: req.Policies, TokenPolicies: req.Policies, TokenType: "service", Orphan: true, LeaseDuration: int(req.TTL.D().Seconds())}}, 0, nil
 }
+
+func (s *Server) exchangeToken(r *http.Request, c broker.Caller) (*api.Response, int, error) {
+	var req api.TokenExchangeRequest
+	if err := s.decode(r, &req, false); err != nil {
+		return nil, 0, err
+	}
+	auth, err := s.b.ExchangeToken(r.Context(), c, req)
+	if err != nil {
+		return nil, 0, err
+	}
+	return &api.Response{Auth: auth, Data: map[string]string{"issued_token_type": broker.TokenTypeAccessToken}}, 0, nil
+}

@@ -30,6 +30,7 @@ func (s *Server) routes() {
 	s.writes("/v1/auth/token/revoke-accessor", s.revokeAccessor)
 	s.writes("/v1/auth/token/lookup", s.lookupToken)
 	s.writes("/v1/auth/token/create", s.createToken)
+	s.writes("/v1/auth/token/exchange", s.exchangeToken)
 
 	// sys: roles, keys, provider credentials
 	m.Handle("LIST /v1/sys/roles", s.wrap(s.listRoles))

@@ -94,7 +94,10 @@ type Agent struct {
 	// Environment is the agent's deployment environment ("prod", "dev"),
 	// "" when none.
 	Environment string
-	Labels      map[string]string
+	// ActingFor is the person the agent acts for under a delegated token
+	// (token exchange), "" when none: policies can permit on either.
+	ActingFor string
+	Labels    map[string]string
 }
 
 // Device is a provider's device: Device::"<Provider>/<Name>", a member of
@@ -438,6 +441,7 @@ func agentEntity(a Agent) cedar.Entity {
 			"team":        cedar.String(a.Team),
 			"auth_method": cedar.String(a.AuthMethod),
 			"environment": cedar.String(a.Environment),
+			"acting_for":  cedar.String(a.ActingFor),
 		}),
 		Tags: tags,
 	}

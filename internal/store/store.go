@@ -83,6 +83,9 @@ type Tokens interface {
 	DeleteByAccessor(ctx context.Context, accessor string) (core.Token, error)
 	// DeleteByAgent revokes every token of an agent, returning them.
 	DeleteByAgent(ctx context.Context, agentID string) ([]core.Token, error)
+	// DeleteByParent revokes the tokens delegated under the token with
+	// the given accessor, returning them.
+	DeleteByParent(ctx context.Context, accessor string) ([]core.Token, error)
 	DeleteExpired(ctx context.Context, now time.Time) (int, error)
 }
 

@@ -14,6 +14,9 @@ package sqlstore
 //	    expires_at for the expiry sweeps; accessor indexes for lookups.
 //	v2  Index tokens and jobs by agent, for revoking every token of an agent
 //	    and finding its jobs.
+//	v3  Delegated tokens (token exchange): tokens.acting_for (the subject the
+//	    agent acts for) and tokens.parent_accessor (revoked with that token),
+//	    indexed for the cascade.
 //
 // All tables are STRICT so a type mix-up fails instead of being coerced.
 func sqliteMigrations() []migration {
@@ -125,6 +128,15 @@ func sqliteMigrations() []migration {
 			stmts: []string{
 				`CREATE INDEX tokens_agent ON tokens (agent_id)`,
 				`CREATE INDEX jobs_agent ON jobs (agent_id)`,
+			},
+		},
+		{
+			version: 3,
+			summary: "delegated tokens: acting_for and parent_accessor",
+			stmts: []string{
+				`ALTER TABLE tokens ADD COLUMN acting_for TEXT NOT NULL DEFAULT ''`,
+				`ALTER TABLE tokens ADD COLUMN parent_accessor TEXT NOT NULL DEFAULT ''`,
+				`CREATE INDEX tokens_parent ON tokens (parent_accessor) WHERE parent_accessor <> ''`,
 			},
 		},
 	}

@@ -18,7 +18,7 @@ type tokens struct{ h handle }
 var _ store.Tokens = tokens{}
 
 const tokenCols = `hash, accessor, agent_id, role, policies, display_name, auth_method,
-	meta, issued_at, expires_at, max_expires_at, creation_ttl, renewable`
+	meta, issued_at, expires_at, max_expires_at, creation_ttl, renewable, acting_for, parent_accessor`
 
 // Create stores a token; a duplicate hash or accessor is ErrConflict.
 func (t tokens) Create(ctx context.Context, tok core.Token) error {
@@ -35,10 +35,10 @@ func (t tokens) Create(ctx context.Context, tok core.Token) error {
 		return fmt.Errorf("%s: meta: %w", what, err)
 	}
 	_, err = t.h.w.ExecContext(ctx, `INSERT INTO tokens (`+tokenCols+`)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 		tok.Hash, tok.Accessor, tok.AgentID, tok.Role, policies, tok.DisplayName, tok.AuthMethod,
 		meta, toNanos(tok.IssuedAt), toNanos(tok.ExpiresAt), toNanos(tok.MaxExpiresAt),
-		int64(tok.CreationTTL), boolInt(tok.Renewable))
+		int64(tok.CreationTTL), boolInt(tok.Renewable), tok.ActingFor, tok.ParentAccessor)
 	return t.h.writeErr(err, what)
 }
 
@@ -50,7 +50,7 @@ func scanToken(sc scanner) (core.Token, error) {
 		ttl, renewable          int64
 	)
 	if err := sc.Scan(&tok.Hash, &tok.Accessor, &tok.AgentID, &tok.Role, &policies, &tok.DisplayName,
-		&tok.AuthMethod, &meta, &issued, &expires, &maxExp, &ttl, &renewable); err != nil {
+		&tok.AuthMethod, &meta, &issued, &expires, &maxExp, &ttl, &renewable, &tok.ActingFor, &tok.ParentAccessor); err != nil {
 		return core.Token{}, err
 	}
 	if err := fromJSON(policies, &tok.Policies); err != nil {
@@ -119,10 +119,25 @@ func (t tokens) DeleteByAccessor(ctx context.Context, accessor string) (core.Tok
 // that never expire (expires_at 0) stay.
 // DeleteByAgent is one DELETE ... RETURNING: atomic on its own.
 func (t tokens) DeleteByAgent(ctx context.Context, agentID string) ([]core.Token, error) {
+	return t.deleteWhere(ctx, "agent_id", agentID)
+}
+
+// DeleteByParent revokes the tokens delegated under the token with the
+// given accessor.
+func (t tokens) DeleteByParent(ctx context.Context, accessor string) ([]core.Token, error) {
+	if accessor == "" {
+		return nil, nil
+	}
+	return t.deleteWhere(ctx, "parent_accessor", accessor)
+}
+
+// deleteWhere deletes the tokens whose column (a constant of this file)
+// equals value, returning them.
+func (t tokens) deleteWhere(ctx context.Context, column, value string) ([]core.Token, error) {
 	var out []core.Token
 	err := t.h.atomic(ctx, func(q querier) error {
 		out = out[:0]
-		rows, err := q.QueryContext(ctx, `DELETE FROM tokens WHERE agent_id = ? RETURNING `+tokenCols, agentID)
+		rows, err := q.QueryContext(ctx, `DELETE FROM tokens WHERE `+column+` = ? RETURNING `+tokenCols, value)
 		if err != nil {
 			return err
 		}
@@ -137,7 +152,7 @@ func (t tokens) DeleteByAgent(ctx context.Context, agentID string) ([]core.Token
 		return rows.Err()
 	})
 	if err != nil {
-		return nil, fmt.Errorf("tokens of agent %s: %w", agentID, err)
+		return nil, fmt.Errorf("delete tokens by %s %s: %w", column, value, err)
 	}
 	return out, nil
 }

@@ -245,3 +245,33 @@ func testTokensDeleteByAgent(t *testing.T, s store.Store) {
 		t.Fatalf("second DeleteByAgent removed %d", len(got))
 	}
 }
+
+func testTokensDelegation(t *testing.T, s store.Store) {
+	c := ctx(t)
+	tk := s.Tokens()
+	person := sampleToken("hp", "acc-person", now().Add(time.Hour))
+	person.AgentID = "oidc:corp:alice"
+	child := sampleToken("hc", "acc-child", now().Add(time.Hour))
+	child.ActingFor, child.ParentAccessor = person.AgentID, person.Accessor
+	unrelated := sampleToken("hu", "acc-other", now().Add(time.Hour))
+	for _, tok := range []core.Token{person, child, unrelated} {
+		must(t, tk.Create(c, tok), "Create")
+	}
+	got, err := tk.Get(c, "hc")
+	must(t, err, "Get child")
+	equal(t, got, child, "delegated token round trip")
+	gone, err := tk.DeleteByParent(c, person.Accessor)
+	must(t, err, "DeleteByParent")
+	if len(gone) != 1 || gone[0].Hash != "hc" {
+		t.Fatalf("DeleteByParent removed %+v", gone)
+	}
+	for _, h := range []string{"hp", "hu"} {
+		_, err := tk.Get(c, h)
+		must(t, err, "kept "+h)
+	}
+	gone, err = tk.DeleteByParent(c, "")
+	must(t, err, "DeleteByParent empty")
+	if len(gone) != 0 {
+		t.Fatal("DeleteByParent with an empty accessor removed tokens")
+	}
+}

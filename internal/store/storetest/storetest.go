@@ -37,6 +37,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"Tokens", testTokens},
 		{"TokensDeleteExpired", testTokensDeleteExpired},
 		{"TokensDeleteByAgent", testTokensDeleteByAgent},
+		{"TokensDelegation", testTokensDelegation},
 		{"Grants", testGrants},
 		{"Redeem", testRedeem},
 		{"RedeemConcurrent", testRedeemConcurrent},
