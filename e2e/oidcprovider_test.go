@@ -218,8 +218,7 @@ func jwtHeaderClaims(t *testing.T, raw string) (map[string]any, map[string]any) 
 	return out[0], out[1]
 }
 
-// oidcLogin is the article's request: POST /v1/auth/oidc/login
-// {"role","jwt"}. It returns the status and the decoded answer.
+// oidcLoginAnswer is the broker's answer to an OIDC login.
 type oidcLoginAnswer struct {
 	Auth struct {
 		ClientToken string            `json:"client_token"`
@@ -228,6 +227,8 @@ type oidcLoginAnswer struct {
 	Errors []string `json:"errors"`
 }
 
+// oidcLogin is the article's request: POST /v1/auth/oidc/login
+// {"role","jwt"}. It returns the status and the decoded answer.
 func (a *agentHTTP) oidcLogin(broker, role, jwt string) (int, oidcLoginAnswer) {
 	a.t.Helper()
 	body, _ := json.Marshal(map[string]string{"role": role, "jwt": jwt})
