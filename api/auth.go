@@ -99,3 +99,24 @@ type TokenExchangeRequest struct {
 	ActorToken       string `json:"actor_token"`
 	ActorTokenType   string `json:"actor_token_type"`
 }
+
+// DeviceStartRequest is POST /v1/auth/device/start.
+type DeviceStartRequest struct {
+	Role string `json:"role"` // the JWT role that verifies the person's ID token
+}
+
+// DeviceStartData is its response: show the person the URI and code, then
+// poll with the handle (a bearer secret) every Interval seconds.
+type DeviceStartData struct {
+	Handle                  string `json:"handle"`
+	UserCode                string `json:"user_code"`
+	VerificationURI         string `json:"verification_uri"`
+	VerificationURIComplete string `json:"verification_uri_complete,omitempty"`
+	ExpiresIn               int    `json:"expires_in"`
+	Interval                int    `json:"interval"`
+}
+
+// DevicePollRequest is POST /v1/auth/device/poll.
+type DevicePollRequest struct {
+	Handle string `json:"handle"`
+}

@@ -223,3 +223,16 @@ func (c *Client) RevokeAgent(ctx context.Context, agentID string, suspend bool, 
 func (c *Client) ResumeAgent(ctx context.Context, agentID string) error {
 	return c.Do(ctx, http.MethodPost, "/v1/sys/agents/"+url.PathEscape(agentID)+"/resume", nil, nil)
 }
+
+// DeviceStart begins a device login (RFC 8628) for a JWT role.
+func (c *Client) DeviceStart(ctx context.Context, role string) (api.DeviceStartData, error) {
+	var out api.DeviceStartData
+	return out, c.doData(ctx, http.MethodPost, "/v1/auth/device/start", api.DeviceStartRequest{Role: role}, &out)
+}
+
+// DevicePoll polls a device login once; until the person approves it fails
+// with an error whose message starts with "authorization_pending" or
+// "slow_down".
+func (c *Client) DevicePoll(ctx context.Context, handle string) (*api.Auth, error) {
+	return c.doAuth(ctx, http.MethodPost, "/v1/auth/device/poll", api.DevicePollRequest{Handle: handle})
+}

@@ -83,6 +83,8 @@ type Config struct {
 
 	// JWT is the JWT/OIDC auth method; nil when not configured.
 	JWT JWTAuthenticator
+	// Device is the device authorization grant; nil when not configured.
+	Device DeviceFlow
 	// LoginLimits protect the login endpoints (see LoginLimits).
 	LoginLimits LoginLimits
 	// Anomaly, when set, sees every durable audit event; its findings are

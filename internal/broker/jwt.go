@@ -57,10 +57,16 @@ func (b *Broker) LoginJWT(ctx context.Context, c Caller, method string, req api.
 		b.guard.failed(src, start)
 		return nil, b.refuse(ctx, c, ev, err)
 	}
+	return b.completeLogin(ctx, c, ev, method, id)
+}
+
+// completeLogin issues the broker token for an identity an auth method has
+// proved (JWT, OIDC, device flow).
+func (b *Broker) completeLogin(ctx context.Context, c Caller, ev *audit.Event, method string, id JWTIdentity) (*api.Auth, error) {
 	role, err := b.role(ctx, id.BrokerRole)
 	if err != nil {
 		ev.Reason = fmt.Sprintf("JWT role %q names broker role %q, which does not exist", id.Role, id.BrokerRole)
-		return nil, b.refuse(ctx, c, ev, core.Errorf(core.KindBadRequest, "role %q is not usable: its broker role does not exist", req.Role))
+		return nil, b.refuse(ctx, c, ev, core.Errorf(core.KindBadRequest, "role %q is not usable: its broker role does not exist", id.Role))
 	}
 	ev.Role = role.Name
 	now := b.now().UTC()

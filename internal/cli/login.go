@@ -2,10 +2,13 @@ package cli
 
 import (
 	"bufio"
+	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -50,8 +53,13 @@ func loginCmd(env Env) *cobra.Command {
 					return err
 				}
 				auth, err = c.JWTLogin(cmd.Context(), method, role, raw)
+			case "device":
+				if role == "" {
+					return fmt.Errorf("--role is required for device (the JWT role that verifies your identity)")
+				}
+				auth, err = deviceLogin(cmd.Context(), env, c, role)
 			default:
-				return fmt.Errorf("--method %q: want approle, jwt or oidc", method)
+				return fmt.Errorf("--method %q: want approle, jwt, oidc or device", method)
 			}
 			if err != nil {
 				return err
@@ -66,8 +74,8 @@ func loginCmd(env Env) *cobra.Command {
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&method, "method", "approle", "approle, jwt or oidc")
-	f.StringVar(&role, "role", "", "JWT role (jwt, oidc)")
+	f.StringVar(&method, "method", "approle", "approle, jwt, oidc or device")
+	f.StringVar(&role, "role", "", "JWT role (jwt, oidc, device)")
 	f.StringVar(&jwtFile, "jwt-file", "", "file holding the JWT, or - for stdin (jwt, oidc)")
 	f.StringVar(&jwtEnv, "jwt-env", "", "environment variable holding the JWT (jwt, oidc)")
 	f.BoolVar(&print, "print", false, "print the broker token to stdout")
@@ -95,4 +103,45 @@ func readJWT(env Env, file, envVar string) (string, error) {
 		return strings.TrimSpace(string(b)), nil
 	}
 	return "", fmt.Errorf("a JWT is required: --jwt-file or --jwt-env")
+}
+
+// deviceLogin runs the device flow: show the person where to approve, then
+// poll at the interval the broker gives (slower when told to).
+func deviceLogin(ctx context.Context, env Env, c *client.Client, role string) (*api.Auth, error) {
+	s, err := c.DeviceStart(ctx, role)
+	if err != nil {
+		return nil, err
+	}
+	where := s.VerificationURIComplete
+	if where == "" {
+		where = s.VerificationURI
+	}
+	fmt.Fprintf(env.Stderr, "To sign in, open %s and enter the code %s (expires in %ds).\n", where, s.UserCode, s.ExpiresIn)
+	interval := time.Duration(max(s.Interval, 1)) * time.Second
+	deadline := time.Now().Add(time.Duration(s.ExpiresIn) * time.Second)
+	for {
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(interval):
+		}
+		auth, err := c.DevicePoll(ctx, s.Handle)
+		if err == nil {
+			return auth, nil
+		}
+		var ce *client.Error
+		if !errors.As(err, &ce) || len(ce.Errors) == 0 {
+			return nil, err
+		}
+		switch {
+		case strings.HasPrefix(ce.Errors[0], "authorization_pending"):
+		case strings.HasPrefix(ce.Errors[0], "slow_down"):
+			interval += 5 * time.Second
+		default:
+			return nil, err
+		}
+		if time.Now().After(deadline) {
+			return nil, fmt.Errorf("the device login expired before it was approved")
+		}
+	}
 }

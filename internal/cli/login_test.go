@@ -3,11 +3,16 @@ package cli
 import (
 	"bytes"
 	"context"
+	"regexp"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/qbroker/qbroker/client"
+	"github.com/qbroker/qbroker/internal/config"
 	"github.com/qbroker/qbroker/internal/server"
+	"github.com/qbroker/qbroker/internal/testidp"
 )
 
 func TestLoginPrintsTheTokenOnlyWhenAsked(t *testing.T) {
@@ -40,5 +45,66 @@ func TestLoginPrintsTheTokenOnlyWhenAsked(t *testing.T) {
 	vars[EnvSecretID] = "wrong"
 	if code, _, errOut := login(); code == 0 || !strings.Contains(errOut, "invalid role_id or secret_id") {
 		t.Fatalf("wrong secret: exit %d %q", code, errOut)
+	}
+}
+
+type syncBuf struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuf) Write(p []byte) (int, error) { s.mu.Lock(); defer s.mu.Unlock(); return s.b.Write(p) }
+func (s *syncBuf) String() string              { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
+
+// qbroker login --method device: the person is shown where to approve; the
+// command polls until they do and prints the broker token (with --print).
+func TestDeviceLoginCommand(t *testing.T) {
+	op := testidp.Start(t)
+	t.Setenv("QB_CLI_DEVICE_SECRET", testidp.DeviceClientSecret)
+	d, err := server.StartDev(context.Background(), server.DevOptions{
+		Addr: "127.0.0.1:0", GatewayAddr: "127.0.0.1:0", SimAddr: "127.0.0.1:0", DataDir: t.TempDir(),
+		Auth: config.Auth{
+			JWT: config.JWTAuth{
+				Issuers: []config.JWTIssuer{{Name: "corp", Issuer: op.Issuer, DiscoveryURL: op.Issuer}},
+				Roles:   []config.JWTRole{{Name: "people", Issuer: "corp", BoundAudiences: []string{testidp.DeviceClientID}, BrokerRole: server.DemoRole}},
+			},
+			Device: config.DeviceAuth{Issuer: op.Issuer, ClientID: testidp.DeviceClientID, ClientSecretEnv: "QB_CLI_DEVICE_SECRET"},
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close(context.Background())
+	var out, errOut syncBuf
+	done := make(chan int, 1)
+	go func() {
+		done <- Main(context.Background(), []string{"login", "--method", "device", "--role", "people", "--print"},
+			Env{Stdout: &out, Stderr: &errOut, Getenv: func(k string) string { return map[string]string{EnvAddr: d.BrokerURL}[k] }})
+	}()
+	re := regexp.MustCompile(`enter the code (\S+)`)
+	deadline := time.Now().Add(10 * time.Second)
+	var code string
+	for code == "" {
+		if m := re.FindStringSubmatch(errOut.String()); m != nil {
+			code = m[1]
+		} else if time.Now().After(deadline) {
+			t.Fatalf("no user code shown: %q", errOut.String())
+		} else {
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	op.Approve(t, code, "alice", "allowed")
+	select {
+	case rc := <-done:
+		tok := strings.TrimSpace(out.String())
+		if rc != 0 || !strings.HasPrefix(tok, "qbt_") {
+			t.Fatalf("exit %d, stdout %q, stderr %q", rc, out.String(), errOut.String())
+		}
+		info, err := client.New(d.BrokerURL, nil).WithToken(tok).LookupSelf(context.Background())
+		if err != nil || info.EntityID != "device:corp:alice" {
+			t.Fatalf("token from device login: %+v %v", info, err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatalf("device login did not finish: %q", errOut.String())
 	}
 }

@@ -43,8 +43,20 @@ type Anomaly struct {
 
 // Auth configures the auth methods beyond AppRole, and login protection.
 type Auth struct {
-	JWT         JWTAuth     `yaml:"jwt"` // auth/jwt and auth/oidc: login with a JWT from an identity provider
+	JWT         JWTAuth     `yaml:"jwt"`    // auth/jwt and auth/oidc: login with a JWT from an identity provider
+	Device      DeviceAuth  `yaml:"device"` // auth/device: RFC 8628, the broker as the IdP's OAuth client
 	LoginLimits LoginLimits `yaml:"login_limits"`
+}
+
+// DeviceAuth configures the device authorization grant. The person's ID
+// token is verified by the JWT role named at start (auth.jwt.roles), so
+// that role must bind the audience ClientID.
+type DeviceAuth struct {
+	Issuer          string   `yaml:"issuer"`
+	DiscoveryURL    string   `yaml:"discovery_url"`
+	ClientID        string   `yaml:"client_id"`
+	ClientSecretEnv string   `yaml:"client_secret_env"` // the client secret comes from this env var, never from the file
+	Scopes          []string `yaml:"scopes"`            // default [openid]
 }
 
 // LoginLimits protect the login endpoints. Failed logins are limited per

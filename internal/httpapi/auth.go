@@ -167,3 +167,27 @@ func (s *Server) exchangeToken(r *http.Request, c broker.Caller) (*api.Response,
 	}
 	return &api.Response{Auth: auth, Data: map[string]string{"issued_token_type": broker.TokenTypeAccessToken}}, 0, nil
 }
+
+func (s *Server) deviceStart(r *http.Request, c broker.Caller) (*api.Response, int, error) {
+	var req api.DeviceStartRequest
+	if err := s.decode(r, &req, false); err != nil {
+		return nil, 0, err
+	}
+	d, err := s.b.DeviceStart(r.Context(), c, req.Role)
+	if err != nil {
+		return nil, 0, err
+	}
+	return data(d), 0, nil
+}
+
+func (s *Server) devicePoll(r *http.Request, c broker.Caller) (*api.Response, int, error) {
+	var req api.DevicePollRequest
+	if err := s.decode(r, &req, false); err != nil {
+		return nil, 0, err
+	}
+	auth, err := s.b.DevicePoll(r.Context(), c, req.Handle)
+	if err != nil {
+		return nil, 0, err
+	}
+	return &api.Response{Auth: auth}, 0, nil
+}

@@ -22,6 +22,8 @@ func (s *Server) routes() {
 	// auth/jwt and auth/oidc (Vault's JWT method; the same verifier)
 	s.writes("/v1/auth/jwt/login", s.jwtLogin("jwt"))
 	s.writes("/v1/auth/oidc/login", s.jwtLogin("oidc"))
+	s.writes("/v1/auth/device/start", s.deviceStart)
+	s.writes("/v1/auth/device/poll", s.devicePoll)
 
 	// auth/token
 	m.Handle("GET /v1/auth/token/lookup-self", s.wrap(s.lookupSelf))

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 
+	"github.com/qbroker/qbroker/internal/auth/device"
 	"github.com/qbroker/qbroker/internal/auth/jwtauth"
 	"github.com/qbroker/qbroker/internal/broker"
 	"github.com/qbroker/qbroker/internal/config"
@@ -76,4 +77,18 @@ func (m *jwtMethod) close() {
 	if m != nil && m.a != nil {
 		m.a.Close()
 	}
+}
+
+// newDeviceFlow builds the device authorization grant, if configured.
+func newDeviceFlow(ctx context.Context, c config.DeviceAuth, getenv func(string) string) (*device.Flow, error) {
+	if c.ClientID == "" {
+		return nil, nil
+	}
+	secret := ""
+	if c.ClientSecretEnv != "" {
+		if secret = getenv(c.ClientSecretEnv); secret == "" {
+			return nil, fmt.Errorf("auth.device: %s is empty", c.ClientSecretEnv)
+		}
+	}
+	return device.New(ctx, device.Config{Issuer: c.Issuer, DiscoveryURL: c.DiscoveryURL, ClientID: c.ClientID, ClientSecret: secret, Scopes: c.Scopes})
 }

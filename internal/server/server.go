@@ -144,11 +144,20 @@ func Start(ctx context.Context, o Options) (_ *Server, err error) {
 	if s.jwt != nil {
 		jwtAuth = s.jwt
 	}
+	var deviceFlow broker.DeviceFlow
+	if df, err := newDeviceFlow(ctx, cfg.Auth.Device, os.Getenv); err != nil {
+		return nil, err
+	} else if df != nil {
+		if s.jwt == nil {
+			return nil, errors.New("auth.device needs auth.jwt: a JWT role verifies the person's ID token")
+		}
+		deviceFlow = df
+	}
 	s.Broker, err = broker.New(ctx, broker.Config{
 		Store: s.store, Sealer: sealer, Policy: pol, Audit: s.sink,
 		Issuer: s.BrokerURL, Audience: Audience, GatewayAddr: s.GatewayURL, Devices: catalogue(cfg.Devices),
 		Location: cfg.Location(), Logger: log,
-		AuditKey: auditKey.Public().(ed25519.PublicKey), AuditHead: s.sink.Head, JWT: jwtAuth, Anomaly: rules,
+		AuditKey: auditKey.Public().(ed25519.PublicKey), AuditHead: s.sink.Head, JWT: jwtAuth, Device: deviceFlow, Anomaly: rules,
 		LoginLimits: broker.LoginLimits{
 			FailuresPerMinute: cfg.Auth.LoginLimits.FailuresPerMinute,
 			PerSource:         cfg.Auth.LoginLimits.PerSourcePerSecond,
