@@ -392,9 +392,7 @@ func resolve(cfg Config) (*resolved, error) {
 		r.maxAgents = cfg.MaxAgents
 	}
 
-	for i, d := range def.Rules {
-		r.rules[i] = d
-	}
+	copy(r.rules[:], def.Rules)
 	seen := map[string]bool{}
 	for i, rc := range cfg.Rules {
 		idx := ruleIndex(rc.Name)

@@ -148,7 +148,7 @@ func (a *Authenticator) Login(ctx context.Context, roleName, raw string) (Identi
 	if !algAllowed(alg, is.algs) {
 		return Identity{}, refuse(ReasonAlgorithm)
 	}
-	jws, err := jose.ParseSigned(raw, is.algs)
+	jws, err := jose.ParseSignedCompact(raw, is.algs)
 	if err != nil || len(jws.Signatures) != 1 {
 		return Identity{}, refuse(ReasonMalformed)
 	}

@@ -89,7 +89,7 @@ func (ks *keySet) verify(ctx context.Context, st *verifyState, raw string) ([]by
 	jws := st.jws
 	if jws == nil || st.raw != raw {
 		var err error
-		if jws, err = jose.ParseSigned(raw, ks.iss.algs); err != nil {
+		if jws, err = jose.ParseSignedCompact(raw, ks.iss.algs); err != nil {
 			return nil, refuse(ReasonMalformed)
 		}
 	}
