@@ -50,6 +50,9 @@ const (
 	StepFlow         = "flow"
 	StepStatusDirect = "status-direct"
 	StepSubmitDirect = "submit-direct"
+	// StepJWTLogin is one auth/jwt login per op with Options.JWT (a JWT the
+	// broker's jwt role accepts; it is not single use).
+	StepJWTLogin = "jwt-login"
 	// StepHealth is GET /v1/sys/health: the broker's HTTP floor (same server,
 	// no authentication, store, crypto or audit), the baseline for the
 	// broker steps.
@@ -58,7 +61,7 @@ const (
 
 // Steps lists every step in the order a full run reports them.
 func Steps() []string {
-	return []string{StepLogin, StepJobToken, StepSubmit, StepStatus, StepFlow, StepStatusDirect, StepSubmitDirect, StepHealth}
+	return []string{StepLogin, StepJobToken, StepSubmit, StepStatus, StepFlow, StepStatusDirect, StepSubmitDirect, StepHealth, StepJWTLogin}
 }
 
 // Defaults.
@@ -96,6 +99,8 @@ type Options struct {
 	// DirectAddr and DirectKey are the emulator's base URL and API key, for
 	// the *-direct baselines.
 	DirectAddr, DirectKey string
+	// JWT and JWTRole are for the jwt-login step.
+	JWT, JWTRole string
 	// Targets are extra base URLs of the service a step measures, used
 	// round robin per op together with the primary address: brokers for
 	// login, jobtoken and flow (whose submit goes to GatewayAddr), gateways
@@ -167,6 +172,13 @@ func (o Options) withDefaults() (Options, error) {
 	case StepHealth:
 		if o.BrokerAddr == "" {
 			problems = append(problems, "broker address: missing")
+		}
+	case StepJWTLogin:
+		if o.BrokerAddr == "" {
+			problems = append(problems, "broker address: missing")
+		}
+		if o.JWT == "" || o.JWTRole == "" {
+			problems = append(problems, "jwt-login needs a JWT and a JWT role")
 		}
 	case StepSubmit, StepStatus, StepFlow:
 		needBroker, needGateway = true, true

@@ -240,6 +240,19 @@ func (e *env) prepare(ctx context.Context) ([]op, func(), error) {
 			}
 		}
 
+	case StepJWTLogin:
+		for i := range ops {
+			ops[i] = func(ctx context.Context) (time.Duration, time.Duration, error) {
+				c := e.broker(addrs[e.rr.pick()])
+				return timed(func() error {
+					if _, err := c.JWTLogin(ctx, "jwt", o.JWTRole, o.JWT); err != nil {
+						return fmt.Errorf("jwt login: %w", redactErr(err, o.JWT))
+					}
+					return nil
+				})
+			}
+		}
+
 	case StepJobToken:
 		// Each worker logs in once, untimed, on its first op (and again if
 		// its token stops working), then times only the issuance.

@@ -13,7 +13,7 @@ func benchCmd(env Env) *cobra.Command {
 	var o bench.Options
 	var steps []string
 	var concs []int
-	var directKeyEnv string
+	var directKeyEnv, jwtEnv string
 	var table bool
 	cmd := &cobra.Command{
 		Use:   "bench",
@@ -26,6 +26,9 @@ func benchCmd(env Env) *cobra.Command {
 			o.RoleID, o.SecretID = env.Getenv(EnvRoleID), env.Getenv(EnvSecretID)
 			if directKeyEnv != "" {
 				o.DirectKey = env.Getenv(directKeyEnv)
+			}
+			if jwtEnv != "" {
+				o.JWT = env.Getenv(jwtEnv)
 			}
 			var results []bench.Result
 			for _, step := range steps {
@@ -56,6 +59,8 @@ func benchCmd(env Env) *cobra.Command {
 	f.StringVar(&o.DirectAddr, "direct-addr", "", "IonQ emulator base URL for the *-direct baselines")
 	f.StringVar(&directKeyEnv, "direct-key-env", "", "env var holding the emulator's API key")
 	f.StringSliceVar(&o.Targets, "target", nil, "extra broker/gateway addresses to spread load over")
+	f.StringVar(&jwtEnv, "jwt-env", "", "env var holding the JWT for the jwt-login step")
+	f.StringVar(&o.JWTRole, "jwt-role", "", "JWT role for the jwt-login step")
 	f.BoolVar(&table, "table", true, "print a markdown table at the end")
 	return cmd
 }
