@@ -70,6 +70,8 @@ func devCmd(env Env) *cobra.Command {
 	f.StringSliceVar(&o.PolicyFiles, "policy", nil, "Cedar policy file(s) to use instead of the built-in demo policies (reloaded on change)")
 	f.StringVar(&cpuProfile, "cpuprofile", "", "write a CPU profile to this file until shutdown")
 	_ = f.MarkHidden("cpuprofile")
+	f.BoolVar(&o.DiscardAudit, "audit-discard", false, "send audit events to /dev/null (benchmark baseline only)")
+	_ = f.MarkHidden("audit-discard")
 	return cmd
 }
 

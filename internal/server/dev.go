@@ -31,8 +31,10 @@ type DevOptions struct {
 	// reloaded on change.
 	PolicyFiles []string
 	// Auth configures extra auth methods (JWT/OIDC) and login limits.
-	Auth   config.Auth
-	Logger *slog.Logger
+	Auth config.Auth
+	// DiscardAudit sends audit events to /dev/null (benchmark baseline only).
+	DiscardAudit bool
+	Logger       *slog.Logger
 }
 
 // Dev is a running all-in-one: broker, gateway and IonQ emulator, with a
@@ -107,7 +109,7 @@ func StartDev(ctx context.Context, o DevOptions) (_ *Dev, err error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	if d.Server, err = Start(ctx, Options{Config: cfg, Logger: o.Logger, IonQUpstream: d.SimURL, Watch: len(o.PolicyFiles) > 0}); err != nil {
+	if d.Server, err = Start(ctx, Options{Config: cfg, Logger: o.Logger, IonQUpstream: d.SimURL, Watch: len(o.PolicyFiles) > 0, DiscardAudit: o.DiscardAudit}); err != nil {
 		return nil, err
 	}
 	if err := d.bootstrap(ctx, ionqKey); err != nil {

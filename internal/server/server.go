@@ -50,6 +50,9 @@ type Options struct {
 	ConfigPath string
 	// Watch reloads automatically when the config or a policy file changes.
 	Watch bool
+	// DiscardAudit writes audit events to /dev/null: only for measuring
+	// what durable audit costs. Never in production.
+	DiscardAudit bool
 }
 
 // Server is a running broker (and optional in-process gateway).
@@ -125,7 +128,12 @@ func Start(ctx context.Context, o Options) (_ *Server, err error) {
 	if err != nil {
 		return nil, err
 	}
-	if s.sink, err = audit.OpenFile(filepath.Join(cfg.DataDir, "audit.log"), audit.FileOptions{Logger: log, Signer: auditKey}); err != nil {
+	auditPath, auditOpts := filepath.Join(cfg.DataDir, "audit.log"), audit.FileOptions{Logger: log, Signer: auditKey}
+	if o.DiscardAudit { // benchmarks only: the baseline without durable audit
+		auditPath, auditOpts.AllowNonRegular = os.DevNull, true
+		log.Warn("audit events are discarded (--audit-discard): for benchmarking only")
+	}
+	if s.sink, err = audit.OpenFile(auditPath, auditOpts); err != nil {
 		return nil, fmt.Errorf("audit: %w", err)
 	}
 	pol, err := loadPolicy(cfg.Policies)
