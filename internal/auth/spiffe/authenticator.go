@@ -117,11 +117,11 @@ type role struct {
 // It is safe for concurrent use; it reads the bundle sources on every login,
 // so Workload API sources rotate without a restart.
 type Authenticator struct {
-	tds   map[spiffeid.TrustDomain]struct{}
-	roles []*role
+	tds    map[spiffeid.TrustDomain]struct{}
+	roles  []*role
 	byName map[string]*role
-	x509  x509bundle.Source
-	jwt   jwtbundle.Source
+	x509   x509bundle.Source
+	jwt    jwtbundle.Source
 }
 
 // New validates cfg as a whole and returns an Authenticator. x509Bundles and
