@@ -95,6 +95,8 @@ type Config struct {
 	// trail's last durable line. Both optional (published by the API).
 	AuditKey  ed25519.PublicKey
 	AuditHead func() (seq uint64, hash string)
+	// AuditPath is the trail's current file, for admins' tail (optional).
+	AuditPath string
 
 	Logger *slog.Logger
 	Now    func() time.Time
@@ -273,4 +275,17 @@ func (b *Broker) AuditHash(ctx context.Context, c Caller, caller core.Token, val
 		return "", err
 	}
 	return h, nil
+}
+
+// AuditEvents returns recent audit events for an administrator. Root only;
+// the read itself is not audited per call (it changes nothing), but a
+// refusal is.
+func (b *Broker) AuditEvents(ctx context.Context, c Caller, caller core.Token, f audit.Filter) ([]audit.Event, error) {
+	if err := requireRoot(caller); err != nil {
+		return nil, b.refuse(ctx, c, &audit.Event{Type: "admin", Action: "ReadAudit", Agent: caller.AgentID, Accessor: caller.Accessor}, err)
+	}
+	if b.cfg.AuditPath == "" {
+		return nil, core.Errorf(core.KindNotFound, "this broker has no readable audit file")
+	}
+	return audit.ReadEvents(b.cfg.AuditPath, f)
 }

@@ -6,13 +6,17 @@ import (
 	"crypto/ed25519"
 	"crypto/x509"
 	"encoding/base64"
+	"encoding/json"
 	"encoding/pem"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"os"
+	"strconv"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -28,7 +32,7 @@ const (
 
 func auditCmd(env Env) *cobra.Command {
 	cmd := &cobra.Command{Use: "audit", Short: "Audit trail tools: offline verification, secret digests, the signing key"}
-	cmd.AddCommand(auditVerifyCmd(env), auditHashCmd(env), auditPublicKeyCmd(env))
+	cmd.AddCommand(auditVerifyCmd(env), auditHashCmd(env), auditPublicKeyCmd(env), auditTailCmd(env))
 	return cmd
 }
 
@@ -180,4 +184,63 @@ func parsePublicKey(data []byte) (ed25519.PublicKey, error) {
 		}
 	}
 	return nil, errors.New("not an Ed25519 public key (want PEM, base64 of 32 bytes, or 32 raw bytes)")
+}
+
+// auditTailCmd prints recent audit events from the running broker (root
+// token), optionally following new ones.
+func auditTailCmd(env Env) *cobra.Command {
+	var agent, typ string
+	var n int
+	var follow bool
+	cmd := &cobra.Command{
+		Use:   "tail",
+		Short: "Show recent audit events (JSON lines) from the running broker; --follow for new ones",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			c, err := apiClient(env)
+			if err != nil {
+				return err
+			}
+			var after uint64
+			enc := json.NewEncoder(env.Stdout)
+			for {
+				q := url.Values{"limit": {strconv.Itoa(n)}}
+				if agent != "" {
+					q.Set("agent", agent)
+				}
+				if typ != "" {
+					q.Set("type", typ)
+				}
+				if after > 0 {
+					q.Set("after_seq", strconv.FormatUint(after, 10))
+				}
+				var out struct {
+					Events []audit.Event `json:"events"`
+				}
+				if err := c.Do(cmd.Context(), http.MethodGet, "/v1/sys/audit/events?"+q.Encode(), nil, &api.Response{Data: &out}); err != nil {
+					return err
+				}
+				for _, e := range out.Events {
+					if err := enc.Encode(e); err != nil {
+						return err
+					}
+					after = max(after, e.Seq)
+				}
+				if !follow {
+					return nil
+				}
+				select {
+				case <-cmd.Context().Done():
+					return nil
+				case <-time.After(time.Second):
+				}
+			}
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&agent, "agent", "", "only this agent's events")
+	f.StringVar(&typ, "type", "", "only events of this type (login, issue, redeem, submit, revoke, anomaly, ...)")
+	f.IntVarP(&n, "lines", "n", 20, "how many recent events")
+	f.BoolVar(&follow, "follow", false, "keep printing new events")
+	return cmd
 }

@@ -108,3 +108,31 @@ func TestDeviceLoginCommand(t *testing.T) {
 		t.Fatalf("device login did not finish: %q", errOut.String())
 	}
 }
+
+// qbroker audit tail shows an agent's recent events (root only).
+func TestAuditTail(t *testing.T) {
+	d, err := server.StartDev(context.Background(), server.DevOptions{Addr: "127.0.0.1:0", GatewayAddr: "127.0.0.1:0", SimAddr: "127.0.0.1:0", DataDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close(context.Background())
+	if _, err := client.New(d.BrokerURL, nil).AppRoleLogin(context.Background(), d.RoleID, d.SecretID); err != nil {
+		t.Fatal(err)
+	}
+	vars := map[string]string{EnvAddr: d.BrokerURL, EnvToken: d.RootToken}
+	var out, errb bytes.Buffer
+	code := Main(context.Background(), []string{"audit", "tail", "--agent", "approle:demo:demo-agent", "--type", "login"},
+		Env{Stdout: &out, Stderr: &errb, Getenv: func(k string) string { return vars[k] }})
+	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
+	if code != 0 || len(lines) != 1 || !strings.Contains(lines[0], `"type":"login"`) || !strings.Contains(lines[0], `"agent":"approle:demo:demo-agent"`) {
+		t.Fatalf("exit %d, output %q, stderr %q", code, out.String(), errb.String())
+	}
+	if strings.Contains(out.String(), d.SecretID) {
+		t.Fatal("the tail shows a secret")
+	}
+	vars[EnvToken] = ""
+	errb.Reset()
+	if code := Main(context.Background(), []string{"audit", "tail"}, Env{Stdout: &out, Stderr: &errb, Getenv: func(k string) string { return vars[k] }}); code == 0 {
+		t.Fatal("audit tail without a token succeeded")
+	}
+}

@@ -46,6 +46,7 @@ func (s *Server) routes() {
 	s.writes("/v1/sys/agents/{id}/revoke", s.revokeAgent)
 	s.writes("/v1/sys/agents/{id}/resume", s.resumeAgent)
 	m.Handle("GET /v1/sys/audit/public-key", s.wrap(s.auditPublicKey))
+	m.Handle("GET /v1/sys/audit/events", s.wrap(s.auditEvents))
 	s.writes("/v1/sys/audit/hash", s.auditHash)
 
 	// quantum

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"strconv"
 
 	"github.com/qbroker/qbroker/api"
 	"github.com/qbroker/qbroker/internal/audit"
@@ -170,4 +171,33 @@ func (s *Server) resumeAgent(r *http.Request, c broker.Caller) (*api.Response, i
 		return nil, 0, err
 	}
 	return nil, 0, s.b.ResumeAgent(r.Context(), c, t, r.PathValue("id"))
+}
+
+// auditEvents is GET /v1/sys/audit/events?agent=&type=&after_seq=&limit=
+// (root): the most recent matching events, oldest first.
+func (s *Server) auditEvents(r *http.Request, c broker.Caller) (*api.Response, int, error) {
+	_, t, err := s.caller(r.Context(), r)
+	if err != nil {
+		return nil, 0, err
+	}
+	q := r.URL.Query()
+	f := audit.Filter{Agent: q.Get("agent"), Type: q.Get("type")}
+	if v := q.Get("after_seq"); v != "" {
+		if f.AfterSeq, err = strconv.ParseUint(v, 10, 64); err != nil {
+			return nil, 0, core.Errorf(core.KindBadRequest, "after_seq must be a whole number")
+		}
+	}
+	if v := q.Get("limit"); v != "" {
+		if f.Limit, err = strconv.Atoi(v); err != nil || f.Limit < 1 {
+			return nil, 0, core.Errorf(core.KindBadRequest, "limit must be a positive whole number (at most 1000)")
+		}
+	}
+	events, err := s.b.AuditEvents(r.Context(), c, t, f)
+	if err != nil {
+		return nil, 0, err
+	}
+	if events == nil {
+		events = []audit.Event{}
+	}
+	return data(map[string]any{"events": events}), 0, nil
 }

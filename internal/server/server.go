@@ -165,7 +165,7 @@ func Start(ctx context.Context, o Options) (_ *Server, err error) {
 		Store: s.store, Sealer: sealer, Policy: pol, Audit: s.sink,
 		Issuer: s.BrokerURL, Audience: Audience, GatewayAddr: s.GatewayURL, Devices: catalogue(cfg.Devices),
 		Location: cfg.Location(), Logger: log,
-		AuditKey: auditKey.Public().(ed25519.PublicKey), AuditHead: s.sink.Head, JWT: jwtAuth, Device: deviceFlow, Anomaly: rules,
+		AuditKey: auditKey.Public().(ed25519.PublicKey), AuditHead: s.sink.Head, JWT: jwtAuth, Device: deviceFlow, Anomaly: rules, AuditPath: auditPath,
 		LoginLimits: broker.LoginLimits{
 			FailuresPerMinute: cfg.Auth.LoginLimits.FailuresPerMinute,
 			PerSource:         cfg.Auth.LoginLimits.PerSourcePerSecond,
