@@ -132,3 +132,29 @@ func signJWT(t testing.TB, key crypto.Signer, kid, sub string, aud []string, exp
 	}
 	return tok
 }
+
+// intermediate issues a CA signed by ca, in the same trust domain (as SPIRE
+// does under an UpstreamAuthority); its SVIDs chain leaf → intermediate → ca.
+func (ca *testCA) intermediate(t testing.TB) *testCA {
+	t.Helper()
+	key := newKey(t)
+	tmpl := &x509.Certificate{
+		SerialNumber:          serial(t),
+		Subject:               pkix.Name{CommonName: ca.td.Name() + " intermediate"},
+		URIs:                  []*url.URL{{Scheme: "spiffe", Host: ca.td.Name()}},
+		NotBefore:             time.Now().Add(-time.Hour),
+		NotAfter:              time.Now().Add(24 * time.Hour),
+		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageCRLSign,
+		BasicConstraintsValid: true,
+		IsCA:                  true,
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.cert, key.Public(), ca.key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, err := x509.ParseCertificate(der)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &testCA{td: ca.td, cert: cert, key: key, jwtKey: ca.jwtKey, kid: ca.kid}
+}

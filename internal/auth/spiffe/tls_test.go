@@ -38,6 +38,7 @@ type mtlsServer struct {
 	srv     *httptest.Server
 	log     *syncBuffer
 	reached atomic.Int32
+	resumed atomic.Bool // the last cert login's connection was a resumed TLS session
 }
 
 // newMTLSServer wires the authenticator the way the broker does: one TLS
@@ -48,6 +49,7 @@ func newMTLSServer(t *testing.T, a *Authenticator) *mtlsServer {
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /v1/auth/cert/login", func(w http.ResponseWriter, r *http.Request) {
 		m.reached.Add(1)
+		m.resumed.Store(r.TLS != nil && r.TLS.DidResume)
 		id, err := a.LoginTLS(r.Context(), r.URL.Query().Get("role"), r.TLS)
 		w.Header().Set("Content-Type", "application/json")
 		var le *LoginError
@@ -205,4 +207,33 @@ func TestServerTLSConfigKeepsRequirement(t *testing.T) {
 func jsonString(v any) string {
 	b, _ := json.Marshal(v)
 	return string(b)
+}
+
+func TestMTLSIntermediateAndRotation(t *testing.T) {
+	f := newFixture(t)
+	m := newMTLSServer(t, f.auth)
+	inter := f.broker.intermediate(t)
+	cert, _ := inter.svid(t, "spiffe://broker.test/workload/agent-7")
+	cert.Certificate = append(cert.Certificate, inter.cert.Raw) // leaf, then intermediate
+	c := m.client(&cert)
+	c.Transport.(*http.Transport).TLSClientConfig.ClientSessionCache = tls.NewLRUClientSessionCache(4)
+	c.Transport.(*http.Transport).DisableKeepAlives = true // a new (resumed) TLS session per request
+	if code, body, err := m.login(t, c, "agents"); err != nil || code != http.StatusOK {
+		t.Fatalf("chain with intermediate: %d %v %v", code, body, err)
+	}
+	if code, _, err := m.login(t, c, "agents"); err != nil || code != http.StatusOK || !m.resumed.Load() {
+		t.Fatalf("second login: %d %v, resumed %v", code, err, m.resumed.Load())
+	}
+	// Without its intermediate the leaf cannot be verified.
+	bare, _ := inter.svid(t, "spiffe://broker.test/workload/agent-8")
+	if _, _, err := m.login(t, m.client(&bare), ""); err == nil {
+		t.Fatal("leaf without intermediate accepted")
+	}
+	// Rotate the trust bundle away from this CA: a resumed session must not log in.
+	f.set.Add(f.rogue.bundle())
+	code, body, err := m.login(t, c, "agents")
+	if err == nil && code == http.StatusOK {
+		t.Fatalf("login on a resumed session after rotation: %v", body)
+	}
+	m.waitLog(t, "spiffe: client certificate refused: certificate not issued by a trusted SPIFFE trust domain")
 }
