@@ -85,6 +85,8 @@ type Config struct {
 	JWT JWTAuthenticator
 	// Device is the device authorization grant; nil when not configured.
 	Device DeviceFlow
+	// SPIFFE is auth/cert and auth/spiffe-jwt; nil when not configured.
+	SPIFFE SPIFFEAuthenticator
 	// LoginLimits protect the login endpoints (see LoginLimits).
 	LoginLimits LoginLimits
 	// Anomaly, when set, sees every durable audit event; its findings are

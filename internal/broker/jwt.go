@@ -2,8 +2,10 @@ package broker
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
 	"maps"
+	"time"
 
 	"github.com/qbroker/qbroker/api"
 	"github.com/qbroker/qbroker/internal/audit"
@@ -19,6 +21,46 @@ type JWTIdentity struct {
 	Role       string            // the JWT role logged in with
 	BrokerRole string            // the broker role the login gets
 	Metadata   map[string]string // claim mappings
+	NotAfter   time.Time         // when set, the broker token expires no later (an SVID's expiry)
+}
+
+// SPIFFEAuthenticator verifies SPIFFE SVIDs: X.509 from the TLS connection,
+// or JWT-SVIDs.
+type SPIFFEAuthenticator interface {
+	LoginTLS(ctx context.Context, role string, cs *tls.ConnectionState) (JWTIdentity, error)
+	LoginJWT(ctx context.Context, role, token string) (JWTIdentity, error)
+}
+
+// LoginSPIFFE is auth/cert (method "cert": the SVID of the TLS connection)
+// and auth/spiffe-jwt (method "spiffe-jwt": a JWT-SVID).
+func (b *Broker) LoginSPIFFE(ctx context.Context, c Caller, method, role, jwtSVID string, cs *tls.ConnectionState) (*api.Auth, error) {
+	ev := &audit.Event{Type: "login", AuthMethod: method, Action: "Login"}
+	if b.cfg.SPIFFE == nil {
+		return nil, b.refuse(ctx, c, ev, core.Errorf(core.KindBadRequest, "auth method %s is not configured", method))
+	}
+	src, start := hostOf(c.RemoteAddr), b.now()
+	if err := b.guard.admit(src, start); err != nil {
+		return nil, b.refuse(ctx, c, ev, err)
+	}
+	var id JWTIdentity
+	var err error
+	if method == "cert" {
+		id, err = b.cfg.SPIFFE.LoginTLS(ctx, role, cs)
+	} else {
+		if jwtSVID == "" {
+			return nil, b.refuse(ctx, c, ev, core.Errorf(core.KindBadRequest, "missing jwt"))
+		}
+		b.hasher.Add(ev, "jwt", jwtSVID)
+		id, err = b.cfg.SPIFFE.LoginJWT(ctx, role, jwtSVID)
+	}
+	if err != nil {
+		if core.KindOf(err) == core.KindInternal {
+			return nil, fmt.Errorf("%s login: %w", method, err)
+		}
+		b.guard.failed(src, start)
+		return nil, b.refuse(ctx, c, ev, err)
+	}
+	return b.completeLogin(ctx, c, ev, method, id)
 }
 
 // JWTAuthenticator verifies a JWT against a JWT role's bindings. Its
@@ -74,6 +116,11 @@ func (b *Broker) completeLogin(ctx context.Context, c Caller, ev *audit.Event, m
 	if err != nil {
 		return nil, err
 	}
+	if !id.NotAfter.IsZero() {
+		tok.ExpiresAt = minTime(tok.ExpiresAt, id.NotAfter)
+		tok.MaxExpiresAt = minTime(tok.MaxExpiresAt, id.NotAfter)
+		tok.CreationTTL = tok.ExpiresAt.Sub(now)
+	}
 	agent := core.Agent{
 		ID: method + ":" + id.Issuer + ":" + id.Name, Name: id.Name, Role: role.Name,
 		Owner: role.Owner, Team: role.Team, AuthMethod: method, Labels: id.Metadata, CreatedAt: now,
@@ -106,4 +153,11 @@ func (b *Broker) completeLogin(ctx context.Context, c Caller, ev *audit.Event, m
 		return nil, auditErr
 	}
 	return authBlock(raw, tok, now), nil
+}
+
+func minTime(a, b time.Time) time.Time {
+	if b.Before(a) {
+		return b
+	}
+	return a
 }

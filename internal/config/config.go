@@ -32,6 +32,7 @@ type Config struct {
 	Devices       []Device   `yaml:"devices"` // empty: the built-in catalogue
 	Auth          Auth       `yaml:"auth"`
 	Anomaly       Anomaly    `yaml:"anomaly"`
+	TLS           TLS        `yaml:"tls"`
 	Log           LogOptions `yaml:"log"`
 }
 
@@ -45,7 +46,32 @@ type Anomaly struct {
 type Auth struct {
 	JWT         JWTAuth     `yaml:"jwt"`    // auth/jwt and auth/oidc: login with a JWT from an identity provider
 	Device      DeviceAuth  `yaml:"device"` // auth/device: RFC 8628, the broker as the IdP's OAuth client
+	SPIFFE      SPIFFEAuth  `yaml:"spiffe"` // auth/cert (X.509-SVIDs over mTLS) and auth/spiffe-jwt
 	LoginLimits LoginLimits `yaml:"login_limits"`
+}
+
+// SPIFFEAuth trusts SPIFFE trust domains: bundles from a file or from the
+// SPIFFE Workload API (a SPIRE agent's socket), and roles binding SPIFFE ID
+// patterns to broker roles.
+type SPIFFEAuth struct {
+	TrustDomains      []string     `yaml:"trust_domains"`
+	BundleFile        string       `yaml:"bundle_file"`         // SPIFFE bundle(s) or PEM; or
+	WorkloadAPISocket string       `yaml:"workload_api_socket"` // e.g. /run/spire/agent.sock
+	Roles             []SPIFFERole `yaml:"roles"`
+}
+
+// SPIFFERole binds SPIFFE IDs to a broker role.
+type SPIFFERole struct {
+	Name       string   `yaml:"name"`
+	IDPatterns []string `yaml:"id_patterns"` // exact, or ending in /+ (one segment) or /* (one or more)
+	Audiences  []string `yaml:"audiences"`   // for JWT-SVIDs; none: X.509 only
+	BrokerRole string   `yaml:"broker_role"`
+}
+
+// TLS serves the broker API over TLS (required for auth/cert).
+type TLS struct {
+	CertFile string `yaml:"cert_file"`
+	KeyFile  string `yaml:"key_file"`
 }
 
 // DeviceAuth configures the device authorization grant. The person's ID

@@ -191,3 +191,27 @@ func (s *Server) devicePoll(r *http.Request, c broker.Caller) (*api.Response, in
 	}
 	return &api.Response{Auth: auth}, 0, nil
 }
+
+// spiffeLoginRequest is the body of auth/cert (role optional: the first role
+// whose patterns match) and auth/spiffe-jwt ({"role","jwt"}).
+type spiffeLoginRequest struct {
+	Role string `json:"role,omitempty"`
+	JWT  string `json:"jwt,omitempty"`
+}
+
+func (s *Server) spiffeLogin(method string) handler {
+	return func(r *http.Request, c broker.Caller) (*api.Response, int, error) {
+		var req spiffeLoginRequest
+		if err := s.decode(r, &req, method == "cert"); err != nil {
+			return nil, 0, err
+		}
+		if method == "cert" && req.JWT != "" {
+			return nil, 0, core.Errorf(core.KindBadRequest, "auth/cert takes the client certificate of the TLS connection, not a jwt")
+		}
+		auth, err := s.b.LoginSPIFFE(r.Context(), c, method, req.Role, req.JWT, r.TLS)
+		if err != nil {
+			return nil, 0, err
+		}
+		return &api.Response{Auth: auth}, 0, nil
+	}
+}

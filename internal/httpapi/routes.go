@@ -22,6 +22,8 @@ func (s *Server) routes() {
 	// auth/jwt and auth/oidc (Vault's JWT method; the same verifier)
 	s.writes("/v1/auth/jwt/login", s.jwtLogin("jwt"))
 	s.writes("/v1/auth/oidc/login", s.jwtLogin("oidc"))
+	s.writes("/v1/auth/cert/login", s.spiffeLogin("cert"))
+	s.writes("/v1/auth/spiffe-jwt/login", s.spiffeLogin("spiffe-jwt"))
 	s.writes("/v1/auth/device/start", s.deviceStart)
 	s.writes("/v1/auth/device/poll", s.devicePoll)
 

@@ -34,6 +34,8 @@ type DevOptions struct {
 	Auth config.Auth
 	// DiscardAudit sends audit events to /dev/null (benchmark baseline only).
 	DiscardAudit bool
+	// TLS serves the broker API over TLS (needed for auth/cert).
+	TLS config.TLS
 	Logger       *slog.Logger
 }
 
@@ -103,7 +105,7 @@ func StartDev(ctx context.Context, o DevOptions) (_ *Dev, err error) {
 	d.simSrv = &http.Server{Handler: d.sim, ReadHeaderTimeout: 10 * time.Second}
 	go func() { _ = d.simSrv.Serve(simLn) }()
 
-	cfg := &config.Config{Listen: o.Addr, DataDir: o.DataDir, Gateway: config.Gateway{Listen: o.GatewayAddr}, Policies: o.PolicyFiles, Auth: o.Auth}
+	cfg := &config.Config{Listen: o.Addr, DataDir: o.DataDir, Gateway: config.Gateway{Listen: o.GatewayAddr}, Policies: o.PolicyFiles, Auth: o.Auth, TLS: o.TLS}
 	cfg.ApplyDefaults()
 	cfg.PublicURL, cfg.Gateway.PublicURL = "", "" // derive from the bound listeners
 	if err := cfg.Validate(); err != nil {

@@ -7,6 +7,7 @@ package server
 import (
 	"context"
 	"crypto/ed25519"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -72,6 +73,7 @@ type Server struct {
 
 	stopWatch   context.CancelFunc
 	jwt         *jwtMethod
+	spiffe      *spiffeMethod
 	reloadMu    sync.Mutex
 	configPath  string
 	policyFiles []string
@@ -104,6 +106,9 @@ func Start(ctx context.Context, o Options) (_ *Server, err error) {
 	}
 	s.lns = append(s.lns, apiLn)
 	s.BrokerURL = publicURL(cfg.PublicURL, apiLn)
+	if cfg.TLS.CertFile != "" {
+		s.BrokerURL = strings.Replace(s.BrokerURL, "http://", "https://", 1)
+	}
 	var gwLn net.Listener
 	if cfg.Gateway.Listen != "" {
 		if gwLn, err = net.Listen("tcp", cfg.Gateway.Listen); err != nil {
@@ -152,6 +157,13 @@ func Start(ctx context.Context, o Options) (_ *Server, err error) {
 	if s.jwt != nil {
 		jwtAuth = s.jwt
 	}
+	if s.spiffe, err = newSPIFFEMethod(ctx, cfg.Auth.SPIFFE); err != nil {
+		return nil, err
+	}
+	var spiffeAuth broker.SPIFFEAuthenticator
+	if s.spiffe != nil {
+		spiffeAuth = s.spiffe
+	}
 	var deviceFlow broker.DeviceFlow
 	if df, err := newDeviceFlow(ctx, cfg.Auth.Device, os.Getenv); err != nil {
 		return nil, err
@@ -165,7 +177,7 @@ func Start(ctx context.Context, o Options) (_ *Server, err error) {
 		Store: s.store, Sealer: sealer, Policy: pol, Audit: s.sink,
 		Issuer: s.BrokerURL, Audience: Audience, GatewayAddr: s.GatewayURL, Devices: catalogue(cfg.Devices),
 		Location: cfg.Location(), Logger: log,
-		AuditKey: auditKey.Public().(ed25519.PublicKey), AuditHead: s.sink.Head, JWT: jwtAuth, Device: deviceFlow, Anomaly: rules, AuditPath: auditPath,
+		AuditKey: auditKey.Public().(ed25519.PublicKey), AuditHead: s.sink.Head, JWT: jwtAuth, Device: deviceFlow, SPIFFE: spiffeAuth, Anomaly: rules, AuditPath: auditPath,
 		LoginLimits: broker.LoginLimits{
 			FailuresPerMinute: cfg.Auth.LoginLimits.FailuresPerMinute,
 			PerSource:         cfg.Auth.LoginLimits.PerSourcePerSecond,
@@ -174,6 +186,17 @@ func Start(ctx context.Context, o Options) (_ *Server, err error) {
 	})
 	if err != nil {
 		return nil, err
+	}
+	if cfg.TLS.CertFile != "" {
+		cert, err := tls.LoadX509KeyPair(cfg.TLS.CertFile, cfg.TLS.KeyFile)
+		if err != nil {
+			return nil, fmt.Errorf("tls: %w", err)
+		}
+		tc := &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+		if s.spiffe != nil {
+			tc = s.spiffe.a.ServerTLSConfig(tc) // asks for (and verifies) SVIDs; token clients need none
+		}
+		apiLn = tls.NewListener(apiLn, tc)
 	}
 	s.serve(apiLn, httpapi.New(httpapi.Config{Broker: s.Broker, Logger: log, Version: Version}))
 
@@ -331,6 +354,7 @@ func (s *Server) Close(ctx context.Context) error {
 		s.stopWatch()
 	}
 	s.jwt.close()
+	s.spiffe.close()
 	if len(s.servers) == 0 {
 		for _, ln := range s.lns {
 			_ = ln.Close()
