@@ -35,8 +35,8 @@ type DevOptions struct {
 	// DiscardAudit sends audit events to /dev/null (benchmark baseline only).
 	DiscardAudit bool
 	// TLS serves the broker API over TLS (needed for auth/cert).
-	TLS config.TLS
-	Logger       *slog.Logger
+	TLS    config.TLS
+	Logger *slog.Logger
 }
 
 // Dev is a running all-in-one: broker, gateway and IonQ emulator, with a
