@@ -79,15 +79,25 @@ type JWTLoginRequest struct {
 
 // RevokeAgentRequest is POST /v1/sys/agents/<id>/revoke.
 type RevokeAgentRequest struct {
-	Suspend bool   `json:"suspend,omitempty"` // also refuse new logins until resumed
-	Reason  string `json:"reason,omitempty"`
+	Suspend    bool   `json:"suspend,omitempty"`     // also refuse new logins until resumed
+	CancelJobs bool   `json:"cancel_jobs,omitempty"` // also cancel the agent's jobs at the provider
+	Reason     string `json:"reason,omitempty"`
 }
 
 // RevokeAgentData is its response.
 type RevokeAgentData struct {
-	Agent     string `json:"agent"`
-	Revoked   int    `json:"revoked_tokens"`
-	Suspended bool   `json:"suspended"`
+	Agent     string        `json:"agent"`
+	Revoked   int           `json:"revoked_tokens"`
+	Suspended bool          `json:"suspended"`
+	Jobs      []CanceledJob `json:"canceled_jobs,omitempty"`
+}
+
+// CanceledJob is one job a revocation asked the provider to cancel.
+type CanceledJob struct {
+	Provider string `json:"provider"`
+	ID       string `json:"id"`
+	Status   string `json:"status,omitempty"` // what the provider reports, e.g. "canceled" or "already finished"
+	Error    string `json:"error,omitempty"`
 }
 
 // TokenExchangeRequest is POST /v1/auth/token/exchange (RFC 8693, JSON):

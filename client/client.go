@@ -214,9 +214,9 @@ func (c *Client) Health(ctx context.Context) (api.HealthData, error) {
 }
 
 // RevokeAgent revokes every token of an agent (and suspends it).
-func (c *Client) RevokeAgent(ctx context.Context, agentID string, suspend bool, reason string) (api.RevokeAgentData, error) {
+func (c *Client) RevokeAgent(ctx context.Context, agentID string, req api.RevokeAgentRequest) (api.RevokeAgentData, error) {
 	var out api.RevokeAgentData
-	return out, c.doData(ctx, http.MethodPost, "/v1/sys/agents/"+url.PathEscape(agentID)+"/revoke", api.RevokeAgentRequest{Suspend: suspend, Reason: reason}, &out)
+	return out, c.doData(ctx, http.MethodPost, "/v1/sys/agents/"+url.PathEscape(agentID)+"/revoke", req, &out)
 }
 
 // ResumeAgent lifts an agent's suspension.

@@ -5,20 +5,66 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/qbroker/qbroker/api"
 	"github.com/qbroker/qbroker/internal/anomaly"
 	"github.com/qbroker/qbroker/internal/audit"
 	"github.com/qbroker/qbroker/internal/core"
 	"github.com/qbroker/qbroker/internal/store"
 )
 
+// JobCanceller cancels a provider job with the real credential.
+type JobCanceller interface {
+	Cancel(ctx context.Context, provider, id string) (status string, err error)
+}
+
+// maxCancelJobs bounds how many of an agent's most recent jobs a revocation
+// cancels.
+const maxCancelJobs = 1000
+
 // RevokeAgent revokes every broker token of an agent — and with them every
 // job token issued under them, which can no longer be redeemed. With
-// suspend, the agent also cannot log in again until ResumeAgent. Root only.
-func (b *Broker) RevokeAgent(ctx context.Context, c Caller, caller core.Token, agentID string, suspend bool, reason string) (int, error) {
+// Suspend, the agent also cannot log in again until ResumeAgent; with
+// CancelJobs, the agent's jobs are cancelled at the provider (each one
+// audited), since revoking credentials alone leaves queued jobs running.
+// Root only.
+func (b *Broker) RevokeAgent(ctx context.Context, c Caller, caller core.Token, agentID string, req api.RevokeAgentRequest) (api.RevokeAgentData, error) {
 	if err := requireRoot(caller); err != nil {
-		return 0, b.refuse(ctx, c, &audit.Event{Type: "revoke", Action: "RevokeAgent", Agent: agentID, Accessor: caller.Accessor}, err)
+		return api.RevokeAgentData{}, b.refuse(ctx, c, &audit.Event{Type: "revoke", Action: "RevokeAgent", Agent: agentID, Accessor: caller.Accessor}, err)
 	}
-	return b.revokeAgent(ctx, c, agentID, suspend, caller.AgentID, reason)
+	n, err := b.revokeAgent(ctx, c, agentID, req.Suspend, caller.AgentID, req.Reason)
+	out := api.RevokeAgentData{Agent: agentID, Revoked: n, Suspended: req.Suspend}
+	if err != nil || !req.CancelJobs {
+		return out, err
+	}
+	if b.cfg.Canceller == nil {
+		return out, core.Errorf(core.KindBadRequest, "tokens revoked, but this broker cannot cancel provider jobs (no provider upstream configured)")
+	}
+	jobs, err := b.cfg.Store.Jobs().ListByAgent(ctx, agentID, maxCancelJobs)
+	if err != nil {
+		return out, err
+	}
+	for _, j := range jobs {
+		status, cerr := b.cfg.Canceller.Cancel(ctx, j.Provider, j.ID)
+		ev := &audit.Event{Type: "cancel", Action: "CancelJob", Agent: agentID, Role: j.Role, Provider: j.Provider, Device: j.Device, JobID: j.ID,
+			Reason: "revocation of the agent by " + caller.AgentID}
+		res := api.CanceledJob{Provider: j.Provider, ID: j.ID, Status: status}
+		if cerr != nil {
+			ev.Decision, ev.Error = audit.DecisionError, cerr.Error()
+			res.Error = core.UserMessage(cerr)
+			if res.Error == "internal error" {
+				res.Error = "cancel failed; see the broker log"
+			}
+			b.log.Warn("cancel on revocation failed", "agent", agentID, "job", j.ID, "err", cerr)
+		} else {
+			ev.Decision = audit.DecisionAllow
+			ev.Reason += ": " + status
+		}
+		if err := b.record(ctx, c, ev); err != nil {
+			return out, err
+		}
+		out.Jobs = append(out.Jobs, res)
+	}
+	return out, nil
 }
 
 func (b *Broker) revokeAgent(ctx context.Context, c Caller, agentID string, suspend bool, actor, reason string) (int, error) {

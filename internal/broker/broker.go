@@ -87,6 +87,9 @@ type Config struct {
 	Device DeviceFlow
 	// SPIFFE is auth/cert and auth/spiffe-jwt; nil when not configured.
 	SPIFFE SPIFFEAuthenticator
+	// Canceller cancels provider jobs when an agent is revoked with
+	// cancel_jobs; nil: not possible.
+	Canceller JobCanceller
 	// LoginLimits protect the login endpoints (see LoginLimits).
 	LoginLimits LoginLimits
 	// Anomaly, when set, sees every durable audit event; its findings are
@@ -291,3 +294,7 @@ func (b *Broker) AuditEvents(ctx context.Context, c Caller, caller core.Token, f
 	}
 	return audit.ReadEvents(b.cfg.AuditPath, f)
 }
+
+// SetCanceller sets how revocations cancel provider jobs (at start-up, before
+// serving).
+func (b *Broker) SetCanceller(c JobCanceller) { b.cfg.Canceller = c }

@@ -246,7 +246,7 @@ func tokenCmd(env Env) *cobra.Command {
 
 func revokeCmd(env Env) *cobra.Command {
 	var agent, reason string
-	var suspend bool
+	var suspend, cancelJobs bool
 	cmd := &cobra.Command{
 		Use: "revoke --agent ID", Short: "Revoke every token of an agent (its unredeemed job tokens stop working too); --suspend also blocks new logins", Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -257,7 +257,7 @@ func revokeCmd(env Env) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			out, err := c.RevokeAgent(cmd.Context(), agent, suspend, reason)
+			out, err := c.RevokeAgent(cmd.Context(), agent, api.RevokeAgentRequest{Suspend: suspend, CancelJobs: cancelJobs, Reason: reason})
 			if err != nil {
 				return err
 			}
@@ -267,6 +267,7 @@ func revokeCmd(env Env) *cobra.Command {
 	cmd.Flags().StringVar(&agent, "agent", "", "agent id, e.g. approle:demo:demo-agent")
 	cmd.Flags().BoolVar(&suspend, "suspend", false, "also refuse the agent's logins until `qbroker agent resume`")
 	cmd.Flags().StringVar(&reason, "reason", "", "recorded in the audit trail")
+	cmd.Flags().BoolVar(&cancelJobs, "cancel-jobs", false, "also cancel the agent's jobs at the provider (each cancellation audited)")
 	return cmd
 }
 

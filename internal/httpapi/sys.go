@@ -154,12 +154,11 @@ func (s *Server) revokeAgent(r *http.Request, c broker.Caller) (*api.Response, i
 	if err := s.decode(r, &req, true); err != nil {
 		return nil, 0, err
 	}
-	id := r.PathValue("id")
-	n, err := s.b.RevokeAgent(r.Context(), c, t, id, req.Suspend, req.Reason)
+	out, err := s.b.RevokeAgent(r.Context(), c, t, r.PathValue("id"), req)
 	if err != nil {
 		return nil, 0, err
 	}
-	return data(api.RevokeAgentData{Agent: id, Revoked: n, Suspended: req.Suspend}), 0, nil
+	return data(out), 0, nil
 }
 
 func (s *Server) resumeAgent(r *http.Request, c broker.Caller) (*api.Response, int, error) {

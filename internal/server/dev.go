@@ -35,8 +35,10 @@ type DevOptions struct {
 	// DiscardAudit sends audit events to /dev/null (benchmark baseline only).
 	DiscardAudit bool
 	// TLS serves the broker API over TLS (needed for auth/cert).
-	TLS    config.TLS
-	Logger *slog.Logger
+	TLS config.TLS
+	// SimStepDelay is the emulator's time per job state (default 20 ms).
+	SimStepDelay time.Duration
+	Logger       *slog.Logger
 }
 
 // Dev is a running all-in-one: broker, gateway and IonQ emulator, with a
@@ -101,7 +103,7 @@ func StartDev(ctx context.Context, o DevOptions) (_ *Dev, err error) {
 		return nil, fmt.Errorf("listen %s: %w", o.SimAddr, err)
 	}
 	d.SimURL = "http://" + simLn.Addr().String()
-	d.sim = ionqsim.New(ionqsim.Config{APIKey: ionqKey, Logger: o.Logger})
+	d.sim = ionqsim.New(ionqsim.Config{APIKey: ionqKey, Logger: o.Logger, StepDelay: o.SimStepDelay})
 	d.simSrv = &http.Server{Handler: d.sim, ReadHeaderTimeout: 10 * time.Second}
 	go func() { _ = d.simSrv.Serve(simLn) }()
 

@@ -1,12 +1,14 @@
 package server
 
 import (
+	"context"
 	"net/http"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/qbroker/qbroker/api"
+	"github.com/qbroker/qbroker/internal/audit"
 )
 
 // Revoking an agent reaches everything it holds at once: its broker tokens
@@ -72,5 +74,44 @@ func TestLiveAnomalyRepeatedDenials(t *testing.T) {
 			t.Fatal("no repeated_denials anomaly in the audit trail")
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// Revocation follows through to the provider: --cancel-jobs cancels the
+// agent's queued jobs at the emulator and audits each cancellation.
+func TestRevokeCancelsJobs(t *testing.T) {
+	d, err := StartDev(context.Background(), DevOptions{
+		Addr: "127.0.0.1:0", GatewayAddr: "127.0.0.1:0", SimAddr: "127.0.0.1:0", DataDir: t.TempDir(),
+		IonQKey: "ionq-test-cancel-key", SimStepDelay: 5 * time.Second, // jobs stay queued
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close(context.Background())
+	e := &env{t: t, d: d, ionqKey: "ionq-test-cancel-key", hc: &http.Client{Timeout: 10 * time.Second}}
+	a := e.mustLogin(d.RoleID, d.SecretID)
+	ids := []string{
+		e.mustSubmit(e.mustJobToken(a.ClientToken, "simulator", 100, "").Token, bell()),
+		e.mustSubmit(e.mustJobToken(a.ClientToken, "simulator", 100, "").Token, bell()),
+	}
+	var out api.RevokeAgentData
+	decodeData(t, e.broker(http.MethodPost, "/v1/sys/agents/"+a.EntityID+"/revoke", d.RootToken, `{"cancel_jobs":true,"reason":"runaway"}`), &out)
+	if out.Revoked != 1 || len(out.Jobs) != 2 {
+		t.Fatalf("revoke answer %+v", out)
+	}
+	for _, j := range out.Jobs {
+		if j.Status != "canceled" || j.Error != "" {
+			t.Fatalf("job %+v not canceled", j)
+		}
+	}
+	for _, id := range ids {
+		if r := e.simJob(id); !strings.Contains(string(r.body), `"status":"canceled"`) {
+			t.Fatalf("the emulator still runs %s: %s", id, r)
+		}
+	}
+	if n := e.count(func(ev audit.Event) bool {
+		return ev.Type == "cancel" && ev.Agent == a.EntityID && ev.Decision == "allow"
+	}); n != 2 {
+		t.Fatalf("want 2 audited cancellations, got %d", n)
 	}
 }

@@ -200,11 +200,18 @@ func Start(ctx context.Context, o Options) (_ *Server, err error) {
 	}
 	s.serve(apiLn, httpapi.New(httpapi.Config{Broker: s.Broker, Logger: log, Version: Version}))
 
-	if gwLn != nil {
-		upstream := cfg.Providers.IonQ.BaseURL
-		if o.IonQUpstream != "" {
-			upstream = o.IonQUpstream
+	upstream := cfg.Providers.IonQ.BaseURL
+	if o.IonQUpstream != "" {
+		upstream = o.IonQUpstream
+	}
+	if uu, err := url.Parse(upstream); err == nil {
+		canceller, err := gateway.NewCanceller(uu, nil, s.Broker.Credential)
+		if err != nil {
+			return nil, fmt.Errorf("ionq upstream: %w", err)
 		}
+		s.Broker.SetCanceller(canceller)
+	}
+	if gwLn != nil {
 		gw, err := NewInProcessGateway(s.Broker, upstream, log)
 		if err != nil {
 			return nil, err

@@ -104,6 +104,8 @@ type Grants interface {
 type Jobs interface {
 	Create(ctx context.Context, j core.Job) error
 	Get(ctx context.Context, provider, id string) (core.Job, error)
+	// ListByAgent returns an agent's jobs, newest first, at most limit.
+	ListByAgent(ctx context.Context, agentID string, limit int) ([]core.Job, error)
 }
 
 // Secrets stores sealed blobs by name (signing keys, audit key, provider

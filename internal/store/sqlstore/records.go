@@ -43,6 +43,25 @@ func (j jobs) Get(ctx context.Context, provider, id string) (core.Job, error) {
 	return job, nil
 }
 
+func (j jobs) ListByAgent(ctx context.Context, agentID string, limit int) ([]core.Job, error) {
+	rows, err := j.h.r.QueryContext(ctx, `SELECT `+jobCols+` FROM jobs WHERE agent_id = ? ORDER BY created_at DESC LIMIT ?`, agentID, limit)
+	if err != nil {
+		return nil, fmt.Errorf("jobs of agent %s: %w", agentID, err)
+	}
+	defer rows.Close()
+	var out []core.Job
+	for rows.Next() {
+		var job core.Job
+		var created int64
+		if err := rows.Scan(&job.Provider, &job.ID, &job.AgentID, &job.Role, &job.JTI, &job.Device, &job.Shots, &created); err != nil {
+			return nil, fmt.Errorf("jobs of agent %s: %w", agentID, err)
+		}
+		job.CreatedAt = fromNanos(created)
+		out = append(out, job)
+	}
+	return out, rows.Err()
+}
+
 // ---- sealed secrets ----
 
 type secrets struct{ h handle }

@@ -275,3 +275,22 @@ func testTokensDelegation(t *testing.T, s store.Store) {
 		t.Fatal("DeleteByParent with an empty accessor removed tokens")
 	}
 }
+
+func testJobsByAgent(t *testing.T, s store.Store) {
+	c := ctx(t)
+	for i, id := range []string{"j-old", "j-mid", "j-new"} {
+		must(t, s.Jobs().Create(c, core.Job{Provider: "ionq", ID: id, AgentID: "approle:demo:a", Role: "demo", JTI: id, Device: "simulator", Shots: 1,
+			CreatedAt: now().Add(time.Duration(i) * time.Second)}), "Create")
+	}
+	must(t, s.Jobs().Create(c, core.Job{Provider: "ionq", ID: "j-other", AgentID: "approle:demo:b", Role: "demo", JTI: "x", Device: "simulator", Shots: 1, CreatedAt: now()}), "Create other")
+	got, err := s.Jobs().ListByAgent(c, "approle:demo:a", 2)
+	must(t, err, "ListByAgent")
+	if len(got) != 2 || got[0].ID != "j-new" || got[1].ID != "j-mid" {
+		t.Fatalf("ListByAgent: %+v", got)
+	}
+	none, err := s.Jobs().ListByAgent(c, "approle:demo:nobody", 10)
+	must(t, err, "ListByAgent none")
+	if len(none) != 0 {
+		t.Fatalf("jobs of nobody: %+v", none)
+	}
+}

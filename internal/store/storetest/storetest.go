@@ -38,6 +38,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"TokensDeleteExpired", testTokensDeleteExpired},
 		{"TokensDeleteByAgent", testTokensDeleteByAgent},
 		{"TokensDelegation", testTokensDelegation},
+		{"JobsByAgent", testJobsByAgent},
 		{"Grants", testGrants},
 		{"Redeem", testRedeem},
 		{"RedeemConcurrent", testRedeemConcurrent},
