@@ -95,3 +95,16 @@ type AuthorizeRequest struct {
 	Action string    `json:"action"`
 	Job    JobRecord `json:"job"`
 }
+
+// FreezeRequest is POST /v1/sys/freeze: the global switch that refuses all
+// QPU work (issuance and redemption) until lifted. Root only.
+type FreezeRequest struct {
+	Hardware bool   `json:"hardware"`
+	Reason   string `json:"reason,omitempty"`
+}
+
+// FreezeData is the state of the switch (GET /v1/sys/freeze).
+type FreezeData struct {
+	HardwareFrozen bool   `json:"hardware_frozen"`
+	Reason         string `json:"reason,omitempty"`
+}

@@ -236,3 +236,9 @@ func (c *Client) DeviceStart(ctx context.Context, role string) (api.DeviceStartD
 func (c *Client) DevicePoll(ctx context.Context, handle string) (*api.Auth, error) {
 	return c.doAuth(ctx, http.MethodPost, "/v1/auth/device/poll", api.DevicePollRequest{Handle: handle})
 }
+
+// SetHardwareFreeze turns the global QPU freeze on or off (root).
+func (c *Client) SetHardwareFreeze(ctx context.Context, on bool, reason string) (api.FreezeData, error) {
+	var out api.FreezeData
+	return out, c.doData(ctx, http.MethodPost, "/v1/sys/freeze", api.FreezeRequest{Hardware: on, Reason: reason}, &out)
+}

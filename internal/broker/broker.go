@@ -123,6 +123,7 @@ type Broker struct {
 	hasher *audit.Hasher
 	rules  atomic.Pointer[rules]
 	guard  *loginGuard
+	freeze atomic.Pointer[string] // non-nil: QPU work is frozen, for this reason
 	tokens *tokenCache
 	jobs   *jobCache
 	roles  *roleCache
@@ -175,6 +176,9 @@ func New(ctx context.Context, cfg Config) (*Broker, error) {
 	b.hasher = audit.NewHasher(key)
 	if b.keys, err = b.loadKeyRing(ctx); err != nil {
 		return nil, fmt.Errorf("broker: signing keys: %w", err)
+	}
+	if err := b.loadFreeze(ctx); err != nil {
+		return nil, fmt.Errorf("broker: hardware freeze: %w", err)
 	}
 	return b, nil
 }

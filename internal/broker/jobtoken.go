@@ -40,6 +40,9 @@ func (b *Broker) IssueJobToken(ctx context.Context, c Caller, caller core.Token,
 	if !ok {
 		return api.JobTokenData{}, b.refuse(ctx, c, ev, core.Errorf(core.KindBadRequest, "unknown device %q for provider %q", req.Device, req.Provider))
 	}
+	if err := b.frozenFor(req.Provider, req.Device); err != nil {
+		return api.JobTokenData{}, b.refuse(ctx, c, ev, err)
+	}
 	if !role.AllowsDevice(req.Provider, req.Device) {
 		return api.JobTokenData{}, b.refuse(ctx, c, ev, core.Errorf(core.KindPermissionDenied, "role %q does not allow device %s/%s", roleName, req.Provider, req.Device))
 	}
@@ -169,6 +172,14 @@ func (b *Broker) Redeem(ctx context.Context, c Caller, jti string) error {
 	ev := &audit.Event{Type: "redeem", JTI: jti}
 	if jti == "" {
 		return b.refuse(ctx, c, ev, core.Errorf(core.KindBadRequest, "jti is required"))
+	}
+	if b.freeze.Load() != nil { // only while frozen: one extra read
+		if g, err := b.cfg.Store.Grants().Get(ctx, jti); err == nil {
+			if ferr := b.frozenFor(g.Provider, g.Device); ferr != nil {
+				ev.Agent, ev.Provider, ev.Device, ev.Reason = g.AgentID, g.Provider, g.Device, core.UserMessage(ferr)
+				return b.refuse(ctx, c, ev, ErrTokenRevoked)
+			}
+		}
 	}
 	var g core.JobGrant
 	wait, err := store.UpdatePipelined(ctx, b.cfg.Store, func(tx store.Aggregates) (err error) {

@@ -285,3 +285,25 @@ func agentCmd(env Env) *cobra.Command {
 	})
 	return cmd
 }
+
+func freezeCmd(env Env) *cobra.Command {
+	cmd := &cobra.Command{Use: "freeze", Short: "The global switch that refuses all QPU work until lifted"}
+	var reason string
+	set := func(on bool) func(*cobra.Command, []string) error {
+		return func(cmd *cobra.Command, _ []string) error {
+			c, err := apiClient(env)
+			if err != nil {
+				return err
+			}
+			out, err := c.SetHardwareFreeze(cmd.Context(), on, reason)
+			if err != nil {
+				return err
+			}
+			return printJSON(env.Stdout, out)
+		}
+	}
+	hw := &cobra.Command{Use: "hardware", Short: "Refuse every QPU job token and redemption", Args: cobra.NoArgs, RunE: set(true)}
+	hw.Flags().StringVar(&reason, "reason", "", "shown in refusals and the audit trail")
+	cmd.AddCommand(hw, &cobra.Command{Use: "lift", Short: "Allow QPU work again", Args: cobra.NoArgs, RunE: set(false)})
+	return cmd
+}

@@ -46,6 +46,8 @@ func (s *Server) routes() {
 	s.writes("/v1/sys/providers/{provider}/credential", s.setCredential)
 	s.writes("/v1/sys/policy/explain", s.explainPolicy)
 	s.writes("/v1/sys/agents/{id}/revoke", s.revokeAgent)
+	s.writes("/v1/sys/freeze", s.setFreeze)
+	m.Handle("GET /v1/sys/freeze", s.wrap(s.getFreeze))
 	s.writes("/v1/sys/agents/{id}/resume", s.resumeAgent)
 	m.Handle("GET /v1/sys/audit/public-key", s.wrap(s.auditPublicKey))
 	m.Handle("GET /v1/sys/audit/events", s.wrap(s.auditEvents))

@@ -200,3 +200,26 @@ func (s *Server) auditEvents(r *http.Request, c broker.Caller) (*api.Response, i
 	}
 	return data(map[string]any{"events": events}), 0, nil
 }
+
+func (s *Server) setFreeze(r *http.Request, c broker.Caller) (*api.Response, int, error) {
+	_, t, err := s.caller(r.Context(), r)
+	if err != nil {
+		return nil, 0, err
+	}
+	var req api.FreezeRequest
+	if err := s.decode(r, &req, false); err != nil {
+		return nil, 0, err
+	}
+	if err := s.b.SetHardwareFreeze(r.Context(), c, t, req.Hardware, req.Reason); err != nil {
+		return nil, 0, err
+	}
+	return s.getFreeze(r, c)
+}
+
+func (s *Server) getFreeze(r *http.Request, c broker.Caller) (*api.Response, int, error) {
+	if _, _, err := s.caller(r.Context(), r); err != nil {
+		return nil, 0, err
+	}
+	on, reason := s.b.HardwareFreeze()
+	return data(api.FreezeData{HardwareFrozen: on, Reason: reason}), 0, nil
+}

@@ -2,7 +2,9 @@ package server
 
 import (
 	"context"
+	"encoding/json"
 	"net/http"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -114,4 +116,35 @@ func TestRevokeCancelsJobs(t *testing.T) {
 	}); n != 2 {
 		t.Fatalf("want 2 audited cancellations, got %d", n)
 	}
+}
+
+// The hardware freeze refuses every QPU job token and redemption — even
+// tokens issued before it — and leaves simulators alone until lifted.
+func TestHardwareFreeze(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "agents.cedar")
+	writeAtomic(t, path, demoPolicy(t)+`
+@id("hw-qpu")
+permit (principal in Role::"hw", action == Action::"SubmitJob", resource == Device::"ionq/qpu.forte-1");
+`)
+	d := startDevWithPolicy(t, path)
+	e := &env{t: t, d: d, hc: &http.Client{Timeout: 10 * time.Second}}
+	e.putRole("hw", `{"provider":"ionq","devices":["qpu.forte-1","simulator"],"max_shots":100}`)
+	hw := e.mustLogin(e.roleID("hw"), e.newSecretID("hw", "hw-agent", "").SecretID)
+	held := e.jobToken(hw.ClientToken, "hw", "qpu.forte-1", 10, "")
+	want(t, "qpu job token before the freeze", held, http.StatusOK)
+	var jt struct {
+		Data api.JobTokenData `json:"data"`
+	}
+	json.Unmarshal(held.body, &jt)
+	demo := e.mustLogin(d.RoleID, d.SecretID)
+
+	want(t, "freeze by an agent", e.broker(http.MethodPost, "/v1/sys/freeze", hw.ClientToken, `{"hardware":true}`), http.StatusForbidden, "root")
+	want(t, "freeze", e.broker(http.MethodPost, "/v1/sys/freeze", d.RootToken, `{"hardware":true,"reason":"incident 7"}`), http.StatusOK, "")
+	want(t, "qpu job token while frozen", e.jobToken(hw.ClientToken, "hw", "qpu.forte-1", 10, ""), http.StatusForbidden, "frozen.*incident 7")
+	body := ionqBody("qpu.forte-1", 10, bellInput)
+	want(t, "qpu token issued before the freeze", e.submit(jt.Data.Token, body), http.StatusUnauthorized, "revoked")
+	e.mustJobToken(demo.ClientToken, "simulator", 100, "")
+
+	want(t, "lift", e.broker(http.MethodPost, "/v1/sys/freeze", d.RootToken, `{"hardware":false}`), http.StatusOK, "")
+	want(t, "qpu job token after the lift", e.jobToken(hw.ClientToken, "hw", "qpu.forte-1", 10, ""), http.StatusOK)
 }
