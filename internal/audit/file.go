@@ -61,6 +61,11 @@ type FileOptions struct {
 	// and a fresh file continues the chain. Zero means never rotate.
 	// Ignored for non-regular files.
 	MaxBytes int64
+	// Secondaries receive every line (events and checkpoints) once it is
+	// durable, after each batch, through Secondary.Offer, which never
+	// blocks: the primary's latency does not depend on them. The caller
+	// closes them after closing the sink (so they get the final checkpoint).
+	Secondaries []*Secondary
 
 	hooks *testHooks // set only by this package's tests
 }
@@ -128,6 +133,7 @@ type FileSink struct {
 	cpEvery    uint64
 	cpInterval time.Duration
 	maxBytes   int64
+	secs       []*Secondary
 
 	headMu   sync.Mutex // guards headSeq and headHash for Head
 	headSeq  uint64
@@ -170,6 +176,7 @@ func OpenFile(path string, opts FileOptions) (*FileSink, error) {
 		cpEvery:    DefaultCheckpointEvery,
 		cpInterval: DefaultCheckpointInterval,
 		maxBytes:   opts.MaxBytes,
+		secs:       append([]*Secondary(nil), opts.Secondaries...),
 		chain:      chainState{head: ZeroHash},
 	}
 	if opts.Signer != nil {
@@ -527,6 +534,9 @@ func (s *FileSink) persist(batch []*request, forceCP bool) error {
 	s.headMu.Lock()
 	s.headSeq, s.headHash = st.seq, st.head
 	s.headMu.Unlock()
+	if len(s.secs) > 0 {
+		offerLines(s.secs, buf[:n])
+	}
 	if rotate {
 		if err := s.rotate(); err != nil {
 			// The batch is durable; keep appending and try again later.

@@ -1,9 +1,13 @@
 package broker
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"net/http"
+	"time"
 
 	"github.com/qbroker/qbroker/api"
 	"github.com/qbroker/qbroker/internal/anomaly"
@@ -155,9 +159,64 @@ func (b *Broker) act(f anomaly.Finding) {
 		b.log.Error("anomaly: audit failed", "rule", f.Rule, "err", err)
 	}
 	b.log.Warn("anomaly", "rule", f.Rule, "severity", f.Severity, "agent", f.Agent, "actions", f.Actions, "detail", f.Detail)
+	if f.Has(anomaly.ActionAlert) && b.cfg.AlertWebhook != "" {
+		b.alert(ctx, f)
+	}
 	if f.Has(anomaly.ActionSuspend) && f.Agent != "" {
 		if _, err := b.revokeAgent(ctx, c, f.Agent, true, "anomaly rule "+f.Rule, f.Detail); err != nil {
 			b.log.Error("anomaly: suspend failed", "agent", f.Agent, "err", err)
 		}
+	}
+}
+
+// RevokeRole revokes every broker token of a role (and the tokens delegated
+// under them, and the job tokens issued under either). Root only.
+func (b *Broker) RevokeRole(ctx context.Context, c Caller, caller core.Token, role, reason string) (int, error) {
+	ev := &audit.Event{Type: "revoke", Action: "RevokeRole", Role: role, Agent: caller.AgentID, Accessor: caller.Accessor}
+	if err := requireRoot(caller); err != nil {
+		return 0, b.refuse(ctx, c, ev, err)
+	}
+	if _, err := b.role(ctx, role); err != nil {
+		return 0, b.refuse(ctx, c, ev, err)
+	}
+	gone, err := b.cfg.Store.Tokens().DeleteByRole(ctx, role)
+	if err != nil {
+		return 0, err
+	}
+	accessors := make([]string, 0, len(gone))
+	for _, t := range gone {
+		b.tokens.drop(t.Hash)
+		accessors = append(accessors, t.Accessor)
+	}
+	if err := b.revokeChildren(ctx, accessors...); err != nil {
+		return len(gone), err
+	}
+	ev.Decision, ev.Reason = audit.DecisionAllow, fmt.Sprintf("%d tokens revoked: %s", len(gone), reason)
+	return len(gone), b.record(ctx, c, ev)
+}
+
+// alert POSTs a finding to the webhook. It runs off the request path (act
+// is already a goroutine), times out, and only logs a failure.
+func (b *Broker) alert(ctx context.Context, f anomaly.Finding) {
+	body, err := json.Marshal(map[string]any{"source": "qbroker", "kind": "anomaly", "finding": f})
+	if err != nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, b.cfg.AlertWebhook, bytes.NewReader(body))
+	if err != nil {
+		b.log.Error("anomaly alert: bad webhook URL", "err", err)
+		return
+	}
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		b.log.Warn("anomaly alert not delivered", "rule", f.Rule, "err", err)
+		return
+	}
+	resp.Body.Close()
+	if resp.StatusCode/100 != 2 {
+		b.log.Warn("anomaly alert refused by the webhook", "rule", f.Rule, "status", resp.StatusCode)
 	}
 }

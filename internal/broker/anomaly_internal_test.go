@@ -2,7 +2,11 @@ package broker
 
 import (
 	"context"
+	"io"
+	"net/http"
+	"net/http/httptest"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -54,5 +58,39 @@ func TestAnomalySuspendAction(t *testing.T) {
 	}
 	if _, err := st.Tokens().Get(ctx, "h1"); err == nil {
 		t.Fatal("the agent's token survived the suspension")
+	}
+}
+
+// An alert finding reaches the webhook as JSON.
+func TestAnomalyAlertWebhook(t *testing.T) {
+	got := make(chan []byte, 1)
+	hook := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		got <- b
+	}))
+	defer hook.Close()
+	ctx := context.Background()
+	dir := t.TempDir()
+	st, err := sqlstore.OpenSQLite(ctx, filepath.Join(dir, "q.db"), sqlstore.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	sealer, _ := seal.New(ctx, zeroKEK{})
+	pol, _ := policy.New(policy.DefaultFiles())
+	sink, _ := audit.OpenFile(filepath.Join(dir, "audit.log"), audit.FileOptions{})
+	defer sink.Close()
+	b, err := New(ctx, Config{Store: st, Sealer: sealer, Policy: pol, Audit: sink, Issuer: "http://b", Audience: "g", AlertWebhook: hook.URL})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.act(anomaly.Finding{Rule: anomaly.RuleRepeatedDenials, Severity: anomaly.SeverityMedium, Actions: []anomaly.Action{anomaly.ActionAlert}, Agent: "approle:demo:prober", Time: time.Now(), Detail: "8 denials"})
+	select {
+	case body := <-got:
+		if !strings.Contains(string(body), `"repeated_denials"`) || !strings.Contains(string(body), "approle:demo:prober") {
+			t.Fatalf("webhook body %s", body)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the webhook got nothing")
 	}
 }

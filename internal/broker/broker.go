@@ -95,6 +95,8 @@ type Config struct {
 	// Anomaly, when set, sees every durable audit event; its findings are
 	// audited and acted on (suspension revokes the agent's tokens).
 	Anomaly *anomaly.Engine
+	// AlertWebhook receives each finding as JSON (best effort).
+	AlertWebhook string
 
 	// AuditKey verifies the audit trail's checkpoints; AuditHead reports the
 	// trail's last durable line. Both optional (published by the API).

@@ -33,13 +33,20 @@ type Config struct {
 	Auth          Auth       `yaml:"auth"`
 	Anomaly       Anomaly    `yaml:"anomaly"`
 	TLS           TLS        `yaml:"tls"`
+	Audit         Audit      `yaml:"audit"`
 	Log           LogOptions `yaml:"log"`
 }
 
 // Anomaly configures the streaming anomaly rules over the audit trail.
 type Anomaly struct {
-	Disabled  bool   `yaml:"disabled"`   // on by default
-	RulesFile string `yaml:"rules_file"` // thresholds and actions (internal/anomaly/rules.example.yaml); default: built-in
+	Disabled   bool   `yaml:"disabled"`    // on by default
+	RulesFile  string `yaml:"rules_file"`  // thresholds and actions (internal/anomaly/rules.example.yaml); default: built-in
+	WebhookURL string `yaml:"webhook_url"` // alerts are POSTed here as JSON (best effort, never blocking a request)
+}
+
+// Audit configures the audit trail's file.
+type Audit struct {
+	MaxBytes int64 `yaml:"max_bytes"` // rotate audit.log past this size (0: never); the chain continues across files
 }
 
 // Auth configures the auth methods beyond AppRole, and login protection.

@@ -42,6 +42,7 @@ func (s *Server) routes() {
 	m.Handle("GET /v1/sys/roles/{name}", s.wrap(s.getRole))
 	s.writes("/v1/sys/roles/{name}", s.putRole)
 	m.Handle("DELETE /v1/sys/roles/{name}", s.wrap(s.deleteRole))
+	s.writes("/v1/sys/roles/{name}/revoke", s.revokeRole)
 	s.writes("/v1/sys/keys/rotate", s.rotateKeys)
 	s.writes("/v1/sys/providers/{provider}/credential", s.setCredential)
 	s.writes("/v1/sys/policy/explain", s.explainPolicy)

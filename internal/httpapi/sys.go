@@ -223,3 +223,22 @@ func (s *Server) getFreeze(r *http.Request, c broker.Caller) (*api.Response, int
 	on, reason := s.b.HardwareFreeze()
 	return data(api.FreezeData{HardwareFrozen: on, Reason: reason}), 0, nil
 }
+
+func (s *Server) revokeRole(r *http.Request, c broker.Caller) (*api.Response, int, error) {
+	_, t, err := s.caller(r.Context(), r)
+	if err != nil {
+		return nil, 0, err
+	}
+	var req api.RevokeAgentRequest
+	if err := s.decode(r, &req, true); err != nil {
+		return nil, 0, err
+	}
+	if req.Suspend || req.CancelJobs {
+		return nil, 0, core.Errorf(core.KindBadRequest, "a role revocation takes only a reason (suspend and cancel_jobs are per agent)")
+	}
+	n, err := s.b.RevokeRole(r.Context(), c, t, r.PathValue("name"), req.Reason)
+	if err != nil {
+		return nil, 0, err
+	}
+	return data(map[string]any{"role": r.PathValue("name"), "revoked_tokens": n}), 0, nil
+}

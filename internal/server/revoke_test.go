@@ -148,3 +148,23 @@ permit (principal in Role::"hw", action == Action::"SubmitJob", resource == Devi
 	want(t, "lift", e.broker(http.MethodPost, "/v1/sys/freeze", d.RootToken, `{"hardware":false}`), http.StatusOK, "")
 	want(t, "qpu job token after the lift", e.jobToken(hw.ClientToken, "hw", "qpu.forte-1", 10, ""), http.StatusOK)
 }
+
+// Revoking a role revokes every token of it, and only of it.
+func TestRevokeRole(t *testing.T) {
+	e := newEnv(t)
+	a1 := e.mustLogin(e.d.RoleID, e.d.SecretID)
+	a2 := e.mustLogin(e.d.RoleID, e.d.SecretID)
+	e.putRole("other", `{"provider":"ionq","devices":["simulator"],"max_shots":10}`)
+	o := e.mustLogin(e.roleID("other"), e.newSecretID("other", "o1", "").SecretID)
+	want(t, "revoke role by an agent", e.broker(http.MethodPost, "/v1/sys/roles/demo/revoke", a1.ClientToken, ""), http.StatusForbidden, "root")
+	want(t, "revoke an unknown role", e.broker(http.MethodPost, "/v1/sys/roles/nope/revoke", e.d.RootToken, ""), http.StatusNotFound, "")
+	r := e.broker(http.MethodPost, "/v1/sys/roles/demo/revoke", e.d.RootToken, `{"reason":"rotate everything"}`)
+	want(t, "revoke role", r, http.StatusOK, "")
+	if !strings.Contains(string(r.body), `"revoked_tokens":2`) {
+		t.Fatalf("revoke role answer: %s", r)
+	}
+	for _, tok := range []string{a1.ClientToken, a2.ClientToken} {
+		want(t, "demo token after the role's revocation", e.broker(http.MethodGet, "/v1/auth/token/lookup-self", tok, ""), http.StatusForbidden, "")
+	}
+	want(t, "another role's token", e.broker(http.MethodGet, "/v1/auth/token/lookup-self", o.ClientToken, ""), http.StatusOK, "")
+}

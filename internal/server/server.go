@@ -133,7 +133,7 @@ func Start(ctx context.Context, o Options) (_ *Server, err error) {
 	if err != nil {
 		return nil, err
 	}
-	auditPath, auditOpts := filepath.Join(cfg.DataDir, "audit.log"), audit.FileOptions{Logger: log, Signer: auditKey}
+	auditPath, auditOpts := filepath.Join(cfg.DataDir, "audit.log"), audit.FileOptions{Logger: log, Signer: auditKey, MaxBytes: cfg.Audit.MaxBytes}
 	if o.DiscardAudit { // benchmarks only: the baseline without durable audit
 		auditPath, auditOpts.AllowNonRegular = os.DevNull, true
 		log.Warn("audit events are discarded (--audit-discard): for benchmarking only")
@@ -177,7 +177,7 @@ func Start(ctx context.Context, o Options) (_ *Server, err error) {
 		Store: s.store, Sealer: sealer, Policy: pol, Audit: s.sink,
 		Issuer: s.BrokerURL, Audience: Audience, GatewayAddr: s.GatewayURL, Devices: catalogue(cfg.Devices),
 		Location: cfg.Location(), Logger: log,
-		AuditKey: auditKey.Public().(ed25519.PublicKey), AuditHead: s.sink.Head, JWT: jwtAuth, Device: deviceFlow, SPIFFE: spiffeAuth, Anomaly: rules, AuditPath: auditPath,
+		AuditKey: auditKey.Public().(ed25519.PublicKey), AuditHead: s.sink.Head, JWT: jwtAuth, Device: deviceFlow, SPIFFE: spiffeAuth, Anomaly: rules, AlertWebhook: cfg.Anomaly.WebhookURL, AuditPath: auditPath,
 		LoginLimits: broker.LoginLimits{
 			FailuresPerMinute: cfg.Auth.LoginLimits.FailuresPerMinute,
 			PerSource:         cfg.Auth.LoginLimits.PerSourcePerSecond,

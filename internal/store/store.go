@@ -83,6 +83,8 @@ type Tokens interface {
 	DeleteByAccessor(ctx context.Context, accessor string) (core.Token, error)
 	// DeleteByAgent revokes every token of an agent, returning them.
 	DeleteByAgent(ctx context.Context, agentID string) ([]core.Token, error)
+	// DeleteByRole revokes every token of a role, returning them.
+	DeleteByRole(ctx context.Context, role string) ([]core.Token, error)
 	// DeleteByParent revokes the tokens delegated under the token with
 	// the given accessor, returning them.
 	DeleteByParent(ctx context.Context, accessor string) ([]core.Token, error)

@@ -122,6 +122,14 @@ func (t tokens) DeleteByAgent(ctx context.Context, agentID string) ([]core.Token
 	return t.deleteWhere(ctx, "agent_id", agentID)
 }
 
+// DeleteByRole revokes every token of a role.
+func (t tokens) DeleteByRole(ctx context.Context, role string) ([]core.Token, error) {
+	if role == "" {
+		return nil, nil
+	}
+	return t.deleteWhere(ctx, "role", role)
+}
+
 // DeleteByParent revokes the tokens delegated under the token with the
 // given accessor.
 func (t tokens) DeleteByParent(ctx context.Context, accessor string) ([]core.Token, error) {

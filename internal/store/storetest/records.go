@@ -294,3 +294,22 @@ func testJobsByAgent(t *testing.T, s store.Store) {
 		t.Fatalf("jobs of nobody: %+v", none)
 	}
 }
+
+func testTokensDeleteByRole(t *testing.T, s store.Store) {
+	c := ctx(t)
+	tk := s.Tokens()
+	a, b := sampleToken("h1", "a1", now().Add(time.Hour)), sampleToken("h2", "a2", now().Add(time.Hour))
+	b.Role = "other"
+	must(t, tk.Create(c, a), "Create")
+	must(t, tk.Create(c, b), "Create")
+	gone, err := tk.DeleteByRole(c, a.Role)
+	must(t, err, "DeleteByRole")
+	if len(gone) != 1 || gone[0].Hash != "h1" {
+		t.Fatalf("DeleteByRole removed %+v", gone)
+	}
+	_, err = tk.Get(c, "h2")
+	must(t, err, "another role's token survives")
+	if gone, _ := tk.DeleteByRole(c, ""); len(gone) != 0 {
+		t.Fatal("DeleteByRole with an empty role removed tokens")
+	}
+}

@@ -39,6 +39,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"TokensDeleteByAgent", testTokensDeleteByAgent},
 		{"TokensDelegation", testTokensDelegation},
 		{"JobsByAgent", testJobsByAgent},
+		{"TokensDeleteByRole", testTokensDeleteByRole},
 		{"Grants", testGrants},
 		{"Redeem", testRedeem},
 		{"RedeemConcurrent", testRedeemConcurrent},
