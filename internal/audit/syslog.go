@@ -160,7 +160,9 @@ func (e *SyslogExporter) Export(ctx context.Context, lines [][]byte) error {
 // or an error. Without this check the first write after the collector went
 // away would "succeed" into a dead socket.
 func (e *SyslogExporter) alive() bool {
-	_ = e.raw.SetReadDeadline(time.Now())
+	// A deadline already past fails without looking at the socket, so
+	// give the read a moment to see a pending EOF.
+	_ = e.raw.SetReadDeadline(time.Now().Add(time.Millisecond))
 	var b [1]byte
 	_, err := e.raw.Read(b[:])
 	_ = e.raw.SetReadDeadline(time.Time{})
