@@ -44,9 +44,27 @@ type Anomaly struct {
 	WebhookURL string `yaml:"webhook_url"` // alerts are POSTed here as JSON (best effort, never blocking a request)
 }
 
-// Audit configures the audit trail's file.
+// Audit configures the audit trail's file and its secondary sinks.
 type Audit struct {
-	MaxBytes int64 `yaml:"max_bytes"` // rotate audit.log past this size (0: never); the chain continues across files
+	MaxBytes       int64       `yaml:"max_bytes"`        // rotate audit.log past this size (0: never); the chain continues across files
+	Sinks          []AuditSink `yaml:"sinks"`            // SIEM copies; a failing one buffers to disk and never blocks the file
+	BufferDir      string      `yaml:"buffer_dir"`       // default <data_dir>/audit-spool
+	MaxBufferBytes int64       `yaml:"max_buffer_bytes"` // per sink; default 64 MiB, then the oldest lines are dropped (counted, logged)
+}
+
+// AuditSink is a secondary copy of the trail.
+type AuditSink struct {
+	Type       string `yaml:"type"` // syslog (RFC 5424 over TCP/TLS) or http (SIEM collectors)
+	Name       string `yaml:"name"`
+	Address    string `yaml:"address"`     // syslog: host:port
+	TLS        bool   `yaml:"tls"`         // syslog: TLS
+	CAFile     string `yaml:"ca_file"`     // TLS: trust this CA (default: the system roots)
+	ServerName string `yaml:"server_name"` // TLS: expected name
+	Facility   string `yaml:"facility"`    // syslog: auth or authpriv (default)
+	Format     string `yaml:"format"`      // http: splunk-hec or elastic-bulk
+	URL        string `yaml:"url"`         // http: collector URL
+	TokenEnv   string `yaml:"token_env"`   // http: env var holding the token (never in this file)
+	Index      string `yaml:"index"`       // http, elastic-bulk: index
 }
 
 // Auth configures the auth methods beyond AppRole, and login protection.

@@ -38,7 +38,9 @@ type DevOptions struct {
 	TLS config.TLS
 	// SimStepDelay is the emulator's time per job state (default 20 ms).
 	SimStepDelay time.Duration
-	Logger       *slog.Logger
+	// Audit configures rotation and SIEM sinks.
+	Audit  config.Audit
+	Logger *slog.Logger
 }
 
 // Dev is a running all-in-one: broker, gateway and IonQ emulator, with a
@@ -107,7 +109,7 @@ func StartDev(ctx context.Context, o DevOptions) (_ *Dev, err error) {
 	d.simSrv = &http.Server{Handler: d.sim, ReadHeaderTimeout: 10 * time.Second}
 	go func() { _ = d.simSrv.Serve(simLn) }()
 
-	cfg := &config.Config{Listen: o.Addr, DataDir: o.DataDir, Gateway: config.Gateway{Listen: o.GatewayAddr}, Policies: o.PolicyFiles, Auth: o.Auth, TLS: o.TLS}
+	cfg := &config.Config{Listen: o.Addr, DataDir: o.DataDir, Gateway: config.Gateway{Listen: o.GatewayAddr}, Policies: o.PolicyFiles, Auth: o.Auth, TLS: o.TLS, Audit: o.Audit}
 	cfg.ApplyDefaults()
 	cfg.PublicURL, cfg.Gateway.PublicURL = "", "" // derive from the bound listeners
 	if err := cfg.Validate(); err != nil {

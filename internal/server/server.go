@@ -73,6 +73,7 @@ type Server struct {
 
 	stopWatch   context.CancelFunc
 	jwt         *jwtMethod
+	secondaries []*audit.Secondary
 	spiffe      *spiffeMethod
 	reloadMu    sync.Mutex
 	configPath  string
@@ -133,7 +134,10 @@ func Start(ctx context.Context, o Options) (_ *Server, err error) {
 	if err != nil {
 		return nil, err
 	}
-	auditPath, auditOpts := filepath.Join(cfg.DataDir, "audit.log"), audit.FileOptions{Logger: log, Signer: auditKey, MaxBytes: cfg.Audit.MaxBytes}
+	if s.secondaries, err = auditSecondaries(cfg, log, os.Getenv); err != nil {
+		return nil, err
+	}
+	auditPath, auditOpts := filepath.Join(cfg.DataDir, "audit.log"), audit.FileOptions{Logger: log, Signer: auditKey, MaxBytes: cfg.Audit.MaxBytes, Secondaries: s.secondaries}
 	if o.DiscardAudit { // benchmarks only: the baseline without durable audit
 		auditPath, auditOpts.AllowNonRegular = os.DevNull, true
 		log.Warn("audit events are discarded (--audit-discard): for benchmarking only")
@@ -368,8 +372,9 @@ func (s *Server) Close(ctx context.Context) error {
 		}
 	}
 	if s.sink != nil {
-		errs = append(errs, s.sink.Close())
+		errs = append(errs, s.sink.Close()) // first: its final checkpoint reaches the secondaries
 	}
+	errs = append(errs, closeSecondaries(ctx, s.secondaries))
 	if s.store != nil {
 		errs = append(errs, s.store.Close())
 	}
