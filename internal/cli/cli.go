@@ -6,11 +6,16 @@ package cli
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
+	"net/http"
+	"os"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -70,11 +75,41 @@ func apiClient(env Env) (*client.Client, error) {
 	if addr == "" {
 		return nil, fmt.Errorf("%s is not set (run `qbroker dev` and eval its exports)", EnvAddr)
 	}
-	c := client.New(addr, nil)
+	hc, err := httpClient(env)
+	if err != nil {
+		return nil, err
+	}
+	c := client.New(addr, hc)
 	if t := env.Getenv(EnvToken); t != "" {
 		c = c.WithToken(t)
 	}
 	return c, nil
+}
+
+// EnvCACert names a PEM file of CAs to trust for an https broker (as
+// VAULT_CACERT does for Vault), in addition to the system roots.
+const EnvCACert = "QBROKER_CACERT"
+
+// httpClient is the CLI's HTTP client: QBROKER_CACERT adds trusted CAs.
+func httpClient(env Env) (*http.Client, error) {
+	path := env.Getenv(EnvCACert)
+	if path == "" {
+		return &http.Client{Timeout: 30 * time.Second}, nil
+	}
+	pem, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", EnvCACert, err)
+	}
+	pool, err := x509.SystemCertPool()
+	if err != nil {
+		pool = x509.NewCertPool()
+	}
+	if !pool.AppendCertsFromPEM(pem) {
+		return nil, fmt.Errorf("%s: %s holds no PEM certificate", EnvCACert, path)
+	}
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.TLSClientConfig = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
+	return &http.Client{Timeout: 30 * time.Second, Transport: tr}, nil
 }
 
 func newLogger(w io.Writer, level string) *slog.Logger {

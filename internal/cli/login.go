@@ -34,9 +34,12 @@ func loginCmd(env Env) *cobra.Command {
 			if addr == "" {
 				return fmt.Errorf("%s is not set", EnvAddr)
 			}
-			c := client.New(addr, nil)
+			hc, err := httpClient(env)
+			if err != nil {
+				return err
+			}
+			c := client.New(addr, hc)
 			var auth *api.Auth
-			var err error
 			switch method {
 			case "approle":
 				rid, sid := env.Getenv(EnvRoleID), env.Getenv(EnvSecretID)

@@ -3,6 +3,11 @@ package cli
 import (
 	"bytes"
 	"context"
+	"encoding/pem"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"sync"
@@ -134,5 +139,30 @@ func TestAuditTail(t *testing.T) {
 	errb.Reset()
 	if code := Main(context.Background(), []string{"audit", "tail"}, Env{Stdout: &out, Stderr: &errb, Getenv: func(k string) string { return vars[k] }}); code == 0 {
 		t.Fatal("audit tail without a token succeeded")
+	}
+}
+
+// QBROKER_CACERT lets the CLI reach a broker whose certificate a private CA
+// signed; without it the certificate is refused.
+func TestCACertForHTTPSBroker(t *testing.T) {
+	srv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		w.Write([]byte(`{"data":{"keys":["demo"]}}`))
+	}))
+	defer srv.Close()
+	caFile := filepath.Join(t.TempDir(), "ca.pem")
+	os.WriteFile(caFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: srv.Certificate().Raw}), 0o600)
+	vars := map[string]string{EnvAddr: srv.URL, EnvToken: "qbt_x"}
+	run := func() (int, string) {
+		var out, errb bytes.Buffer
+		code := Main(context.Background(), []string{"role", "list"}, Env{Stdout: &out, Stderr: &errb, Getenv: func(k string) string { return vars[k] }})
+		return code, out.String() + errb.String()
+	}
+	if code, out := run(); code == 0 || !strings.Contains(out, "certificate") {
+		t.Fatalf("without the CA: exit %d %q", code, out)
+	}
+	vars[EnvCACert] = caFile
+	if code, out := run(); code != 0 || !strings.Contains(out, "demo") {
+		t.Fatalf("with QBROKER_CACERT: exit %d %q", code, out)
 	}
 }
