@@ -25,13 +25,18 @@ staticcheck:
 	$(GO) tool -modfile=tools/staticcheck/go.mod staticcheck ./...
 
 # real-components: the separately running services the e2e tests drive
-# (the npm oidc-provider: e2e/oidcprovider_test.go; skipped by plain
-# `go test ./...`, which stays self-contained).
+# (the npm oidc-provider: e2e/oidcprovider_test.go; SPIRE v1.13.3 server and
+# agent, built from their own tools module tools/spire/go.mod:
+# e2e/spire_test.go; both skipped by plain `go test ./...`, which stays
+# self-contained).
 real-components:
 	scripts/oidc-provider/install.sh
+	scripts/spire/install.sh
 
 unit: real-components
-	QBROKER_OIDC_PROVIDER=$(CURDIR)/scripts/oidc-provider $(GO) test -race -count=1 -timeout 20m ./...
+	QBROKER_OIDC_PROVIDER=$(CURDIR)/scripts/oidc-provider \
+	QBROKER_SPIRE_BIN=$(CURDIR)/.tools/spire/bin \
+	$(GO) test -race -count=1 -timeout 20m ./...
 
 build:
 	$(GO) build -o bin/qbroker ./cmd/qbroker
