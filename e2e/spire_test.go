@@ -378,10 +378,13 @@ auth:
 	root := srv.waitLine(reRootToken)[1]
 	broker := srv.waitLine(reServerHTTPS)[1]
 
-	// The admin CLI has no CA option of its own; Go's SSL_CERT_FILE makes
-	// it trust the broker's certificate.
-	admin := append(adminEnv(broker, root), "SSL_CERT_FILE="+certFile)
-	runCmd(t, admin, "", "role", "write", "e2e", "--provider", "ionq", "--devices", "simulator", "--max-shots", "1000")
+	// The admin CLI trusts the broker's private CA through QBROKER_CACERT;
+	// without it the https broker is refused.
+	roleWrite := []string{"role", "write", "e2e", "--provider", "ionq", "--devices", "simulator", "--max-shots", "1000"}
+	if _, stderr, err := tryCmd(t, adminEnv(broker, root), "", roleWrite...); err == nil || !strings.Contains(stderr, "certificate") {
+		t.Errorf("admin CLI without QBROKER_CACERT against the https broker: %v, stderr %q; want a certificate error", err, stderr)
+	}
+	runCmd(t, append(adminEnv(broker, root), "QBROKER_CACERT="+certFile), "", roleWrite...)
 
 	// X.509-SVID over mTLS.
 	st, body, err := tlsPost(pool, broker+"/v1/auth/cert/login", "", spireCert)
