@@ -189,7 +189,7 @@ func TestDeviceFlowExpiredLocally(t *testing.T) {
 // TestDeviceFlowExpiredAtIdP: the OP's own expired_token maps to ErrExpired.
 func TestDeviceFlowExpiredAtIdP(t *testing.T) {
 	op := startOP(t)
-	op.st.lifetime.Store(int64(time.Millisecond))
+	op.SetDeviceCodeLifetime(time.Millisecond)
 	clk := newClock()
 	f := newFlow(t, op, clk)
 	p, err := f.Start(ctx)
