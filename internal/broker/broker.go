@@ -21,6 +21,7 @@ import (
 	"github.com/qbroker/qbroker/internal/anomaly"
 	"github.com/qbroker/qbroker/internal/audit"
 	"github.com/qbroker/qbroker/internal/core"
+	"github.com/qbroker/qbroker/internal/metrics"
 	"github.com/qbroker/qbroker/internal/policy"
 	"github.com/qbroker/qbroker/internal/seal"
 	"github.com/qbroker/qbroker/internal/store"
@@ -97,6 +98,8 @@ type Config struct {
 	Anomaly *anomaly.Engine
 	// AlertWebhook receives each finding as JSON (best effort).
 	AlertWebhook string
+	// Metrics counts durable audit events by type and decision (optional).
+	Metrics *metrics.Metrics
 
 	// AuditKey verifies the audit trail's checkpoints; AuditHead reports the
 	// trail's last durable line. Both optional (published by the API).
@@ -229,6 +232,7 @@ func (b *Broker) record(ctx context.Context, c Caller, e *audit.Event) error {
 		b.log.Error("audit write failed; refusing request", "type", e.Type, "err", err)
 		return core.Wrap(core.KindUnavailable, err, "audit log unavailable; request refused")
 	}
+	b.cfg.Metrics.Event(e.Type, e.Decision)
 	b.observe(e)
 	return nil
 }

@@ -29,6 +29,7 @@ const MaxBody = 1 << 20
 // Config configures the API server.
 type Config struct {
 	Broker  *broker.Broker
+	Metrics http.Handler // served at GET /metrics when set
 	Logger  *slog.Logger
 	MaxBody int64
 	Version string
@@ -53,6 +54,9 @@ func New(cfg Config) *Server {
 	}
 	s := &Server{b: cfg.Broker, log: cfg.Logger, maxBody: cfg.MaxBody, version: cfg.Version, mux: http.NewServeMux()}
 	s.routes()
+	if cfg.Metrics != nil {
+		s.mux.Handle("GET /metrics", cfg.Metrics)
+	}
 	return s
 }
 

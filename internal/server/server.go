@@ -26,6 +26,7 @@ import (
 	"github.com/qbroker/qbroker/internal/config"
 	"github.com/qbroker/qbroker/internal/gateway"
 	"github.com/qbroker/qbroker/internal/httpapi"
+	"github.com/qbroker/qbroker/internal/metrics"
 	"github.com/qbroker/qbroker/internal/policy"
 	"github.com/qbroker/qbroker/internal/seal"
 	"github.com/qbroker/qbroker/internal/store/sqlstore"
@@ -73,6 +74,7 @@ type Server struct {
 
 	stopWatch   context.CancelFunc
 	jwt         *jwtMethod
+	metrics     *metrics.Metrics
 	secondaries []*audit.Secondary
 	spiffe      *spiffeMethod
 	reloadMu    sync.Mutex
@@ -177,11 +179,16 @@ func Start(ctx context.Context, o Options) (_ *Server, err error) {
 		}
 		deviceFlow = df
 	}
+	s.metrics = metrics.New()
+	s.metrics.GaugeFunc("qbroker_audit_fsyncs", "fsyncs of the audit file since start (group commit: far fewer than events)", func() float64 {
+		_, syncs := s.sink.Stats()
+		return float64(syncs)
+	})
 	s.Broker, err = broker.New(ctx, broker.Config{
 		Store: s.store, Sealer: sealer, Policy: pol, Audit: s.sink,
 		Issuer: s.BrokerURL, Audience: Audience, GatewayAddr: s.GatewayURL, Devices: catalogue(cfg.Devices),
 		Location: cfg.Location(), Logger: log,
-		AuditKey: auditKey.Public().(ed25519.PublicKey), AuditHead: s.sink.Head, JWT: jwtAuth, Device: deviceFlow, SPIFFE: spiffeAuth, Anomaly: rules, AlertWebhook: cfg.Anomaly.WebhookURL, AuditPath: auditPath,
+		AuditKey: auditKey.Public().(ed25519.PublicKey), AuditHead: s.sink.Head, JWT: jwtAuth, Device: deviceFlow, SPIFFE: spiffeAuth, Anomaly: rules, AlertWebhook: cfg.Anomaly.WebhookURL, Metrics: s.metrics, AuditPath: auditPath,
 		LoginLimits: broker.LoginLimits{
 			FailuresPerMinute: cfg.Auth.LoginLimits.FailuresPerMinute,
 			PerSource:         cfg.Auth.LoginLimits.PerSourcePerSecond,
@@ -202,7 +209,7 @@ func Start(ctx context.Context, o Options) (_ *Server, err error) {
 		}
 		apiLn = tls.NewListener(apiLn, tc)
 	}
-	s.serve(apiLn, httpapi.New(httpapi.Config{Broker: s.Broker, Logger: log, Version: Version}))
+	s.serve(apiLn, s.metrics.Middleware("unmatched", httpapi.New(httpapi.Config{Broker: s.Broker, Logger: log, Version: Version, Metrics: s.metrics.Handler()})))
 
 	upstream := cfg.Providers.IonQ.BaseURL
 	if o.IonQUpstream != "" {
@@ -220,7 +227,7 @@ func Start(ctx context.Context, o Options) (_ *Server, err error) {
 		if err != nil {
 			return nil, err
 		}
-		s.serve(gwLn, gw)
+		s.serve(gwLn, s.metrics.Middleware("gateway", gw))
 	}
 	s.startSweeper()
 	if o.Watch {
