@@ -12,6 +12,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/qbroker/qbroker/internal/auth/authutil"
 )
 
 // Defaults and limits.
@@ -99,12 +101,12 @@ type Flow struct {
 // or token_endpoint fails that Start with ErrIdPUnavailable wrapped.
 func New(_ context.Context, cfg Config) (*Flow, error) {
 	var errs []error
-	if err := checkURL(cfg.Issuer); err != nil {
+	if err := authutil.CheckIdPURL(cfg.Issuer); err != nil {
 		errs = append(errs, fmt.Errorf("issuer: %w", err))
 	}
 	if cfg.DiscoveryURL == "" {
 		cfg.DiscoveryURL = cfg.Issuer
-	} else if err := checkURL(cfg.DiscoveryURL); err != nil {
+	} else if err := authutil.CheckIdPURL(cfg.DiscoveryURL); err != nil {
 		errs = append(errs, fmt.Errorf("discovery_url: %w", err))
 	}
 	if cfg.ClientID == "" {

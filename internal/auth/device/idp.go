@@ -3,7 +3,6 @@ package device
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"math"
@@ -13,6 +12,8 @@ import (
 	"time"
 
 	"github.com/coreos/go-oidc/v3/oidc"
+
+	"github.com/qbroker/qbroker/internal/auth/authutil"
 )
 
 const (
@@ -53,10 +54,10 @@ func (f *Flow) discover(ctx context.Context) (*endpoints, error) {
 	if doc.Issuer != f.cfg.Issuer {
 		return nil, fmt.Errorf("%w: discovery document names issuer %q, want %q", ErrIdPUnavailable, doc.Issuer, f.cfg.Issuer)
 	}
-	if err := checkURL(doc.DeviceAuthURL); err != nil {
+	if err := authutil.CheckIdPURL(doc.DeviceAuthURL); err != nil {
 		return nil, fmt.Errorf("%w: discovery device_authorization_endpoint: %w", ErrIdPUnavailable, err)
 	}
-	if err := checkURL(doc.TokenURL); err != nil {
+	if err := authutil.CheckIdPURL(doc.TokenURL); err != nil {
 		return nil, fmt.Errorf("%w: discovery token_endpoint: %w", ErrIdPUnavailable, err)
 	}
 	f.endpoints = &endpoints{deviceAuthURL: doc.DeviceAuthURL, tokenURL: doc.TokenURL}
@@ -86,10 +87,10 @@ func (f *Flow) deviceAuthorization(ctx context.Context, u string, form url.Value
 	if raw.VerificationURI == "" {
 		raw.VerificationURI = raw.VerificationURL
 	}
-	if raw.DeviceCode == "" || raw.UserCode == "" || checkURL(raw.VerificationURI) != nil || raw.ExpiresIn <= 0 {
+	if raw.DeviceCode == "" || raw.UserCode == "" || authutil.CheckIdPURL(raw.VerificationURI) != nil || raw.ExpiresIn <= 0 {
 		return deviceAuth{}, fmt.Errorf("%w: malformed device authorization response", ErrIdPRefused)
 	}
-	if raw.VerificationURIComplete != "" && checkURL(raw.VerificationURIComplete) != nil {
+	if raw.VerificationURIComplete != "" && authutil.CheckIdPURL(raw.VerificationURIComplete) != nil {
 		raw.VerificationURIComplete = ""
 	}
 	da := deviceAuth{
@@ -202,21 +203,4 @@ func seconds(n int64, limit time.Duration) time.Duration {
 		return limit
 	}
 	return time.Duration(n) * time.Second
-}
-
-func checkURL(s string) error {
-	u, err := url.Parse(s)
-	if err != nil {
-		return errors.New("not a URL")
-	}
-	if u.Scheme != "https" && u.Scheme != "http" {
-		return errors.New("scheme must be https (or http)")
-	}
-	if u.Host == "" {
-		return errors.New("host is required")
-	}
-	if u.User != nil {
-		return errors.New("must not contain credentials")
-	}
-	return nil
 }

@@ -11,12 +11,13 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
-	"net/url"
 	"slices"
 	"strings"
 	"time"
 
 	jose "github.com/go-jose/go-jose/v4"
+
+	"github.com/qbroker/qbroker/internal/auth/authutil"
 )
 
 // Defaults and limits for IssuerConfig.
@@ -116,13 +117,13 @@ func validateIssuer(c IssuerConfig) (*issuer, []error) {
 	sources := 0
 	if c.DiscoveryURL != "" {
 		sources++
-		if err := checkURL(c.DiscoveryURL); err != nil {
+		if err := authutil.CheckIdPURL(c.DiscoveryURL); err != nil {
 			bad("discovery_url: %v", err)
 		}
 	}
 	if c.JWKSURL != "" {
 		sources++
-		if err := checkURL(c.JWKSURL); err != nil {
+		if err := authutil.CheckIdPURL(c.JWKSURL); err != nil {
 			bad("jwks_url: %v", err)
 		}
 	}
@@ -249,23 +250,6 @@ func validateRole(c RoleConfig, issuers map[string]*issuer) (*role, []error) {
 		bad("max_age must not be negative")
 	}
 	return r, errs
-}
-
-func checkURL(s string) error {
-	u, err := url.Parse(s)
-	if err != nil {
-		return errors.New("not a URL")
-	}
-	if u.Scheme != "https" && u.Scheme != "http" {
-		return errors.New("scheme must be https (or http)")
-	}
-	if u.Host == "" {
-		return errors.New("host is required")
-	}
-	if u.User != nil {
-		return errors.New("must not contain credentials")
-	}
-	return nil
 }
 
 // checkClaimName accepts a top-level claim name or a JSON pointer (RFC 6901).

@@ -15,6 +15,8 @@ import (
 
 	"github.com/coreos/go-oidc/v3/oidc"
 	jose "github.com/go-jose/go-jose/v4"
+
+	"github.com/qbroker/qbroker/internal/auth/authutil"
 )
 
 const (
@@ -250,7 +252,7 @@ func (ks *keySet) discover(ctx context.Context) (string, error) {
 	if doc.Issuer != ks.iss.Issuer {
 		return "", fmt.Errorf("issuer %q: discovery document names issuer %q, want %q", ks.iss.Name, doc.Issuer, ks.iss.Issuer)
 	}
-	if err := checkURL(doc.JWKSURI); err != nil {
+	if err := authutil.CheckIdPURL(doc.JWKSURI); err != nil {
 		return "", fmt.Errorf("issuer %q: discovery jwks_uri: %w", ks.iss.Name, err)
 	}
 	ks.mu.Lock()
