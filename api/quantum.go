@@ -1,6 +1,9 @@
 package api
 
-import "time"
+import (
+	"encoding/json"
+	"time"
+)
 
 // Role is the body of POST /v1/sys/roles/<name> and the data of its GET.
 type Role struct {
@@ -29,7 +32,23 @@ type JobTokenRequest struct {
 	Device        string `json:"device"`
 	Shots         int    `json:"shots"`
 	ProgramSHA256 string `json:"program_sha256,omitempty"`
+	// Program is the program itself: an IonQ circuit input object
+	// ({"qubits":2,"circuit":[...]}) for format "ionq.circuit.v1", or the
+	// OpenQASM 3 source as a JSON string for format "qasm3". A request that
+	// needs approval must carry it, so the approver sees what will run; the
+	// token is then bound to its digest.
+	Program json.RawMessage `json:"program,omitempty"`
+	Format  string          `json:"format,omitempty"` // "ionq.circuit.v1" (default) or "qasm3"
+	// ApprovalID redeems an approved request: the parameters must be
+	// exactly the approved ones, and it works once.
+	ApprovalID string `json:"approval_id,omitempty"`
 }
+
+// Program formats.
+const (
+	FormatIonQ  = "ionq.circuit.v1"
+	FormatQASM3 = "qasm3"
+)
 
 // JobTokenData is the data of a job token response.
 type JobTokenData struct {

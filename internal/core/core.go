@@ -131,3 +131,71 @@ type SealedSecret struct {
 	Blob      []byte
 	CreatedAt time.Time
 }
+
+// Approval states.
+const (
+	ApprovalPending  = "pending"
+	ApprovalApproved = "approved"
+	ApprovalDenied   = "denied"
+	ApprovalExpired  = "expired"
+	ApprovalIssued   = "issued"
+)
+
+// Approval is a request held for human consent. Everything needed to issue
+// exactly what was approved is kept with it: the parameters, the program
+// and its digest, and the cost estimate.
+type Approval struct {
+	ID                string
+	State             string
+	RequesterAgent    string
+	RequesterAccessor string
+	ActingFor         string
+	Role, Owner, Team string
+	SourceIP          string
+
+	Action           string
+	Provider, Device string
+	DeviceKind       string
+	Shots            int
+	Program          []byte
+	Format           string
+	ProgramSHA256    string
+	EstimatedCostUSD float64
+
+	Reasons  []string
+	Rule     string
+	Required int    // approvals needed
+	Group    string // approver group
+
+	CreatedAt, ExpiresAt time.Time
+	DecidedAt            time.Time // zero while pending
+	Reason               string    // the denier's reason, or why it expired
+	IssuedJTI            string
+	Votes                []Vote
+}
+
+// Approvals counts the approve votes.
+func (a Approval) Approvals() int {
+	n := 0
+	for _, v := range a.Votes {
+		if v.Decision == VoteApprove {
+			n++
+		}
+	}
+	return n
+}
+
+// Vote decisions.
+const (
+	VoteApprove = "approve"
+	VoteDeny    = "deny"
+)
+
+// Vote is one person's decision on an approval.
+type Vote struct {
+	Approver string
+	Decision string
+	Reason   string
+	Via      string // console or api
+	At       time.Time
+}

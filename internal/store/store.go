@@ -23,6 +23,7 @@ var (
 	ErrExhausted = errors.New("no uses left")
 	ErrRedeemed  = errors.New("already redeemed")
 	ErrRevoked   = errors.New("issuing token revoked or expired")
+	ErrClosed    = errors.New("no longer pending")
 )
 
 // Aggregates gives access to each aggregate's operations.
@@ -34,6 +35,7 @@ type Aggregates interface {
 	Grants() Grants
 	Jobs() Jobs
 	Secrets() Secrets
+	Approvals() Approvals
 }
 
 // Store is the whole persistence layer.
@@ -108,6 +110,36 @@ type Jobs interface {
 	Get(ctx context.Context, provider, id string) (core.Job, error)
 	// ListByAgent returns an agent's jobs, newest first, at most limit.
 	ListByAgent(ctx context.Context, agentID string, limit int) ([]core.Job, error)
+	// UsedDevice reports whether the agent has a recorded job on the device.
+	UsedDevice(ctx context.Context, agentID, provider, device string) (bool, error)
+}
+
+// Approvals stores requests held for human consent, with their votes.
+type Approvals interface {
+	Create(ctx context.Context, a core.Approval) error // ErrConflict on a duplicate id
+	Get(ctx context.Context, id string) (core.Approval, error)
+	// List returns approvals newest first, at most limit; state and agent
+	// filter when not empty.
+	List(ctx context.Context, f ApprovalFilter) ([]core.Approval, error)
+	// Vote records v on a pending approval, atomically: ErrNotFound;
+	// ErrExpired when now is at or past its expiry; ErrClosed when it is
+	// no longer pending; ErrConflict when v.Approver already voted. A deny
+	// closes it as denied (with v's reason); the Required-th approve
+	// closes it as approved. It returns the approval after the vote.
+	Vote(ctx context.Context, id string, v core.Vote, now time.Time) (core.Approval, error)
+	// MarkIssued moves an approved approval to issued with the job token's
+	// id, once: ErrClosed when it is not (or no longer) approved.
+	MarkIssued(ctx context.Context, id, jti string) error
+	// ExpirePending closes the pending approvals whose expiry is at or
+	// before now as expired, and returns them.
+	ExpirePending(ctx context.Context, now time.Time) ([]core.Approval, error)
+}
+
+// ApprovalFilter selects approvals for List.
+type ApprovalFilter struct {
+	State string
+	Agent string
+	Limit int // 0: 100
 }
 
 // Secrets stores sealed blobs by name (signing keys, audit key, provider

@@ -146,6 +146,9 @@ func (s *Store) Jobs() store.Jobs { return jobs{s.base} }
 // Secrets implements store.Aggregates.
 func (s *Store) Secrets() store.Secrets { return secrets{s.base} }
 
+// Approvals implements store.Aggregates.
+func (s *Store) Approvals() store.Approvals { return approvals{s.base} }
+
 // txAggregates is the view of the store that Update hands to fn.
 type txAggregates struct{ h handle }
 
@@ -158,6 +161,7 @@ func (a txAggregates) Tokens() store.Tokens       { return tokens(a) }
 func (a txAggregates) Grants() store.Grants       { return grants(a) }
 func (a txAggregates) Jobs() store.Jobs           { return jobs(a) }
 func (a txAggregates) Secrets() store.Secrets     { return secrets(a) }
+func (a txAggregates) Approvals() store.Approvals { return approvals(a) }
 
 // Update runs fn in one write transaction. fn's reads see its own writes.
 // fn may run more than once if the database asks for a retry.

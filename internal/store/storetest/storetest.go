@@ -50,6 +50,11 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"UpdateCommits", testUpdateCommits},
 		{"UpdateRollsBackConsumeAndRedeem", testUpdateRollsBackUses},
 		{"ZeroTimes", testZeroTimes},
+		{"Approvals", testApprovals},
+		{"ApprovalVotes", testApprovalVotes},
+		{"ApprovalVotesConcurrent", testApprovalVotesConcurrent},
+		{"ApprovalExpire", testApprovalExpire},
+		{"JobsUsedDevice", testJobsUsedDevice},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
