@@ -109,6 +109,8 @@ type Event struct {
 	// ActualCostUSD is the settled cost reported for a job; nil when unknown.
 	ActualCostUSD *float64 `json:"actual_cost_usd,omitempty"`
 	ApprovalID    string   `json:"approval_id,omitempty"` // the approval that released the request
+	// Approver is the person who voted on an approval (type "approval").
+	Approver string `json:"approver,omitempty"`
 	// ActingFor is the person the agent acted for (a delegated token).
 	ActingFor string `json:"acting_for,omitempty"`
 	Version   int    `json:"v"` // schema version, SchemaVersion

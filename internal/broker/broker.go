@@ -18,8 +18,10 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/qbroker/qbroker/api"
 	"github.com/qbroker/qbroker/internal/anomaly"
 	"github.com/qbroker/qbroker/internal/audit"
+	"github.com/qbroker/qbroker/internal/config"
 	"github.com/qbroker/qbroker/internal/core"
 	"github.com/qbroker/qbroker/internal/metrics"
 	"github.com/qbroker/qbroker/internal/policy"
@@ -98,6 +100,11 @@ type Config struct {
 	Anomaly *anomaly.Engine
 	// AlertWebhook receives each finding as JSON (best effort).
 	AlertWebhook string
+	// Approvals configures the approval gate (groups, rules, windows).
+	Approvals config.Approvals
+	// OnApproval is told of new, decided and expired approvals (for the
+	// webhook); it must not block.
+	OnApproval func(event string, a api.Approval)
 	// Metrics counts durable audit events by type and decision (optional).
 	Metrics *metrics.Metrics
 
@@ -132,6 +139,8 @@ type Broker struct {
 	tokens *tokenCache
 	jobs   *jobCache
 	roles  *roleCache
+
+	approvals signal // wakes long polls when an approval changes
 
 	credMu sync.RWMutex
 	creds  map[string]string // provider → upstream credential, unsealed in memory only

@@ -11,6 +11,7 @@ import (
 
 	"github.com/qbroker/qbroker/api"
 	"github.com/qbroker/qbroker/internal/audit"
+	"github.com/qbroker/qbroker/internal/circuit"
 	"github.com/qbroker/qbroker/internal/core"
 	"github.com/qbroker/qbroker/internal/policy"
 	"github.com/qbroker/qbroker/internal/store"
@@ -53,18 +54,49 @@ func (b *Broker) IssueJobToken(ctx context.Context, c Caller, caller core.Token,
 		return api.JobTokenData{}, b.refuse(ctx, c, ev, core.Errorf(core.KindBadRequest, "device %s/%s takes at most %d shots", req.Provider, req.Device, dev.MaxShots))
 	}
 
+	qubits, err := checkProgram(&req, dev)
+	if err != nil {
+		return api.JobTokenData{}, b.refuse(ctx, c, ev, err)
+	}
+
 	now := b.now()
 	local := now.In(b.cfg.Location)
-	dec := rs.policy.Decide(policy.Request{
-		Agent:    policy.Agent{ID: caller.AgentID, Role: roleName, Owner: role.Owner, Team: role.Team, AuthMethod: caller.AuthMethod, ActingFor: caller.ActingFor},
-		Action:   "SubmitJob",
-		Provider: req.Provider,
-		Device:   &policy.Device{Provider: dev.Provider, Name: dev.Name, Kind: dev.Kind, Vendor: dev.Vendor, ARN: dev.ARN, Qubits: dev.Qubits},
-		Context: policy.Context{
-			Shots: req.Shots, EstimatedCostUSD: dev.EstimateUSD(req.Shots), ProgramSHA256: req.ProgramSHA256,
-			SourceIP: hostOf(c.RemoteAddr), Hour: local.Hour(), Weekday: int(local.Weekday()),
-		},
-	})
+	est := dev.EstimateUSD(req.Shots)
+	decide := func(approved bool) policy.Decision {
+		return rs.policy.Decide(policy.Request{
+			Agent:    policy.Agent{ID: caller.AgentID, Role: roleName, Owner: role.Owner, Team: role.Team, AuthMethod: caller.AuthMethod, ActingFor: caller.ActingFor},
+			Action:   "SubmitJob",
+			Provider: req.Provider,
+			Device:   &policy.Device{Provider: dev.Provider, Name: dev.Name, Kind: dev.Kind, Vendor: dev.Vendor, ARN: dev.ARN, Qubits: dev.Qubits},
+			Context: policy.Context{
+				Shots: req.Shots, EstimatedCostUSD: est, ProgramSHA256: req.ProgramSHA256, Qubits: qubits,
+				SourceIP: hostOf(c.RemoteAddr), Hour: local.Hour(), Weekday: int(local.Weekday()), Approved: approved,
+			},
+		})
+	}
+	var approvalID string
+	dec := decide(false)
+	if req.ApprovalID != "" {
+		ev.ApprovalID = req.ApprovalID
+		if _, err := b.checkApproved(ctx, caller, req); err != nil {
+			return api.JobTokenData{}, b.refuse(ctx, c, ev, err)
+		}
+		approvalID, dec = req.ApprovalID, decide(true)
+	} else {
+		withApproval := dec
+		if !dec.Allowed {
+			withApproval = decide(true)
+		}
+		need, err := b.approvalNeeded(ctx, caller, role, dev, req, est, dec, withApproval)
+		if err != nil {
+			ev.Type, ev.Policies = "decision", withApproval.Policies
+			return api.JobTokenData{}, b.refuse(ctx, c, ev, err)
+		}
+		if need != nil {
+			ev.Policies = withApproval.Policies
+			return api.JobTokenData{}, b.hold(ctx, c, caller, role, dev, req, est, need, ev)
+		}
+	}
 	ev.Policies = dec.Policies
 	if !dec.Allowed {
 		ev.Type = "decision"
@@ -84,6 +116,7 @@ func (b *Broker) IssueJobToken(ctx context.Context, c Caller, caller core.Token,
 		Issuer: b.cfg.Issuer, Subject: caller.AgentID, Audience: b.cfg.Audience,
 		IssuedAt: now, NotBefore: now, Expiry: exp, ID: jti,
 		Role: roleName, Provider: req.Provider, Device: req.Device, MaxShots: req.Shots, ProgramSHA256: req.ProgramSHA256,
+		MaxCostUSD: est, ApprovalID: approvalID,
 	}
 	signed, err := b.keys.Sign(claims)
 	if err != nil {
@@ -93,12 +126,23 @@ func (b *Broker) IssueJobToken(ctx context.Context, c Caller, caller core.Token,
 		JTI: jti, Accessor: caller.Accessor, AgentID: caller.AgentID, Role: roleName, Provider: req.Provider, Device: req.Device,
 		MaxShots: req.Shots, ProgramSHA256: req.ProgramSHA256, IssuedAt: now.UTC(), ExpiresAt: exp.UTC(),
 	}
-	wait, err := store.UpdatePipelined(ctx, b.cfg.Store, func(tx store.Aggregates) error { return tx.Grants().Create(ctx, g) })
+	wait, err := store.UpdatePipelined(ctx, b.cfg.Store, func(tx store.Aggregates) error {
+		if approvalID != "" {
+			// Issued once: the grant and the approval's use commit together.
+			if err := tx.Approvals().MarkIssued(ctx, approvalID, jti); err != nil {
+				return err
+			}
+		}
+		return tx.Grants().Create(ctx, g)
+	})
+	if errors.Is(err, store.ErrClosed) {
+		return api.JobTokenData{}, b.refuse(ctx, c, ev, core.Errorf(core.KindConflict, "approval %s was already used; ask for a new approval", approvalID))
+	}
 	if err != nil {
 		return api.JobTokenData{}, fmt.Errorf("record grant: %w", err)
 	}
 	ev.JTI, ev.Decision, ev.Reason = jti, "allow", dec.Reason
-	ev.Owner, ev.EstimatedCostUSD = role.Owner, audit.USD(dev.EstimateUSD(req.Shots))
+	ev.Owner, ev.EstimatedCostUSD = role.Owner, audit.USD(est)
 	commitErr, auditErr := b.commitAndRecord(ctx, c, wait, ev)
 	if commitErr != nil {
 		return api.JobTokenData{}, fmt.Errorf("record grant: %w", commitErr)
@@ -122,8 +166,49 @@ func validateJobRequest(req api.JobTokenRequest) error {
 		return core.Errorf(core.KindBadRequest, "shots must be a positive integer")
 	case req.ProgramSHA256 != "" && !isHex64(req.ProgramSHA256):
 		return core.Errorf(core.KindBadRequest, "program_sha256 must be 64 lowercase hex characters")
+	case len(req.ApprovalID) > 64:
+		return core.Errorf(core.KindBadRequest, "approval_id is too long")
 	}
 	return nil
+}
+
+// checkProgram validates the program a request carries, fills in its
+// digest (refusing a program_sha256 that does not match it) and returns
+// its qubit count (0 without a program).
+func checkProgram(req *api.JobTokenRequest, dev Device) (int, error) {
+	if len(req.Program) == 0 || string(req.Program) == "null" {
+		if req.Format != "" {
+			return 0, core.Errorf(core.KindBadRequest, "format %q given without a program", req.Format)
+		}
+		req.Program = nil
+		return 0, nil
+	}
+	if req.Format == "" {
+		req.Format = api.FormatIonQ
+	}
+	var qubits int
+	var digest string
+	switch req.Format {
+	case api.FormatIonQ:
+		in, err := circuit.ParseInput(req.Program)
+		if err != nil {
+			return 0, core.Errorf(core.KindBadRequest, "program: %s", err)
+		}
+		if digest, err = circuit.Digest(req.Program); err != nil {
+			return 0, core.Errorf(core.KindBadRequest, "program: %s", err)
+		}
+		qubits = in.Qubits
+	default:
+		return 0, core.Errorf(core.KindBadRequest, "format %q is not supported (%s)", req.Format, api.FormatIonQ)
+	}
+	if qubits > dev.Qubits {
+		return 0, core.Errorf(core.KindBadRequest, "program uses %d qubits; device %s/%s has %d", qubits, dev.Provider, dev.Name, dev.Qubits)
+	}
+	if req.ProgramSHA256 != "" && req.ProgramSHA256 != digest {
+		return 0, core.Errorf(core.KindBadRequest, "program_sha256 does not match the program (its digest is %s)", digest)
+	}
+	req.ProgramSHA256 = digest
+	return qubits, nil
 }
 
 func isHex64(s string) bool {

@@ -213,6 +213,12 @@ func (b *Broker) Sweep(ctx context.Context) error {
 	if _, err := b.cfg.Store.Grants().DeleteExpired(ctx, now.Add(-time.Hour)); err != nil {
 		errs = append(errs, fmt.Errorf("sweep grants: %w", err))
 	}
+	if _, err := b.ExpireApprovals(ctx); err != nil {
+		errs = append(errs, fmt.Errorf("sweep approvals: %w", err))
+	}
+	if _, err := b.ExpireApprovals(ctx); err != nil {
+		errs = append(errs, fmt.Errorf("sweep approvals: %w", err))
+	}
 	for _, kid := range b.keys.Prune(now) {
 		if err := b.cfg.Store.Secrets().Delete(ctx, secretSigningPrefix+kid); err != nil && !errors.Is(err, store.ErrNotFound) {
 			errs = append(errs, fmt.Errorf("sweep signing key %s: %w", kid, err))

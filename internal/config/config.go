@@ -32,6 +32,7 @@ type Config struct {
 	Devices       []Device   `yaml:"devices"` // empty: the built-in catalogue
 	Auth          Auth       `yaml:"auth"`
 	Anomaly       Anomaly    `yaml:"anomaly"`
+	Approvals     Approvals  `yaml:"approvals"`
 	TLS           TLS        `yaml:"tls"`
 	Audit         Audit      `yaml:"audit"`
 	Log           LogOptions `yaml:"log"`
@@ -294,6 +295,7 @@ func (c *Config) ApplyDefaults() {
 		watch := true
 		c.WatchPolicies = &watch
 	}
+	c.Approvals.applyDefaults()
 	for i := range c.Devices {
 		if c.Devices[i].Vendor == "" {
 			c.Devices[i].Vendor = c.Devices[i].Provider
@@ -348,6 +350,7 @@ func (c *Config) Validate() error {
 		}
 		seen[k] = true
 	}
+	c.Approvals.validate(bad)
 	if _, err := time.LoadLocation(c.TimeZone); err != nil {
 		bad("time_zone: %q is not a known IANA time zone", c.TimeZone)
 	}

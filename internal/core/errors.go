@@ -20,6 +20,7 @@ const (
 	KindTooLarge                     // 413
 	KindRateLimited                  // 429
 	KindUnavailable                  // 503: e.g. the audit sink cannot persist
+	KindGone                         // 410: e.g. an approval that expired
 )
 
 // Error is an error whose Msg is safe to show the caller. Err is the

@@ -116,6 +116,8 @@ func statusOf(err error) int {
 		return http.StatusTooManyRequests
 	case core.KindUnavailable:
 		return http.StatusServiceUnavailable
+	case core.KindGone:
+		return http.StatusGone
 	default:
 		return http.StatusInternalServerError
 	}

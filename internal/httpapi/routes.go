@@ -54,6 +54,13 @@ func (s *Server) routes() {
 	m.Handle("GET /v1/sys/audit/events", s.wrap(s.auditEvents))
 	s.writes("/v1/sys/audit/hash", s.auditHash)
 
+	// approvals
+	m.Handle("GET /v1/sys/approvals", s.wrap(s.listApprovals))
+	m.Handle("LIST /v1/sys/approvals", s.wrap(s.listApprovals))
+	m.Handle("GET /v1/sys/approvals/{id}", s.wrap(s.getApproval))
+	s.writes("/v1/sys/approvals/{id}/approve", s.decideApproval(true))
+	s.writes("/v1/sys/approvals/{id}/deny", s.decideApproval(false))
+
 	// quantum
 	s.writes("/v1/quantum/jobtoken/{role}", s.jobToken)
 	m.Handle("GET /v1/quantum/devices", s.wrap(s.devices))

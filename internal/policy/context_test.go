@@ -173,7 +173,7 @@ func TestLoadFiles(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if ids := e.PolicyIDs(); len(ids) != 5 || ids[0] != "a.cedar#0" || !slices.Contains(ids, "demo-no-qpu") {
+	if ids := e.PolicyIDs(); len(ids) != 6 || ids[0] != "a.cedar#0" || !slices.Contains(ids, "demo-no-qpu") {
 		t.Fatalf("ids = %q", ids)
 	}
 	wantDeny(t, e.Decide(submit(demoAgent, forte(), 1)), `denied by policy "demo-no-qpu"`, "demo-no-qpu")

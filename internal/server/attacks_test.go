@@ -248,13 +248,15 @@ func TestAttackForgedJobTokens(t *testing.T) {
 	e.mustSubmit(genuine.Token, bell())
 }
 
-// A device the role lists but policy forbids: refused at issuance with the
-// forbidding policy named, and the decision is in the audit log.
+// A device the role lists but policy forbids (the demo policy permits
+// Forte only with approval and at most 1000 shots, so 5000 shots cannot be
+// approved): refused at issuance with the forbidding policy named, nothing
+// held for approval, and the decision is in the audit log.
 func TestAttackPolicyForbidsQPU(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
 	tok := e.agent()
-	r := e.jobToken(tok, DemoRole, "qpu.forte-1", 100, "")
+	r := e.jobToken(tok, DemoRole, "qpu.forte-1", 5000, "")
 	want(t, "qpu job token", r, http.StatusForbidden, "demo-no-qpu")
 	if strings.Contains(string(r.body), `"token"`) {
 		t.Fatalf("refusal carries a token: %s", r)

@@ -39,8 +39,10 @@ type DevOptions struct {
 	// SimStepDelay is the emulator's time per job state (default 20 ms).
 	SimStepDelay time.Duration
 	// Audit configures rotation and SIEM sinks.
-	Audit  config.Audit
-	Logger *slog.Logger
+	Audit config.Audit
+	// Approvals replaces DevApprovals (tests of other consent setups).
+	Approvals *config.Approvals
+	Logger    *slog.Logger
 }
 
 // Dev is a running all-in-one: broker, gateway and IonQ emulator, with a
@@ -55,6 +57,23 @@ type Dev struct {
 
 	sim    *ionqsim.Emulator
 	simSrv *http.Server
+}
+
+// DevAdmin is the person the dev root token and the console's one-time
+// login link approve as.
+const DevAdmin = "dev-admin"
+
+// DevApprovals is the dev approval setup: any QPU job needs one approval
+// from the dev admin (the root token printed at start, or the console).
+func DevApprovals() config.Approvals {
+	return config.Approvals{
+		RootPerson: DevAdmin,
+		Groups:     []config.ApproverGroup{{Name: "admins", People: []string{DevAdmin}, RootTokens: true}},
+		Rules: []config.ApprovalRule{{
+			Name: "hardware", DeviceKind: "qpu",
+			ApprovalConsent: config.ApprovalConsent{Approvals: 1, Group: "admins"},
+		}},
+	}
 }
 
 // Demo role limits.
@@ -109,7 +128,11 @@ func StartDev(ctx context.Context, o DevOptions) (_ *Dev, err error) {
 	d.simSrv = &http.Server{Handler: d.sim, ReadHeaderTimeout: 10 * time.Second}
 	go func() { _ = d.simSrv.Serve(simLn) }()
 
-	cfg := &config.Config{Listen: o.Addr, DataDir: o.DataDir, Gateway: config.Gateway{Listen: o.GatewayAddr}, Policies: o.PolicyFiles, Auth: o.Auth, TLS: o.TLS, Audit: o.Audit}
+	approvals := DevApprovals()
+	if o.Approvals != nil {
+		approvals = *o.Approvals
+	}
+	cfg := &config.Config{Listen: o.Addr, DataDir: o.DataDir, Gateway: config.Gateway{Listen: o.GatewayAddr}, Policies: o.PolicyFiles, Auth: o.Auth, TLS: o.TLS, Audit: o.Audit, Approvals: approvals}
 	cfg.ApplyDefaults()
 	cfg.PublicURL, cfg.Gateway.PublicURL = "", "" // derive from the bound listeners
 	if err := cfg.Validate(); err != nil {

@@ -39,10 +39,18 @@ func writeAtomic(t *testing.T, path, data string) {
 
 func startDevWithPolicy(t *testing.T, path string) *Dev {
 	t.Helper()
-	d, err := StartDev(context.Background(), DevOptions{
-		Addr: "127.0.0.1:0", GatewayAddr: "127.0.0.1:0", SimAddr: "127.0.0.1:0",
-		DataDir: t.TempDir(), PolicyFiles: []string{path},
-	})
+	return startDevWith(t, DevOptions{PolicyFiles: []string{path}})
+}
+
+// startDevWith starts a dev server on free loopback ports in a temporary
+// data dir, with o's other options.
+func startDevWith(t *testing.T, o DevOptions) *Dev {
+	t.Helper()
+	o.Addr, o.GatewayAddr, o.SimAddr = "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0"
+	if o.DataDir == "" {
+		o.DataDir = t.TempDir()
+	}
+	d, err := StartDev(context.Background(), o)
 	if err != nil {
 		t.Fatal(err)
 	}

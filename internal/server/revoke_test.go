@@ -11,6 +11,7 @@ import (
 
 	"github.com/qbroker/qbroker/api"
 	"github.com/qbroker/qbroker/internal/audit"
+	"github.com/qbroker/qbroker/internal/config"
 )
 
 // Revoking an agent reaches everything it holds at once: its broker tokens
@@ -63,7 +64,8 @@ func TestLiveAnomalyRepeatedDenials(t *testing.T) {
 	e := newEnv(t)
 	a := e.mustLogin(e.d.RoleID, e.d.SecretID)
 	for range 6 {
-		want(t, "qpu job token", e.jobToken(a.ClientToken, "demo", "qpu.forte-1", 100, ""), http.StatusForbidden, "demo-no-qpu")
+		// 5000 shots: more than the demo policy permits on Forte even with approval.
+		want(t, "qpu job token", e.jobToken(a.ClientToken, "demo", "qpu.forte-1", 5000, ""), http.StatusForbidden, "demo-no-qpu")
 	}
 	deadline := time.Now().Add(5 * time.Second)
 	for {
@@ -126,7 +128,7 @@ func TestHardwareFreeze(t *testing.T) {
 @id("hw-qpu")
 permit (principal in Role::"hw", action == Action::"SubmitJob", resource == Device::"ionq/qpu.forte-1");
 `)
-	d := startDevWithPolicy(t, path)
+	d := startDevWith(t, DevOptions{PolicyFiles: []string{path}, Approvals: &config.Approvals{}}) // no approval gate here
 	e := &env{t: t, d: d, hc: &http.Client{Timeout: 10 * time.Second}}
 	e.putRole("hw", `{"provider":"ionq","devices":["qpu.forte-1","simulator"],"max_shots":100}`)
 	hw := e.mustLogin(e.roleID("hw"), e.newSecretID("hw", "hw-agent", "").SecretID)

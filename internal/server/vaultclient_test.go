@@ -198,6 +198,6 @@ func TestVaultClientErrors(t *testing.T) {
 	if tok, _ := s.Data["token"].(string); tok == "" {
 		t.Fatalf("job token via the Vault client: no token in %v", s.Data)
 	}
-	_, err = c.Logical().Write("quantum/jobtoken/demo", map[string]any{"provider": "ionq", "device": "qpu.forte-1", "shots": 10})
+	_, err = c.Logical().Write("quantum/jobtoken/demo", map[string]any{"provider": "ionq", "device": "qpu.forte-1", "shots": 5000})
 	wantResponseError(t, "qpu via the Vault client", err, http.StatusForbidden, "demo-no-qpu")
 }

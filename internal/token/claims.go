@@ -3,6 +3,7 @@ package token
 import (
 	"errors"
 	"fmt"
+	"math"
 	"time"
 
 	"github.com/go-jose/go-jose/v4/jwt"
@@ -38,6 +39,11 @@ type Claims struct {
 	Device        string
 	MaxShots      int    // max_shots
 	ProgramSHA256 string // program_sha256 (lowercase hex), optional
+	// MaxCostUSD is the cost ceiling the token was issued under (the
+	// estimate at issuance; 0: none recorded). ApprovalID is the human
+	// approval that released it, when one did.
+	MaxCostUSD float64
+	ApprovalID string
 }
 
 // wireClaims is the JSON form of Claims.
@@ -54,6 +60,8 @@ type wireClaims struct {
 	Device        string           `json:"device"`
 	MaxShots      int              `json:"max_shots"`
 	ProgramSHA256 string           `json:"program_sha256,omitempty"`
+	MaxCostUSD    float64          `json:"max_cost_usd,omitempty"`
+	ApprovalID    string           `json:"approval_id,omitempty"`
 }
 
 func numericDate(t time.Time) *jwt.NumericDate {
@@ -87,6 +95,8 @@ func (c Claims) wire() wireClaims {
 		Device:        c.Device,
 		MaxShots:      c.MaxShots,
 		ProgramSHA256: c.ProgramSHA256,
+		MaxCostUSD:    c.MaxCostUSD,
+		ApprovalID:    c.ApprovalID,
 	}
 	if c.Audience != "" {
 		w.Audience = jwt.Audience{c.Audience}
@@ -107,6 +117,8 @@ func (w wireClaims) claims() *Claims {
 		Device:        w.Device,
 		MaxShots:      w.MaxShots,
 		ProgramSHA256: w.ProgramSHA256,
+		MaxCostUSD:    w.MaxCostUSD,
+		ApprovalID:    w.ApprovalID,
 	}
 	if len(w.Audience) == 1 {
 		c.Audience = w.Audience[0]
@@ -133,6 +145,8 @@ func (c Claims) checkContent() error {
 		return fmt.Errorf("%w: device is empty", ErrClaims)
 	case c.MaxShots <= 0:
 		return fmt.Errorf("%w: max_shots must be positive", ErrClaims)
+	case c.MaxCostUSD < 0 || math.IsNaN(c.MaxCostUSD) || math.IsInf(c.MaxCostUSD, 0):
+		return fmt.Errorf("%w: max_cost_usd must be a non-negative number", ErrClaims)
 	case c.IssuedAt.IsZero():
 		return fmt.Errorf("%w: iat is missing", ErrClaims)
 	case c.Expiry.IsZero():
