@@ -332,10 +332,10 @@ func (b *Broker) CanDecide(v Voter, a api.Approval) (person string, why string) 
 	switch {
 	case person == "":
 		return "", "you are not in approver group " + a.Group
-	case person == a.Requester || person == a.ActingFor || person == a.Owner || (v.Token != nil && v.Token.AgentID == a.Requester):
-		return "", "you cannot approve a request you made or own"
 	case a.State != api.ApprovalPending:
 		return "", "the request is " + a.State
+	case person == a.Requester || person == a.ActingFor || person == a.Owner || (v.Token != nil && v.Token.AgentID == a.Requester):
+		return "", "you cannot approve a request you made or own"
 	}
 	for _, vote := range a.Votes {
 		if vote.Approver == person {
