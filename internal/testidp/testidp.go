@@ -1,13 +1,17 @@
 // Package testidp runs a real OpenID provider in-process for tests:
 // zitadel/oidc's example OP on 127.0.0.1, with a confidential device client
 // "device"/"devsecret" and users "alice" and "bob" (password "pw-<name>").
-// It counts requests per path and remembers the device codes it hands out,
-// so tests can prove what reached the IdP. Only tests import it.
+// It counts requests per path, remembers the query of the last request to
+// each path and the device codes it hands out, so tests can prove what
+// reached the IdP. AddWebClient registers an authorization-code client
+// (PKCE allowed) once the test knows its redirect URI, and SubmitLogin
+// plays the person at the OP's login form. Only tests import it.
 package testidp
 
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"net"
 	"net/http"
 	"net/http/cookiejar"
@@ -20,6 +24,7 @@ import (
 
 	"github.com/zitadel/oidc/v3/example/server/exampleop"
 	"github.com/zitadel/oidc/v3/example/server/storage"
+	"github.com/zitadel/oidc/v3/pkg/op"
 )
 
 // Device client credentials registered at the OP.
@@ -41,9 +46,15 @@ var _ storage.UserStore = users(nil)
 
 // opStorage lets a test shorten the lifetime the OP stores for new device
 // codes (the advertised expires_in stays 300 s), to reach expired_token.
+//
+// It also holds the web clients a test adds after the OP started; the
+// example storage's own client map cannot be changed safely once it runs.
 type opStorage struct {
 	*storage.Storage
 	lifetime atomic.Int64 // nanoseconds; 0 = the OP's own
+
+	webMu      sync.Mutex
+	webClients map[string]WebClient
 }
 
 func (s *opStorage) StoreDeviceAuthorization(ctx context.Context, clientID, deviceCode, userCode string, expires time.Time, scopes []string) error {
@@ -60,6 +71,7 @@ type OP struct {
 	st          *opStorage
 	mu          sync.Mutex
 	hits        map[string]int
+	queries     map[string]url.Values
 	deviceCodes []string
 }
 
@@ -75,12 +87,13 @@ func Start(t testing.TB) *OP {
 		return &storage.User{ID: name, Username: name, Password: "pw-" + name, FirstName: name, LastName: "Test", Email: name + "@example.test", EmailVerified: true}
 	}
 	clients := map[string]*storage.Client{DeviceClientID: storage.DeviceClient(DeviceClientID, DeviceClientSecret)}
-	p := &OP{Issuer: issuer, hits: map[string]int{},
-		st: &opStorage{Storage: storage.NewStorageWithClients(users{"alice": mk("alice"), "bob": mk("bob")}, clients)}}
+	p := &OP{Issuer: issuer, hits: map[string]int{}, queries: map[string]url.Values{},
+		st: &opStorage{webClients: map[string]WebClient{}, Storage: storage.NewStorageWithClients(users{"alice": mk("alice"), "bob": mk("bob")}, clients)}}
 	router := exampleop.SetupServer(issuer, p.st, nil, false)
 	srv := &http.Server{ReadHeaderTimeout: 5 * time.Second, Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		p.mu.Lock()
 		p.hits[r.URL.Path]++
+		p.queries[r.URL.Path] = r.URL.Query()
 		p.mu.Unlock()
 		if r.URL.Path != "/device_authorization" {
 			router.ServeHTTP(w, r)
@@ -172,4 +185,83 @@ func (p *OP) ApproveWith(t testing.TB, userCode, username, password, action stri
 	if out := post("device/confirm", url.Values{"action": {action}}); !strings.Contains(out, "Device authorization "+action) {
 		t.Fatalf("confirm %s: %q", action, out)
 	}
+}
+
+// WebClient is a confidential authorization-code client (client_secret_basic)
+// for AddWebClient. The OP accepts PKCE from it and checks the verifier when
+// a code_challenge was sent.
+type WebClient struct {
+	ID, Secret   string
+	RedirectURIs []string // exact; http is allowed (dev mode)
+	// ClaimsInIDToken puts the email and profile claims in the ID token as
+	// well as at the userinfo endpoint. Without it the ID token of a code
+	// flow carries only the subject, as the OIDC spec prescribes.
+	ClaimsInIDToken bool
+}
+
+// AddWebClient registers (or replaces) an authorization-code client. It may
+// be called after Start, once the test knows its redirect URI.
+func (p *OP) AddWebClient(c WebClient) {
+	p.st.webMu.Lock()
+	defer p.st.webMu.Unlock()
+	p.st.webClients[c.ID] = c
+}
+
+// webClient wraps a registered web client to decide IDTokenUserinfoClaimsAssertion.
+type webClient struct {
+	op.Client
+	claimsInIDToken bool
+}
+
+func (c webClient) IDTokenUserinfoClaimsAssertion() bool { return c.claimsInIDToken }
+
+func (s *opStorage) webClient(id string) (WebClient, bool) {
+	s.webMu.Lock()
+	defer s.webMu.Unlock()
+	c, ok := s.webClients[id]
+	return c, ok
+}
+
+// GetClientByClientID serves the added web clients before the built-in ones.
+func (s *opStorage) GetClientByClientID(ctx context.Context, clientID string) (op.Client, error) {
+	if c, ok := s.webClient(clientID); ok {
+		return webClient{Client: storage.WebClient(c.ID, c.Secret, c.RedirectURIs...), claimsInIDToken: c.ClaimsInIDToken}, nil
+	}
+	return s.Storage.GetClientByClientID(ctx, clientID)
+}
+
+// AuthorizeClientIDSecret checks the added web clients' secrets.
+func (s *opStorage) AuthorizeClientIDSecret(ctx context.Context, clientID, clientSecret string) error {
+	if c, ok := s.webClient(clientID); ok {
+		if c.Secret != clientSecret {
+			return errors.New("invalid secret")
+		}
+		return nil
+	}
+	return s.Storage.AuthorizeClientIDSecret(ctx, clientID, clientSecret)
+}
+
+// LastQuery returns the query of the last request that reached path (nil
+// when none did).
+func (p *OP) LastQuery(path string) url.Values {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.queries[path]
+}
+
+// SubmitLogin plays the person at the OP's login form: loginPage is the URL
+// the OP sent the browser to (/login/username?authRequestID=...), c the
+// browser (with its cookie jar and redirect policy). It returns the response
+// to the form post, after whatever redirects c follows; the caller closes it.
+func (p *OP) SubmitLogin(t testing.TB, c *http.Client, loginPage *url.URL, username, password string) *http.Response {
+	t.Helper()
+	id := loginPage.Query().Get("authRequestID")
+	if id == "" {
+		t.Fatalf("not the OP's login page: %s", loginPage)
+	}
+	resp, err := c.PostForm(p.Issuer+"login/username", url.Values{"id": {id}, "username": {username}, "password": {password}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp
 }
