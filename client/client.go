@@ -57,17 +57,23 @@ func (e *Error) Error() string {
 // Do sends one request and decodes a Vault-shaped response. A nil out
 // accepts an empty (204) answer.
 func (c *Client) Do(ctx context.Context, method, path string, in any, out *api.Response) error {
+	_, err := c.do(ctx, method, path, in, out)
+	return err
+}
+
+// do is Do that also returns the HTTP status.
+func (c *Client) do(ctx context.Context, method, path string, in any, out any) (int, error) {
 	var body io.Reader
 	if in != nil {
 		b, err := json.Marshal(in)
 		if err != nil {
-			return err
+			return 0, err
 		}
 		body = bytes.NewReader(b)
 	}
 	req, err := http.NewRequestWithContext(ctx, method, c.addr+path, body)
 	if err != nil {
-		return err
+		return 0, err
 	}
 	if in != nil {
 		req.Header.Set("Content-Type", "application/json")
@@ -77,12 +83,12 @@ func (c *Client) Do(ctx context.Context, method, path string, in any, out *api.R
 	}
 	resp, err := c.hc.Do(req)
 	if err != nil {
-		return err
+		return 0, err
 	}
 	defer resp.Body.Close()
 	b, err := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
 	if err != nil {
-		return err
+		return resp.StatusCode, err
 	}
 	if resp.StatusCode >= 300 {
 		var er api.ErrorResponse
@@ -90,12 +96,12 @@ func (c *Client) Do(ctx context.Context, method, path string, in any, out *api.R
 		if len(er.Errors) == 0 {
 			er.Errors = []string{strings.TrimSpace(string(b))}
 		}
-		return &Error{Status: resp.StatusCode, Errors: er.Errors}
+		return resp.StatusCode, &Error{Status: resp.StatusCode, Errors: er.Errors}
 	}
 	if out == nil || len(b) == 0 {
-		return nil
+		return resp.StatusCode, nil
 	}
-	return json.Unmarshal(b, out)
+	return resp.StatusCode, json.Unmarshal(b, out)
 }
 
 // doData sends a request and decodes its data into v.
@@ -191,9 +197,26 @@ func (c *Client) NewSecretID(ctx context.Context, role string, req api.SecretIDR
 }
 
 // JobToken asks for a job token.
+//
+// A request that needs human approval returns a *PendingError holding the
+// approval; WaitApproval waits for it, and the same request with
+// ApprovalID set then issues the token.
 func (c *Client) JobToken(ctx context.Context, role string, req api.JobTokenRequest) (api.JobTokenData, error) {
+	var raw json.RawMessage
+	resp := api.Response{Data: &raw}
+	status, err := c.do(ctx, http.MethodPost, "/v1/quantum/jobtoken/"+role, req, &resp)
+	if err != nil {
+		return api.JobTokenData{}, err
+	}
+	if status == http.StatusAccepted {
+		var a api.Approval
+		if err := json.Unmarshal(raw, &a); err != nil {
+			return api.JobTokenData{}, fmt.Errorf("qbroker: decode held request: %w", err)
+		}
+		return api.JobTokenData{}, &PendingError{Approval: a}
+	}
 	var out api.JobTokenData
-	return out, c.doData(ctx, http.MethodPost, "/v1/quantum/jobtoken/"+role, req, &out)
+	return out, json.Unmarshal(raw, &out)
 }
 
 // RotateKeys rotates the job-token signing key.

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"math"
@@ -52,7 +53,7 @@ func demoCmd(env Env) *cobra.Command {
 	f.StringVar(&o.device, "device", "simulator", "IonQ backend")
 	f.IntVar(&o.shots, "shots", 1000, "shots")
 	f.BoolVar(&o.json, "json", false, "print the result as JSON at the end")
-	f.DurationVar(&o.timeout, "timeout", 60*time.Second, "how long to wait for the job")
+	f.DurationVar(&o.timeout, "timeout", 10*time.Minute, "how long to wait for approval (if the device needs one) and the job")
 	return cmd
 }
 
@@ -94,7 +95,23 @@ func runDemo(ctx context.Context, o demoOptions, out io.Writer) (*DemoResult, er
 	if err != nil {
 		return nil, err
 	}
-	jt, err := broker.JobToken(ctx, o.role, api.JobTokenRequest{Provider: "ionq", Device: o.device, Shots: o.shots, ProgramSHA256: digest})
+	// The program travels with the request: if a person has to approve
+	// it, they see the circuit, and the token is bound to its digest.
+	req := api.JobTokenRequest{Provider: "ionq", Device: o.device, Shots: o.shots, ProgramSHA256: digest, Program: json.RawMessage(bell), Format: api.FormatIonQ}
+	jt, err := broker.JobToken(ctx, o.role, req)
+	var pending *client.PendingError
+	if errors.As(err, &pending) {
+		fmt.Fprintf(out, "2. held for approval as %s\n", pending.Approval.ID)
+		a, werr := waitForApproval(ctx, broker, pending.Approval, out)
+		if werr != nil {
+			return nil, fmt.Errorf("waiting for approval: %w", werr)
+		}
+		if err := approvalOutcome(a); err != nil {
+			return nil, err
+		}
+		req.ApprovalID = a.ID
+		jt, err = broker.JobToken(ctx, o.role, req)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("job token: %w", err)
 	}
