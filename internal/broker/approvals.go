@@ -625,3 +625,27 @@ func newApprovalID() (string, error) {
 	}
 	return "apr_" + strings.ToLower(base32.StdEncoding.WithPadding(base32.NoPadding).EncodeToString(b[:])), nil
 }
+
+// RecentEventsFor returns the recent audit trail, newest first, to a
+// console person who is an approver.
+func (b *Broker) RecentEventsFor(person string, limit int) ([]audit.Event, error) {
+	if !b.IsApprover(person) {
+		return nil, core.Errorf(core.KindPermissionDenied, "%s is not in any approver group", person)
+	}
+	if b.cfg.AuditPath == "" {
+		return nil, core.Errorf(core.KindNotFound, "this broker has no readable audit file")
+	}
+	evs, err := audit.ReadEvents(b.cfg.AuditPath, audit.Filter{Limit: limit})
+	if err != nil {
+		return nil, err
+	}
+	slices.Reverse(evs)
+	return evs, nil
+}
+
+// LocalKey returns the sealed random key stored under name (n bytes),
+// creating it on first use: for keys every replica must share, such as the
+// console's session key.
+func (b *Broker) LocalKey(ctx context.Context, name string, n int) ([]byte, error) {
+	return b.loadOrCreateSecret(ctx, "local-key/"+name, n)
+}

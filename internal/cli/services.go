@@ -57,6 +57,9 @@ func devCmd(env Env) *cobra.Command {
 			fmt.Fprintf(out, "export %s=%s\n", EnvRoleID, d.RoleID)
 			fmt.Fprintf(out, "export %s=%s\n", EnvSecretID, d.SecretID)
 			fmt.Fprintf(out, "\n# QBROKER_TOKEN is an admin token for this dev instance only; the demo agent uses the AppRole pair.\n")
+			fmt.Fprintf(out, "\nReal hardware needs a person's approval: `qbroker demo --device qpu.forte-1` waits for it.\n")
+			fmt.Fprintf(out, "Approve in the console (this link signs you in once, as %s):\n  %s\n", server.DevAdmin, d.ConsoleLogin)
+			fmt.Fprintf(out, "or with the admin token: qbroker approvals list; qbroker approvals approve <id>\n")
 			return wait(cmd.Context(), d.Err(), d.Close)
 		},
 	}

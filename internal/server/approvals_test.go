@@ -129,7 +129,9 @@ func TestApprovalDevFlow(t *testing.T) {
 		what  string
 		match func(audit.Event) bool
 	}{
-		{"request", func(ev audit.Event) bool { return ev.Type == "approval" && ev.Action == "RequestApproval" && ev.ApprovalID == a.ID }},
+		{"request", func(ev audit.Event) bool {
+			return ev.Type == "approval" && ev.Action == "RequestApproval" && ev.ApprovalID == a.ID
+		}},
 		{"vote", func(ev audit.Event) bool {
 			return ev.Type == "approval" && ev.Action == "Approve" && ev.Approver == DevAdmin && ev.Decision == "allow"
 		}},
@@ -222,7 +224,9 @@ func TestApprovalRulesOfConsent(t *testing.T) {
 	if refused != 7 {
 		t.Fatalf("refused votes audited: %d, want 7", refused)
 	}
-	issues := e.count(func(ev audit.Event) bool { return ev.Type == "issue" && ev.Decision == "allow" && ev.Device == "qpu.forte-1" })
+	issues := e.count(func(ev audit.Event) bool {
+		return ev.Type == "issue" && ev.Decision == "allow" && ev.Device == "qpu.forte-1"
+	})
 	if issues != 1 {
 		t.Fatalf("forte tokens issued: %d, want 1", issues)
 	}
@@ -246,7 +250,9 @@ func TestApprovalExpiry(t *testing.T) {
 	if got.State != api.ApprovalExpired || !strings.Contains(got.Reason, "expired") || got.Approved != 1 {
 		t.Fatalf("after the sweep: %+v", got)
 	}
-	if e.count(func(ev audit.Event) bool { return ev.Type == "approval" && ev.Action == "Expire" && ev.ApprovalID == a.ID }) != 1 {
+	if e.count(func(ev audit.Event) bool {
+		return ev.Type == "approval" && ev.Action == "Expire" && ev.ApprovalID == a.ID
+	}) != 1 {
 		t.Fatal("expiry not audited")
 	}
 }

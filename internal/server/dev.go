@@ -15,6 +15,7 @@ import (
 	"github.com/qbroker/qbroker/api"
 	"github.com/qbroker/qbroker/internal/broker"
 	"github.com/qbroker/qbroker/internal/config"
+	"github.com/qbroker/qbroker/internal/console"
 	"github.com/qbroker/qbroker/internal/sim/ionqsim"
 )
 
@@ -52,12 +53,18 @@ type Dev struct {
 	SimURL    string
 	DataDir   string
 	RootToken string // admin token (root policy)
-	RoleID    string // demo agent's AppRole role_id
-	SecretID  string // demo agent's AppRole secret_id
+	// ConsoleLogin is a one-time link that signs the dev admin in to the
+	// approval console.
+	ConsoleLogin string
+	RoleID       string // demo agent's AppRole role_id
+	SecretID     string // demo agent's AppRole secret_id
 
 	sim    *ionqsim.Emulator
 	simSrv *http.Server
 }
+
+// DevLoginTTL is how long the dev console login link works (once).
+const DevLoginTTL = 8 * time.Hour
 
 // DevAdmin is the person the dev root token and the console's one-time
 // login link approve as.
@@ -138,7 +145,10 @@ func StartDev(ctx context.Context, o DevOptions) (_ *Dev, err error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	if d.Server, err = Start(ctx, Options{Config: cfg, Logger: o.Logger, IonQUpstream: d.SimURL, Watch: len(o.PolicyFiles) > 0, DiscardAudit: o.DiscardAudit}); err != nil {
+	if d.Server, err = Start(ctx, Options{Config: cfg, Logger: o.Logger, IonQUpstream: d.SimURL, Watch: len(o.PolicyFiles) > 0, DiscardAudit: o.DiscardAudit, DevConsoleLogin: true}); err != nil {
+		return nil, err
+	}
+	if d.ConsoleLogin, err = d.Console.LoginLink(console.Person{ID: DevAdmin, Name: "Dev admin", Issuer: "dev"}, DevLoginTTL); err != nil {
 		return nil, err
 	}
 	if err := d.bootstrap(ctx, ionqKey); err != nil {

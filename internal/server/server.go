@@ -24,6 +24,7 @@ import (
 	"github.com/qbroker/qbroker/internal/audit"
 	"github.com/qbroker/qbroker/internal/broker"
 	"github.com/qbroker/qbroker/internal/config"
+	"github.com/qbroker/qbroker/internal/console"
 	"github.com/qbroker/qbroker/internal/gateway"
 	"github.com/qbroker/qbroker/internal/httpapi"
 	"github.com/qbroker/qbroker/internal/metrics"
@@ -55,6 +56,8 @@ type Options struct {
 	// DiscardAudit writes audit events to /dev/null: only for measuring
 	// what durable audit costs. Never in production.
 	DiscardAudit bool
+	// DevConsoleLogin allows one-time console login links (qbroker dev).
+	DevConsoleLogin bool
 }
 
 // Server is a running broker (and optional in-process gateway).
@@ -62,6 +65,7 @@ type Server struct {
 	BrokerURL  string
 	GatewayURL string
 	Broker     *broker.Broker
+	Console    *console.Console // the approval console at /ui/
 
 	log     *slog.Logger
 	store   *sqlstore.Store
@@ -210,7 +214,13 @@ func Start(ctx context.Context, o Options) (_ *Server, err error) {
 		}
 		apiLn = tls.NewListener(apiLn, tc)
 	}
-	s.serve(apiLn, s.metrics.Middleware("unmatched", httpapi.New(httpapi.Config{Broker: s.Broker, Logger: log, Version: Version, Metrics: s.metrics.Handler()})))
+	apiMux := http.NewServeMux()
+	apiMux.Handle("/", httpapi.New(httpapi.Config{Broker: s.Broker, Logger: log, Version: Version, Metrics: s.metrics.Handler()}))
+	if s.Console, err = newConsole(ctx, s.Broker, s.BrokerURL, cfg.Approvals.Console, o.DevConsoleLogin, o); err != nil {
+		return nil, err
+	}
+	apiMux.Handle("/ui/", s.Console.Handler())
+	s.serve(apiLn, s.metrics.Middleware("unmatched", apiMux))
 
 	upstream := cfg.Providers.IonQ.BaseURL
 	if o.IonQUpstream != "" {
