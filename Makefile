@@ -27,15 +27,19 @@ staticcheck:
 # real-components: the separately running services the e2e tests drive
 # (the npm oidc-provider: e2e/oidcprovider_test.go; SPIRE v1.13.3 server and
 # agent, built from their own tools module tools/spire/go.mod:
-# e2e/spire_test.go; both skipped by plain `go test ./...`, which stays
+# e2e/spire_test.go; Debian's chromium and npm's axe-core:
+# internal/server/console_browser_test.go; all skipped by plain `go test ./...`, which stays
 # self-contained).
 real-components:
 	scripts/oidc-provider/install.sh
 	scripts/spire/install.sh
+	scripts/browser/install.sh
 
 unit: real-components
 	QBROKER_OIDC_PROVIDER=$(CURDIR)/scripts/oidc-provider \
 	QBROKER_SPIRE_BIN=$(CURDIR)/.tools/spire/bin \
+	QBROKER_CHROMIUM=$$(command -v chromium) \
+	QBROKER_AXE=$(CURDIR)/scripts/browser/node_modules/axe-core/axe.min.js \
 	$(GO) test -race -count=1 -timeout 20m ./...
 
 build:

@@ -72,7 +72,7 @@ func TestSecurityHeadersOnEveryResponse(t *testing.T) {
 		for k, v := range map[string]string{
 			"Content-Security-Policy": "default-src 'none'; style-src 'self'; img-src 'self' data:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
 			"X-Content-Type-Options":  "nosniff",
-			"Referrer-Policy":         "no-referrer",
+			"Referrer-Policy":         "same-origin",
 			"X-Frame-Options":         "DENY",
 		} {
 			if h.Get(k) != v {
