@@ -1,10 +1,55 @@
 package server
 
 import (
+	"fmt"
+	"os"
+	"strings"
+
 	"github.com/qbroker/qbroker/api"
+	"github.com/qbroker/qbroker/internal/config"
+	"github.com/qbroker/qbroker/internal/notify"
 )
 
-// onApproval tells people about new, decided and expired approvals.
+// newNotifier builds the signed webhook for approval events, or nil when
+// none is configured.
+func newNotifier(w config.Webhook, o Options) (*notify.Notifier, error) {
+	if w.URL == "" {
+		return nil, nil
+	}
+	secret := os.Getenv(w.SecretEnv)
+	if secret == "" {
+		return nil, fmt.Errorf("approvals.webhook: %s (secret_env) is empty; events must be signed", w.SecretEnv)
+	}
+	n, err := notify.New(notify.Config{URL: w.URL, Secret: []byte(secret), Logger: o.Logger})
+	if err != nil {
+		return nil, fmt.Errorf("approvals.webhook: %w", err)
+	}
+	return n, nil
+}
+
+// onApproval tells people about new, decided and expired approvals: a log
+// line, and the signed webhook when configured (never blocking).
 func (s *Server) onApproval(event string, a api.Approval) {
 	s.log.Info("approval", "event", event, "approval_id", a.ID, "requester", a.Requester, "device", a.Provider+"/"+a.Device, "state", a.State)
+	if s.notifier == nil {
+		return
+	}
+	var text string
+	who := notify.Escape(a.Requester)
+	what := fmt.Sprintf("%d shots on %s/%s (≈ $%.2f)", a.Shots, notify.Escape(a.Provider), notify.Escape(a.Device), a.EstimatedCostUSD)
+	switch event {
+	case "approval.requested":
+		text = fmt.Sprintf("*%s* asks to run %s; needs %d of group %s: <%s|review>", who, what, a.Required, notify.Escape(a.Group), a.ConsoleURL)
+	case "approval.approved":
+		text = fmt.Sprintf("Approved: %s may run %s", who, what)
+	case "approval.denied":
+		text = fmt.Sprintf("Denied: %s may not run %s: %s", who, what, notify.Escape(a.Reason))
+	case "approval.expired":
+		text = fmt.Sprintf("Expired without a decision: %s's request to run %s", who, what)
+	default:
+		return
+	}
+	data := a
+	data.Program = nil // the webhook carries the digest, not the program
+	s.notifier.Notify(notify.Event{ID: a.ID + "." + strings.TrimPrefix(event, "approval."), Type: event, Text: text, Data: data})
 }

@@ -25,6 +25,7 @@ import (
 	"github.com/qbroker/qbroker/internal/broker"
 	"github.com/qbroker/qbroker/internal/config"
 	"github.com/qbroker/qbroker/internal/console"
+	"github.com/qbroker/qbroker/internal/notify"
 	"github.com/qbroker/qbroker/internal/gateway"
 	"github.com/qbroker/qbroker/internal/httpapi"
 	"github.com/qbroker/qbroker/internal/metrics"
@@ -66,6 +67,8 @@ type Server struct {
 	GatewayURL string
 	Broker     *broker.Broker
 	Console    *console.Console // the approval console at /ui/
+
+	notifier *notify.Notifier // approval webhook; nil when not configured
 
 	log     *slog.Logger
 	store   *sqlstore.Store
@@ -182,6 +185,9 @@ func Start(ctx context.Context, o Options) (_ *Server, err error) {
 			return nil, errors.New("auth.device needs auth.jwt: a JWT role verifies the person's ID token")
 		}
 		deviceFlow = df
+	}
+	if s.notifier, err = newNotifier(cfg.Approvals.Webhook, o); err != nil {
+		return nil, err
 	}
 	s.metrics = metrics.New()
 	s.metrics.GaugeFunc("qbroker_audit_fsyncs", "fsyncs of the audit file since start (group commit: far fewer than events)", func() float64 {
@@ -384,6 +390,15 @@ func (s *Server) Close(ctx context.Context) error {
 	}
 	s.jwt.close()
 	s.spiffe.close()
+	if s.notifier != nil {
+		// Delivers what is queued, for a few seconds at most: a dead
+		// receiver must not hold up shutdown either.
+		nctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+		if err := s.notifier.Close(nctx); err != nil {
+			s.log.Warn("approval webhook: undelivered events at shutdown", "err", err)
+		}
+		cancel()
+	}
 	if len(s.servers) == 0 {
 		for _, ln := range s.lns {
 			_ = ln.Close()

@@ -1,0 +1,97 @@
+package server
+
+import (
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/qbroker/qbroker/internal/notify"
+)
+
+// The webhook receiver gets correctly signed approval events in order, and
+// a dead receiver does not slow approvals.
+func TestApprovalWebhook(t *testing.T) {
+	const secret = "webhook-secret-for-tests-0123456789"
+	t.Setenv("QB_TEST_WEBHOOK_SECRET", secret)
+	var mu sync.Mutex
+	var got []string
+	recv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		if err := notify.Verify([]byte(secret), r.Header, body, time.Now(), time.Minute); err != nil {
+			t.Errorf("webhook signature: %v", err)
+			http.Error(w, "bad signature", http.StatusUnauthorized)
+			return
+		}
+		var ev struct {
+			Text    string `json:"text"`
+			QBroker struct {
+				ID, Type string
+			} `json:"qbroker"`
+		}
+		if err := json.Unmarshal(body, &ev); err != nil || ev.Text == "" {
+			t.Errorf("webhook body is not Slack-compatible JSON with text: %s", body)
+		}
+		mu.Lock()
+		got = append(got, ev.QBroker.Type+" "+ev.QBroker.ID)
+		mu.Unlock()
+	}))
+	defer recv.Close()
+
+	approvals := DevApprovals()
+	approvals.Webhook.URL, approvals.Webhook.SecretEnv = recv.URL, "QB_TEST_WEBHOOK_SECRET"
+	d := startDevWith(t, DevOptions{Approvals: &approvals})
+	e := &env{t: t, d: d, hc: &http.Client{Timeout: 20 * time.Second}}
+	agent := e.agent()
+	a := e.mustHold(agent, DemoRole, "qpu.forte-1", 10, bellInput)
+	want(t, "approve", e.vote(d.RootToken, a.ID, "approve", ""), http.StatusOK)
+	b := e.mustHold(agent, DemoRole, "qpu.forte-1", 20, bellInput)
+	want(t, "deny", e.vote(d.RootToken, b.ID, "deny", "not today"), http.StatusOK)
+	wantOrder := []string{
+		"approval.requested " + a.ID + ".requested", "approval.approved " + a.ID + ".approved",
+		"approval.requested " + b.ID + ".requested", "approval.denied " + b.ID + ".denied",
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		mu.Lock()
+		n := len(got)
+		mu.Unlock()
+		if n >= len(wantOrder) || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(got) != len(wantOrder) {
+		t.Fatalf("webhook got %q, want %q", got, wantOrder)
+	}
+	for i := range wantOrder {
+		if got[i] != wantOrder[i] {
+			t.Fatalf("webhook event %d = %q, want %q (all: %q)", i, got[i], wantOrder[i], got)
+		}
+	}
+}
+
+func TestApprovalWebhookDeadReceiver(t *testing.T) {
+	t.Setenv("QB_TEST_WEBHOOK_SECRET", "webhook-secret-for-tests-0123456789")
+	hang := make(chan struct{})
+	recv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { <-hang }))
+	defer func() { close(hang); recv.Close() }()
+	approvals := DevApprovals()
+	approvals.Webhook.URL, approvals.Webhook.SecretEnv = recv.URL, "QB_TEST_WEBHOOK_SECRET"
+	d := startDevWith(t, DevOptions{Approvals: &approvals})
+	e := &env{t: t, d: d, hc: &http.Client{Timeout: 20 * time.Second}}
+	agent := e.agent()
+	start := time.Now()
+	for range 5 {
+		a := e.mustHold(agent, DemoRole, "qpu.forte-1", 10, bellInput)
+		want(t, "approve", e.vote(d.RootToken, a.ID, "approve", ""), http.StatusOK)
+	}
+	if el := time.Since(start); el > 2*time.Second {
+		t.Fatalf("5 requests and approvals took %v with a hanging webhook receiver", el)
+	}
+}
