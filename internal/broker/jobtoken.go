@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/base64"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
@@ -12,6 +13,7 @@ import (
 	"github.com/qbroker/qbroker/api"
 	"github.com/qbroker/qbroker/internal/audit"
 	"github.com/qbroker/qbroker/internal/circuit"
+	"github.com/qbroker/qbroker/internal/circuit/qasm"
 	"github.com/qbroker/qbroker/internal/core"
 	"github.com/qbroker/qbroker/internal/policy"
 	"github.com/qbroker/qbroker/internal/store"
@@ -198,8 +200,18 @@ func checkProgram(req *api.JobTokenRequest, dev Device) (int, error) {
 			return 0, core.Errorf(core.KindBadRequest, "program: %s", err)
 		}
 		qubits = in.Qubits
+	case api.FormatQASM3:
+		var src string
+		if err := json.Unmarshal(req.Program, &src); err != nil {
+			return 0, core.Errorf(core.KindBadRequest, "program: format qasm3 takes the OpenQASM 3 source as a JSON string")
+		}
+		p, err := qasm.Parse([]byte(src))
+		if err != nil {
+			return 0, core.Errorf(core.KindBadRequest, "program: %s", err)
+		}
+		qubits, digest = p.Qubits, qasm.Digest([]byte(src))
 	default:
-		return 0, core.Errorf(core.KindBadRequest, "format %q is not supported (%s)", req.Format, api.FormatIonQ)
+		return 0, core.Errorf(core.KindBadRequest, "format %q is not supported (%s or %s)", req.Format, api.FormatIonQ, api.FormatQASM3)
 	}
 	if qubits > dev.Qubits {
 		return 0, core.Errorf(core.KindBadRequest, "program uses %d qubits; device %s/%s has %d", qubits, dev.Provider, dev.Name, dev.Qubits)

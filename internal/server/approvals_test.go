@@ -343,3 +343,38 @@ func TestApprovalList(t *testing.T) {
 		t.Fatalf("refused requests created approvals: %d", len(l.Approvals))
 	}
 }
+
+// An OpenQASM 3 program can be held for approval too: validated, bound by
+// its digest, and drawn for the approver.
+func TestApprovalQASM(t *testing.T) {
+	e := newEnv(t)
+	agent := e.agent()
+	const src = "OPENQASM 3;\ninclude \"stdgates.inc\";\nqubit[3] q;\nbit[3] c;\nh q[0];\ncx q[0], q[1];\nccx q[0], q[1], q[2];\nc = measure q;\n"
+	body := func(src string) string {
+		b, _ := json.Marshal(api.JobTokenRequest{Provider: "ionq", Device: "qpu.forte-1", Shots: 10, Program: mustJSON(src), Format: api.FormatQASM3})
+		return string(b)
+	}
+	r := e.broker(http.MethodPost, "/v1/quantum/jobtoken/demo", agent, body(src))
+	want(t, "qasm3 gated", r, http.StatusAccepted)
+	var a api.Approval
+	decodeData(t, r, &a)
+	if a.Format != api.FormatQASM3 || len(a.ProgramSHA256) != 64 {
+		t.Fatalf("held qasm3 request: %+v", a)
+	}
+	d, err := renderProgram(a.Format, a.Program)
+	if err != nil || d.Qubits != 3 || d.Gates != 3 || d.TwoQubit != 1 || d.Measurements != 3 || !strings.Contains(string(d.SVG), "<svg") {
+		t.Fatalf("qasm3 diagram: %+v %v", d, err)
+	}
+	want(t, "bad qasm", e.broker(http.MethodPost, "/v1/quantum/jobtoken/demo", agent, body("OPENQASM 3;\nqubit[2] q;\nfor int i in [0:1] { h q[0]; }\n")),
+		http.StatusBadRequest, "program: line 3")
+	want(t, "qasm not a string", e.broker(http.MethodPost, "/v1/quantum/jobtoken/demo", agent,
+		`{"provider":"ionq","device":"qpu.forte-1","shots":10,"format":"qasm3","program":{"x":1}}`), http.StatusBadRequest, "JSON string")
+}
+
+func mustJSON(v any) json.RawMessage {
+	b, err := json.Marshal(v)
+	if err != nil {
+		panic(err)
+	}
+	return b
+}

@@ -14,6 +14,7 @@ import (
 	"github.com/qbroker/qbroker/internal/broker"
 	"github.com/qbroker/qbroker/internal/circuit"
 	"github.com/qbroker/qbroker/internal/circuit/diagram"
+	"github.com/qbroker/qbroker/internal/circuit/qasm"
 	"github.com/qbroker/qbroker/internal/config"
 	"github.com/qbroker/qbroker/internal/console"
 )
@@ -56,6 +57,16 @@ func renderProgram(format string, program json.RawMessage) (console.Diagram, err
 			return console.Diagram{}, err
 		}
 		c = diagram.FromIonQ(in)
+	case api.FormatQASM3:
+		var src string
+		if err := json.Unmarshal(program, &src); err != nil {
+			return console.Diagram{}, fmt.Errorf("qasm3 program is not a JSON string")
+		}
+		p, err := qasm.Parse([]byte(src))
+		if err != nil {
+			return console.Diagram{}, err
+		}
+		c = qasmDiagram(p)
 	default:
 		return console.Diagram{}, fmt.Errorf("format %q cannot be drawn", format)
 	}
@@ -93,4 +104,27 @@ func newConsole(ctx context.Context, b *broker.Broker, baseURL string, cfg confi
 		cc.OIDC = &console.OIDCConfig{Issuer: cfg.Issuer, ClientID: cfg.ClientID, ClientSecret: secret, Scopes: cfg.Scopes, PersonClaim: cfg.PersonClaim}
 	}
 	return console.New(ctx, cc)
+}
+
+// qasmControls is how many of an OpenQASM gate's operands are controls.
+var qasmControls = map[string]int{
+	"cx": 1, "cy": 1, "cz": 1, "ch": 1, "cp": 1, "crx": 1, "cry": 1, "crz": 1, "cswap": 1, "ccx": 2,
+}
+
+// qasmDiagram turns a parsed OpenQASM program into the diagram's form:
+// controlled gates drawn by their base gate, measurements where they are.
+func qasmDiagram(p *qasm.Program) diagram.Circuit {
+	c := diagram.Circuit{Qubits: p.Qubits}
+	for _, op := range p.Ops {
+		n := min(qasmControls[op.Name], len(op.Qubits))
+		name := op.Name
+		if n > 0 {
+			name = name[n:] // cx → x, ccx → x, cswap → swap
+		}
+		c.Ops = append(c.Ops, diagram.Op{Name: name, Controls: op.Qubits[:n], Targets: op.Qubits[n:], Params: op.Params, Clbit: -1})
+	}
+	for _, m := range p.Measures {
+		c.Ops = append(c.Ops, diagram.Op{Name: "measure", Measure: true, Targets: []int{m.Qubit}, Clbit: m.Clbit})
+	}
+	return c
 }
