@@ -151,8 +151,19 @@ type demoResult struct {
 	Counts map[string]int `json:"counts"`
 }
 
-// parseDemo decodes the JSON object that ends the demo's stdout.
+// parseDemo decodes the JSON object that ends the demo's stdout, for the
+// default run (simulator, the default shots).
 func parseDemo(t *testing.T, stdout string) demoResult {
+	t.Helper()
+	r := parseDemoResult(t, stdout)
+	if r.JobID == "" || r.Device != "simulator" || r.Shots != shots {
+		t.Fatalf("demo result %+v: want a job id, device simulator, %d shots", r, shots)
+	}
+	return r
+}
+
+// parseDemoResult decodes the JSON object that ends the demo's stdout.
+func parseDemoResult(t *testing.T, stdout string) demoResult {
 	t.Helper()
 	i := strings.LastIndex(stdout, "\n{")
 	if i < 0 {
@@ -161,9 +172,6 @@ func parseDemo(t *testing.T, stdout string) demoResult {
 	var r demoResult
 	if err := json.Unmarshal([]byte(stdout[i+1:]), &r); err != nil {
 		t.Fatalf("demo JSON: %v\n%s", err, stdout)
-	}
-	if r.JobID == "" || r.Device != "simulator" || r.Shots != shots {
-		t.Fatalf("demo result %+v: want a job id, device simulator, %d shots", r, shots)
 	}
 	return r
 }
