@@ -130,6 +130,9 @@ func (b *Broker) ResumeAgent(ctx context.Context, c Caller, caller core.Token, a
 	if err != nil {
 		return err
 	}
+	if err := b.liftHold(ctx, agentID); err != nil {
+		return err
+	}
 	ev.Decision = audit.DecisionAllow
 	return b.record(ctx, c, ev)
 }
@@ -146,8 +149,9 @@ func (b *Broker) observe(e *audit.Event) {
 }
 
 // act records a finding and carries out its actions. Suspension revokes
-// the agent's tokens at once; require_approval is recorded until the
-// approval gate exists; alert is the audit event and a warning log.
+// the agent's tokens at once; require_approval holds every job request of
+// the agent for a human approval (HoldDuration); alert is the audit event,
+// a warning log and the webhook.
 func (b *Broker) act(f anomaly.Finding) {
 	ctx := context.Background()
 	c := Caller{RequestID: "anomaly", Path: "anomaly"}
@@ -161,6 +165,9 @@ func (b *Broker) act(f anomaly.Finding) {
 	b.log.Warn("anomaly", "rule", f.Rule, "severity", f.Severity, "agent", f.Agent, "actions", f.Actions, "detail", f.Detail)
 	if f.Has(anomaly.ActionAlert) && b.cfg.AlertWebhook != "" {
 		b.alert(ctx, f)
+	}
+	if f.Has(anomaly.ActionRequireApproval) && f.Agent != "" {
+		b.holdFinding(ctx, c, f.Agent, f.Rule, f.Detail)
 	}
 	if f.Has(anomaly.ActionSuspend) && f.Agent != "" {
 		if _, err := b.revokeAgent(ctx, c, f.Agent, true, "anomaly rule "+f.Rule, f.Detail); err != nil {

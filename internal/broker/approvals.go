@@ -99,6 +99,14 @@ func (b *Broker) approvalNeeded(ctx context.Context, caller core.Token, role cor
 		}
 		need.reasons = append(need.reasons, fmt.Sprintf("rule %s: %s", r.Name, why))
 	}
+	if h, held, err := b.heldBy(ctx, caller.AgentID); err != nil {
+		return nil, err
+	} else if held {
+		if need == nil {
+			need = &gateNeed{rule: "anomaly", consent: cfg.Policy}
+		}
+		need.reasons = append(need.reasons, fmt.Sprintf("anomaly rule %s holds this agent's requests for approval until %s", h.Rule, h.Until.Format(time.RFC3339)))
+	}
 	if !plain.Allowed {
 		if need == nil {
 			need = &gateNeed{rule: "policy", consent: cfg.Policy}
@@ -117,7 +125,7 @@ func (b *Broker) approvalNeeded(ctx context.Context, caller core.Token, role cor
 		need.consent.TTL = cfg.TTL
 	}
 	if need != nil && need.consent.Group == "" {
-		return nil, core.Errorf(core.KindPermissionDenied, "permission denied: this request needs approval, but no approver group is configured (approvals.groups)")
+		return nil, core.Errorf(core.KindPermissionDenied, "permission denied: this request needs approval (%s), but no approver group is configured (approvals.groups)", strings.Join(need.reasons, "; "))
 	}
 	return need, nil
 }

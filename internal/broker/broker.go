@@ -140,7 +140,8 @@ type Broker struct {
 	jobs   *jobCache
 	roles  *roleCache
 
-	approvals signal // wakes long polls when an approval changes
+	approvals signal   // wakes long polls when an approval changes
+	holds     sync.Map // agent id → hold: anomaly holds in force (see holds.go)
 
 	credMu sync.RWMutex
 	creds  map[string]string // provider → upstream credential, unsealed in memory only
@@ -193,6 +194,9 @@ func New(ctx context.Context, cfg Config) (*Broker, error) {
 	}
 	if err := b.loadFreeze(ctx); err != nil {
 		return nil, fmt.Errorf("broker: hardware freeze: %w", err)
+	}
+	if err := b.loadHolds(ctx); err != nil {
+		return nil, fmt.Errorf("broker: anomaly holds: %w", err)
 	}
 	return b, nil
 }
