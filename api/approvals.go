@@ -5,6 +5,10 @@ import (
 	"time"
 )
 
+// ApprovalHeader releases an administrative call that an approval rule
+// held: repeat the same call with the approved request's id in it.
+const ApprovalHeader = "X-Qbroker-Approval"
+
 // Approval states.
 const (
 	ApprovalPending  = "pending"

@@ -15,8 +15,8 @@ import (
 type PendingError struct{ Approval api.Approval }
 
 func (e *PendingError) Error() string {
-	return fmt.Sprintf("qbroker: waiting for approval %s (%d of %d from %s); review at %s",
-		e.Approval.ID, e.Approval.Approved, e.Approval.Required, e.Approval.Group, e.Approval.ConsoleURL)
+	return fmt.Sprintf("qbroker: held for approval %s (%d of %d from %s; review at %s); once approved, repeat the call with approval id %s",
+		e.Approval.ID, e.Approval.Approved, e.Approval.Required, e.Approval.Group, e.Approval.ConsoleURL, e.Approval.ID)
 }
 
 // Approvals lists approvals (all for approvers and root, one's own for

@@ -20,9 +20,10 @@ import (
 
 // Client talks to one broker.
 type Client struct {
-	addr  string
-	token string
-	hc    *http.Client
+	addr     string
+	token    string
+	approval string // X-Qbroker-Approval on every call (WithApproval)
+	hc       *http.Client
 }
 
 // New returns a client for the broker at addr (e.g. http://127.0.0.1:8200).
@@ -32,6 +33,14 @@ func New(addr string, hc *http.Client) *Client {
 		hc = &http.Client{Timeout: 30 * time.Second}
 	}
 	return &Client{addr: strings.TrimSuffix(addr, "/"), hc: hc}
+}
+
+// WithApproval returns a copy of c that repeats administrative calls with
+// an approved request's id (X-Qbroker-Approval), after a 202.
+func (c *Client) WithApproval(id string) *Client {
+	cp := *c
+	cp.approval = id
+	return &cp
 }
 
 // WithToken returns a copy of c that sends token.
@@ -81,6 +90,9 @@ func (c *Client) do(ctx context.Context, method, path string, in any, out any) (
 	if c.token != "" {
 		req.Header.Set(api.TokenHeader, c.token)
 	}
+	if c.approval != "" {
+		req.Header.Set(api.ApprovalHeader, c.approval)
+	}
 	resp, err := c.hc.Do(req)
 	if err != nil {
 		return 0, err
@@ -89,6 +101,16 @@ func (c *Client) do(ctx context.Context, method, path string, in any, out any) (
 	b, err := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
 	if err != nil {
 		return resp.StatusCode, err
+	}
+	if resp.StatusCode == http.StatusAccepted {
+		// Held for human approval: nothing was done.
+		var held struct {
+			Data api.Approval `json:"data"`
+		}
+		if err := json.Unmarshal(b, &held); err != nil || held.Data.ID == "" {
+			return resp.StatusCode, fmt.Errorf("qbroker: 202 without a held request: %s", strings.TrimSpace(string(b)))
+		}
+		return resp.StatusCode, &PendingError{Approval: held.Data}
 	}
 	if resp.StatusCode >= 300 {
 		var er api.ErrorResponse
@@ -202,21 +224,8 @@ func (c *Client) NewSecretID(ctx context.Context, role string, req api.SecretIDR
 // approval; WaitApproval waits for it, and the same request with
 // ApprovalID set then issues the token.
 func (c *Client) JobToken(ctx context.Context, role string, req api.JobTokenRequest) (api.JobTokenData, error) {
-	var raw json.RawMessage
-	resp := api.Response{Data: &raw}
-	status, err := c.do(ctx, http.MethodPost, "/v1/quantum/jobtoken/"+role, req, &resp)
-	if err != nil {
-		return api.JobTokenData{}, err
-	}
-	if status == http.StatusAccepted {
-		var a api.Approval
-		if err := json.Unmarshal(raw, &a); err != nil {
-			return api.JobTokenData{}, fmt.Errorf("qbroker: decode held request: %w", err)
-		}
-		return api.JobTokenData{}, &PendingError{Approval: a}
-	}
 	var out api.JobTokenData
-	return out, json.Unmarshal(raw, &out)
+	return out, c.doData(ctx, http.MethodPost, "/v1/quantum/jobtoken/"+role, req, &out)
 }
 
 // RotateKeys rotates the job-token signing key.

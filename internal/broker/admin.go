@@ -29,6 +29,12 @@ func (b *Broker) PutRole(ctx context.Context, c Caller, caller core.Token, name 
 	if err != nil {
 		return api.Role{}, b.refuse(ctx, c, ev, err)
 	}
+	in.Name, in.RoleID = name, ""
+	if err := b.gateAdmin(ctx, c, caller, adminOp{Action: "AdminRoles", Op: "PutRole", Target: name,
+		Summary: fmt.Sprintf("create or replace role %s (provider %s, devices %v, max shots %d, owner %q)", name, in.Provider, in.Devices, in.MaxShots, in.Owner),
+		Params:  in}, ev); err != nil {
+		return api.Role{}, b.refuseUnlessPending(ctx, c, ev, err)
+	}
 	now := b.now().UTC()
 	r.CreatedAt, r.UpdatedAt = now, now
 	err = b.cfg.Store.Update(ctx, func(tx store.Aggregates) error {
@@ -159,6 +165,9 @@ func (b *Broker) DeleteRole(ctx context.Context, c Caller, caller core.Token, na
 	ev := &audit.Event{Type: "admin", Action: "DeleteRole", Role: name, Agent: caller.AgentID, Accessor: caller.Accessor}
 	if err := requireRoot(caller); err != nil {
 		return b.refuse(ctx, c, ev, err)
+	}
+	if err := b.gateAdmin(ctx, c, caller, adminOp{Action: "AdminRoles", Op: "DeleteRole", Target: name, Summary: "delete role " + name}, ev); err != nil {
+		return b.refuseUnlessPending(ctx, c, ev, err)
 	}
 	err := b.cfg.Store.Roles().Delete(ctx, name)
 	b.roles.drop(name)

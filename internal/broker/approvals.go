@@ -657,3 +657,13 @@ func (b *Broker) RecentEventsFor(person string, limit int) ([]audit.Event, error
 func (b *Broker) LocalKey(ctx context.Context, name string, n int) ([]byte, error) {
 	return b.loadOrCreateSecret(ctx, "local-key/"+name, n)
 }
+
+// refuseUnlessPending audits and returns a refusal, but passes a
+// *PendingError (already audited as a request for approval) through.
+func (b *Broker) refuseUnlessPending(ctx context.Context, c Caller, ev *audit.Event, err error) error {
+	var pending *PendingError
+	if errors.As(err, &pending) {
+		return err
+	}
+	return b.refuse(ctx, c, ev, err)
+}

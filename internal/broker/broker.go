@@ -124,6 +124,9 @@ type Caller struct {
 	RequestID  string
 	RemoteAddr string
 	Path       string
+	// ApprovalID releases an administrative operation that an approval
+	// rule held (the X-Qbroker-Approval header).
+	ApprovalID string
 }
 
 // Broker is the pipeline. It is safe for concurrent use.

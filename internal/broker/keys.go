@@ -127,6 +127,10 @@ func (b *Broker) RotateKeys(ctx context.Context, c Caller, caller core.Token) (n
 	if err := requireRoot(caller); err != nil {
 		return "", "", time.Time{}, err
 	}
+	ev := &audit.Event{Type: "admin", Action: "RotateKeys", Agent: caller.AgentID, Accessor: caller.Accessor}
+	if err := b.gateAdmin(ctx, c, caller, adminOp{Action: "AdminKeys", Op: "RotateKeys", Summary: "rotate the job-token signing key"}, ev); err != nil {
+		return "", "", time.Time{}, b.refuseUnlessPending(ctx, c, ev, err)
+	}
 	now := b.now()
 	overlap := core.MaxJobTokenTTL + 30*time.Second // longest token life plus clock leeway
 	nk, old, err := b.keys.Rotate(now, overlap)
@@ -158,6 +162,15 @@ func (b *Broker) SetProviderCredential(ctx context.Context, c Caller, caller cor
 	}
 	if provider == "" || strings.ContainsAny(provider, "/ ") || key == "" {
 		return core.Errorf(core.KindBadRequest, "provider name and api_key are required")
+	}
+	// The approver sees the key only as its audit HMAC; the same key must
+	// come back with the approval.
+	keyHash := b.hasher.HMAC(key)
+	gev := &audit.Event{Type: "admin", Action: "SetProviderCredential", Provider: provider, Agent: caller.AgentID, Accessor: caller.Accessor}
+	if err := b.gateAdmin(ctx, c, caller, adminOp{Action: "AdminProviders", Op: "SetProviderCredential", Target: provider,
+		Summary: "replace the root credential of provider " + provider + " (new key " + keyHash + ")",
+		Params:  map[string]string{"api_key_hmac": keyHash}}, gev); err != nil {
+		return b.refuseUnlessPending(ctx, c, gev, err)
 	}
 	if err := b.putSealed(ctx, b.cfg.Store, fmt.Sprintf(secretProviderFmt, provider), []byte(key)); err != nil {
 		return err

@@ -83,8 +83,15 @@ func apiClient(env Env) (*client.Client, error) {
 	if t := env.Getenv(EnvToken); t != "" {
 		c = c.WithToken(t)
 	}
+	if id := env.Getenv(EnvApproval); id != "" {
+		c = c.WithApproval(id)
+	}
 	return c, nil
 }
+
+// EnvApproval releases an administrative command that an approval rule
+// held: run the same command again with QBROKER_APPROVAL=<approval id>.
+const EnvApproval = "QBROKER_APPROVAL"
 
 // EnvCACert names a PEM file of CAs to trust for an https broker (as
 // VAULT_CACERT does for Vault), in addition to the system roots.

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/url"
 	"slices"
+	"strings"
 	"time"
 )
 
@@ -58,6 +59,10 @@ type ApprovalRule struct {
 	Always          bool      `yaml:"always"` // match with no other condition
 	ApprovalConsent `yaml:",inline"`
 }
+
+// AdminActions are the administrative actions approval rules can gate
+// (four eyes): role changes, provider credentials, signing-key rotation.
+func AdminActions() []string { return []string{"AdminRoles", "AdminProviders", "AdminKeys"} }
 
 // ApprovalConsent is how many approvals from which group, and how long
 // the request may wait (default: approvals.ttl).
@@ -160,10 +165,18 @@ func (a *Approvals) validate(bad func(string, ...any)) {
 		}
 		names[r.Name] = true
 		where = fmt.Sprintf("approvals.rules[%d] (%s)", i, r.Name)
+		admin := false
 		for _, act := range r.Actions {
-			if !slices.Contains([]string{"SubmitJob"}, act) {
-				bad("%s: action %q cannot be gated yet (SubmitJob)", where, act)
+			switch {
+			case act == "SubmitJob":
+			case slices.Contains(AdminActions(), act):
+				admin = true
+			default:
+				bad("%s: action %q cannot be gated (SubmitJob, %s)", where, act, strings.Join(AdminActions(), ", "))
 			}
+		}
+		if admin && (r.DeviceKind != "" || len(r.Devices) > 0 || r.CostOverUSD != nil || r.ShotsOver > 0 || r.NewDevice) {
+			bad("%s: device, cost and shots conditions do not apply to admin actions (use always or off_hours)", where)
 		}
 		if r.DeviceKind != "" && r.DeviceKind != "qpu" && r.DeviceKind != "simulator" {
 			bad("%s: device_kind %q is not qpu or simulator", where, r.DeviceKind)

@@ -74,8 +74,14 @@ func (s *Server) writes(path string, h handler) {
 
 func (s *Server) wrap(h handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		c := broker.Caller{RequestID: newRequestID(), RemoteAddr: r.RemoteAddr, Path: r.URL.Path}
+		c := broker.Caller{RequestID: newRequestID(), RemoteAddr: r.RemoteAddr, Path: r.URL.Path, ApprovalID: r.Header.Get(api.ApprovalHeader)}
 		resp, status, err := h(r, c)
+		var pending *broker.PendingError
+		if errors.As(err, &pending) {
+			// Held for a human: nothing done. 202 with the held request.
+			resp, status, err = data(pending.Approval), http.StatusAccepted, nil
+			resp.Warnings = []string{"approval required: " + strings.Join(pending.Approval.Reasons, "; ") + "; review at " + pending.Approval.ConsoleURL}
+		}
 		if err != nil {
 			s.fail(w, r, c, err)
 			return

@@ -1,9 +1,7 @@
 package httpapi
 
 import (
-	"errors"
 	"net/http"
-	"strings"
 
 	"github.com/qbroker/qbroker/api"
 	"github.com/qbroker/qbroker/internal/broker"
@@ -19,15 +17,7 @@ func (s *Server) jobToken(r *http.Request, c broker.Caller) (*api.Response, int,
 		return nil, 0, err
 	}
 	d, err := s.b.IssueJobToken(r.Context(), c, t, r.PathValue("role"), req)
-	var pending *broker.PendingError
-	if errors.As(err, &pending) {
-		// Held for a human: nothing issued. The answer says what was
-		// asked, why, and where it is approved.
-		resp := data(pending.Approval)
-		resp.Warnings = []string{"approval required: " + strings.Join(pending.Approval.Reasons, "; ") + "; review at " + pending.Approval.ConsoleURL}
-		return resp, http.StatusAccepted, nil
-	}
-	if err != nil {
+	if err != nil { // a *broker.PendingError becomes 202 in wrap
 		return nil, 0, err
 	}
 	return data(d), 0, nil
