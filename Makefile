@@ -36,11 +36,12 @@ real-components:
 	scripts/browser/install.sh
 
 unit: real-components
+	mkdir -p $(CURDIR)/.tools/test-output
 	QBROKER_OIDC_PROVIDER=$(CURDIR)/scripts/oidc-provider \
 	QBROKER_SPIRE_BIN=$(CURDIR)/.tools/spire/bin \
 	QBROKER_CHROMIUM=$$(command -v chromium) \
 	QBROKER_AXE=$(CURDIR)/scripts/browser/node_modules/axe-core/axe.min.js \
-	$(GO) test -race -count=1 -timeout 20m ./...
+	$(GO) test -race -count=1 -timeout 20m -artifacts -outputdir=$(CURDIR)/.tools/test-output ./...
 
 build:
 	$(GO) build -o bin/qbroker ./cmd/qbroker
