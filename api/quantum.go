@@ -127,3 +127,13 @@ type FreezeData struct {
 	HardwareFrozen bool   `json:"hardware_frozen"`
 	Reason         string `json:"reason,omitempty"`
 }
+
+// AWSCredsData is the data of GET /v1/aws/creds/<role>: an STS session
+// (the lease_id and lease_duration are in the envelope).
+type AWSCredsData struct {
+	AccessKey     string    `json:"access_key"`
+	SecretKey     string    `json:"secret_key"`
+	SecurityToken string    `json:"security_token"`
+	ARN           string    `json:"arn,omitempty"` // the assumed-role session
+	Expiration    time.Time `json:"expiration"`
+}

@@ -100,6 +100,9 @@ type Config struct {
 	Anomaly *anomaly.Engine
 	// AlertWebhook receives each finding as JSON (best effort).
 	AlertWebhook string
+	// AWS mints dynamic AWS credentials (GET /v1/aws/creds/<role>); nil
+	// when not configured.
+	AWS *AWSCredentials
 	// Approvals configures the approval gate (groups, rules, windows).
 	Approvals config.Approvals
 	// OnApproval is told of new, decided and expired approvals (for the

@@ -175,24 +175,38 @@ func keysCmd(env Env) *cobra.Command {
 
 func providerCmd(env Env) *cobra.Command {
 	cmd := &cobra.Command{Use: "provider", Short: "Provider root credentials (kept sealed in the broker)"}
-	cmd.AddCommand(&cobra.Command{
-		Use: "set-credential PROVIDER", Short: "Store a provider API key, read from stdin (never from the command line)", Args: cobra.ExactArgs(1),
+	var keyFile string
+	set := &cobra.Command{
+		Use: "set PROVIDER", Aliases: []string{"set-credential"}, Args: cobra.ExactArgs(1),
+		Short: "Store a provider's root credential, from --key-file or stdin (never from the command line)",
+		Long: "The credential is sealed in the broker and never returned by any API.\n" +
+			"ionq: the API key. aws: ACCESS_KEY_ID:SECRET_ACCESS_KEY of the key that assumes the Braket roles.",
 		RunE: func(cmd *cobra.Command, args []string) error {
 			c, err := apiClient(env)
 			if err != nil {
 				return err
 			}
-			line, err := bufio.NewReader(os.Stdin).ReadString('\n')
-			if err != nil && err != io.EOF {
-				return err
+			var line string
+			if keyFile != "" {
+				b, err := os.ReadFile(keyFile)
+				if err != nil {
+					return err
+				}
+				line = string(b)
+			} else {
+				if line, err = bufio.NewReader(cmd.InOrStdin()).ReadString('\n'); err != nil && err != io.EOF {
+					return err
+				}
 			}
 			key := strings.TrimSpace(line)
 			if key == "" {
-				return fmt.Errorf("no API key on stdin")
+				return fmt.Errorf("no credential in %s", map[bool]string{true: keyFile, false: "stdin"}[keyFile != ""])
 			}
 			return c.SetProviderCredential(cmd.Context(), args[0], key)
 		},
-	})
+	}
+	set.Flags().StringVar(&keyFile, "key-file", "", "read the credential from this file (first line)")
+	cmd.AddCommand(set)
 	return cmd
 }
 

@@ -169,6 +169,27 @@ type Gateway struct {
 // Providers configures upstreams.
 type Providers struct {
 	IonQ IonQ `yaml:"ionq"`
+	AWS  AWS  `yaml:"aws"`
+}
+
+// AWS configures dynamic AWS credentials (GET /v1/aws/creds/<role>). The
+// broker's root access key is stored sealed with `qbroker provider set aws`
+// (ACCESS_KEY_ID:SECRET_ACCESS_KEY), never in this file.
+type AWS struct {
+	Region      string    `yaml:"region"`       // default us-east-1
+	STSEndpoint string    `yaml:"sts_endpoint"` // default: AWS's regional STS endpoint
+	Roles       []AWSRole `yaml:"roles"`
+}
+
+// AWSRole is one credential role.
+type AWSRole struct {
+	Name        string        `yaml:"name"`
+	RoleARN     string        `yaml:"role_arn"`     // the IAM role the broker assumes
+	DeviceARNs  []string      `yaml:"device_arns"`  // the only devices the session may use
+	S3Bucket    string        `yaml:"s3_bucket"`    // results bucket
+	S3Prefix    string        `yaml:"s3_prefix"`    // the session's only S3 space
+	Duration    time.Duration `yaml:"duration"`     // default and minimum 15m (STS)
+	BrokerRoles []string      `yaml:"broker_roles"` // broker roles whose agents may ask
 }
 
 // IonQ is the IonQ upstream.
@@ -296,6 +317,9 @@ func (c *Config) ApplyDefaults() {
 		c.WatchPolicies = &watch
 	}
 	c.Approvals.applyDefaults()
+	if len(c.Providers.AWS.Roles) > 0 && c.Providers.AWS.Region == "" {
+		c.Providers.AWS.Region = "us-east-1"
+	}
 	for i := range c.Devices {
 		if c.Devices[i].Vendor == "" {
 			c.Devices[i].Vendor = c.Devices[i].Provider
@@ -351,6 +375,7 @@ func (c *Config) Validate() error {
 		seen[k] = true
 	}
 	c.Approvals.validate(bad)
+	c.Providers.AWS.validate(bad)
 	if _, err := time.LoadLocation(c.TimeZone); err != nil {
 		bad("time_zone: %q is not a known IANA time zone", c.TimeZone)
 	}
@@ -360,4 +385,43 @@ func (c *Config) Validate() error {
 		bad("log.level: %q is not one of debug, info, warn, error", c.Log.Level)
 	}
 	return errors.Join(errs...)
+}
+
+func (a *AWS) validate(bad func(string, ...any)) {
+	if a.STSEndpoint != "" {
+		if u, err := url.Parse(a.STSEndpoint); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			bad("providers.aws.sts_endpoint: %q is not an http(s) URL", a.STSEndpoint)
+		}
+	}
+	seen := map[string]bool{}
+	for i, r := range a.Roles {
+		where := fmt.Sprintf("providers.aws.roles[%d]", i)
+		switch {
+		case r.Name == "":
+			bad("%s: name is required", where)
+		case seen[r.Name]:
+			bad("%s: role %q defined twice", where, r.Name)
+		}
+		seen[r.Name] = true
+		if !strings.HasPrefix(r.RoleARN, "arn:aws:iam::") || !strings.Contains(r.RoleARN, ":role/") {
+			bad("%s: role_arn %q is not an IAM role ARN", where, r.RoleARN)
+		}
+		if len(r.DeviceARNs) == 0 {
+			bad("%s: device_arns: at least one Braket device ARN is required", where)
+		}
+		for _, d := range r.DeviceARNs {
+			if !strings.HasPrefix(d, "arn:aws:braket:") || !strings.Contains(d, ":device/") || strings.ContainsAny(d, "*?") {
+				bad("%s: %q is not a Braket device ARN (no wildcards)", where, d)
+			}
+		}
+		if r.S3Bucket == "" || strings.ContainsAny(r.S3Bucket+r.S3Prefix, "*?") {
+			bad("%s: s3_bucket is required, and bucket and prefix take no wildcards", where)
+		}
+		if r.Duration != 0 && (r.Duration < 15*time.Minute || r.Duration > 12*time.Hour) {
+			bad("%s: duration must be from 15m (STS's minimum) to 12h", where)
+		}
+		if len(r.BrokerRoles) == 0 {
+			bad("%s: broker_roles: name the broker roles whose agents may ask for it", where)
+		}
+	}
 }

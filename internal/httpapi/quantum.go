@@ -42,3 +42,19 @@ func (s *Server) devices(r *http.Request, c broker.Caller) (*api.Response, int, 
 	}
 	return data(map[string]any{"devices": out}), 0, nil
 }
+
+// awsCreds answers GET (or POST) /v1/aws/creds/<role> in Vault's shape:
+// lease_id and lease_duration in the envelope, the keys in data.
+func (s *Server) awsCreds(r *http.Request, c broker.Caller) (*api.Response, int, error) {
+	_, t, err := s.caller(r.Context(), r)
+	if err != nil {
+		return nil, 0, err
+	}
+	l, err := s.b.IssueAWSCredentials(r.Context(), c, t, r.PathValue("role"))
+	if err != nil {
+		return nil, 0, err
+	}
+	resp := data(l.Data)
+	resp.LeaseID, resp.LeaseDuration = l.LeaseID, l.LeaseDuration
+	return resp, 0, nil
+}

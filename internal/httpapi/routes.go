@@ -61,6 +61,10 @@ func (s *Server) routes() {
 	s.writes("/v1/sys/approvals/{id}/approve", s.decideApproval(true))
 	s.writes("/v1/sys/approvals/{id}/deny", s.decideApproval(false))
 
+	// dynamic provider credentials
+	m.Handle("GET /v1/aws/creds/{role}", s.wrap(s.awsCreds))
+	s.writes("/v1/aws/creds/{role}", s.awsCreds)
+
 	// quantum
 	s.writes("/v1/quantum/jobtoken/{role}", s.jobToken)
 	m.Handle("GET /v1/quantum/devices", s.wrap(s.devices))

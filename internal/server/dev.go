@@ -43,7 +43,9 @@ type DevOptions struct {
 	Audit config.Audit
 	// Approvals replaces DevApprovals (tests of other consent setups).
 	Approvals *config.Approvals
-	Logger    *slog.Logger
+	// AWS configures dynamic AWS credentials (tests point it at braketsim).
+	AWS    config.AWS
+	Logger *slog.Logger
 }
 
 // Dev is a running all-in-one: broker, gateway and IonQ emulator, with a
@@ -139,7 +141,7 @@ func StartDev(ctx context.Context, o DevOptions) (_ *Dev, err error) {
 	if o.Approvals != nil {
 		approvals = *o.Approvals
 	}
-	cfg := &config.Config{Listen: o.Addr, DataDir: o.DataDir, Gateway: config.Gateway{Listen: o.GatewayAddr}, Policies: o.PolicyFiles, Auth: o.Auth, TLS: o.TLS, Audit: o.Audit, Approvals: approvals}
+	cfg := &config.Config{Listen: o.Addr, DataDir: o.DataDir, Gateway: config.Gateway{Listen: o.GatewayAddr}, Policies: o.PolicyFiles, Auth: o.Auth, TLS: o.TLS, Audit: o.Audit, Approvals: approvals, Providers: config.Providers{AWS: o.AWS}}
 	cfg.ApplyDefaults()
 	cfg.PublicURL, cfg.Gateway.PublicURL = "", "" // derive from the bound listeners
 	if err := cfg.Validate(); err != nil {

@@ -1,0 +1,102 @@
+package broker
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/qbroker/qbroker/api"
+	"github.com/qbroker/qbroker/internal/audit"
+	"github.com/qbroker/qbroker/internal/core"
+	"github.com/qbroker/qbroker/internal/policy"
+	"github.com/qbroker/qbroker/internal/provider/awsbraket"
+)
+
+// AWSCredentials configures GET /v1/aws/creds/<role>.
+type AWSCredentials struct {
+	Minter *awsbraket.Minter
+	Roles  []awsbraket.Role
+}
+
+// AWSLease is a minted AWS session with its lease.
+type AWSLease struct {
+	LeaseID       string
+	LeaseDuration int // seconds
+	Data          api.AWSCredsData
+}
+
+// IssueAWSCredentials mints dynamic AWS credentials for AWS role name:
+// the caller's broker role must be one the AWS role lists, Cedar must
+// permit IssueCredentials on Provider::"aws", and QPU work must not be
+// frozen. The session is scoped by the role's session policy and carries
+// the agent, owner and team as SourceIdentity and tags. The secret parts
+// reach the audit trail only as HMACs.
+func (b *Broker) IssueAWSCredentials(ctx context.Context, c Caller, caller core.Token, name string) (AWSLease, error) {
+	ev := &audit.Event{Type: "issue", Action: policy.ActionIssueCredentials, Agent: caller.AgentID, Role: caller.Role, AuthMethod: caller.AuthMethod,
+		Accessor: caller.Accessor, Provider: "aws", Device: "aws-role:" + name, ActingFor: caller.ActingFor}
+	cfg := b.cfg.AWS
+	if cfg == nil || cfg.Minter == nil {
+		return AWSLease{}, b.refuse(ctx, c, ev, core.Errorf(core.KindNotFound, "AWS credentials are not configured on this broker (providers.aws)"))
+	}
+	i := slices.IndexFunc(cfg.Roles, func(r awsbraket.Role) bool { return r.Name == name })
+	if i < 0 {
+		return AWSLease{}, b.refuse(ctx, c, ev, core.Errorf(core.KindNotFound, "unknown AWS role %q", name))
+	}
+	r := cfg.Roles[i]
+	if !slices.Contains(r.BrokerRoles, caller.Role) {
+		return AWSLease{}, b.refuse(ctx, c, ev, core.Errorf(core.KindPermissionDenied, "permission denied: AWS role %q is not for broker role %q", name, caller.Role))
+	}
+	if b.freeze.Load() != nil && slices.ContainsFunc(r.DeviceARNs, func(a string) bool { return strings.Contains(a, ":device/qpu/") }) {
+		return AWSLease{}, b.refuse(ctx, c, ev, core.Errorf(core.KindPermissionDenied, "hardware is frozen: %s", *b.freeze.Load()))
+	}
+	var owner, team string
+	if caller.Role != "" {
+		if role, err := b.role(ctx, caller.Role); err == nil {
+			owner, team = role.Owner, role.Team
+		}
+	}
+	local := b.now().In(b.cfg.Location)
+	dec := b.rules.Load().policy.Decide(policy.Request{
+		Agent:    policy.Agent{ID: caller.AgentID, Role: caller.Role, Owner: owner, Team: team, AuthMethod: caller.AuthMethod, ActingFor: caller.ActingFor},
+		Action:   policy.ActionIssueCredentials,
+		Provider: "aws",
+		Context:  policy.Context{SourceIP: hostOf(c.RemoteAddr), Hour: local.Hour(), Weekday: int(local.Weekday())},
+	})
+	ev.Policies = dec.Policies
+	if !dec.Allowed {
+		ev.Type = "decision"
+		return AWSLease{}, b.refuse(ctx, c, ev, core.Errorf(core.KindPermissionDenied, "permission denied: %s", dec.Reason))
+	}
+	raw, err := b.Credential(ctx, "aws")
+	if err != nil {
+		return AWSLease{}, b.refuse(ctx, c, ev, core.Errorf(core.KindUnavailable, "no AWS root credential is stored (qbroker provider set aws)"))
+	}
+	root, err := awsbraket.ParseRootKey(raw)
+	if err != nil {
+		return AWSLease{}, b.refuse(ctx, c, ev, core.Wrap(core.KindUnavailable, err, "the stored AWS root credential is malformed"))
+	}
+	creds, err := cfg.Minter.Mint(ctx, root, r, awsbraket.Identity{Agent: caller.AgentID, Owner: owner, Team: team})
+	if err != nil {
+		b.log.Warn("aws: AssumeRole failed", "role", name, "err", err)
+		return AWSLease{}, b.refuse(ctx, c, ev, core.Wrap(core.KindUnavailable, err, "AWS STS refused or failed to mint credentials for role "+name))
+	}
+	id, err := newJTI()
+	if err != nil {
+		return AWSLease{}, err
+	}
+	lease := AWSLease{
+		LeaseID:       "aws/creds/" + name + "/" + id,
+		LeaseDuration: max(0, int(creds.Expiration.Sub(b.now()).Seconds())),
+		Data: api.AWSCredsData{AccessKey: creds.AccessKeyID, SecretKey: creds.SecretAccessKey, SecurityToken: creds.SessionToken,
+			ARN: creds.AssumedRoleARN, Expiration: creds.Expiration.UTC()},
+	}
+	ev.Decision, ev.Owner = audit.DecisionAllow, owner
+	ev.Reason = fmt.Sprintf("lease %s: %s until %s", lease.LeaseID, creds.AssumedRoleARN, creds.Expiration.UTC().Format("2006-01-02T15:04:05Z"))
+	b.hasher.Add(ev, "secret_key", creds.SecretAccessKey)
+	b.hasher.Add(ev, "security_token", creds.SessionToken)
+	if err := b.record(ctx, c, ev); err != nil {
+		return AWSLease{}, err // never handed out without its audit record
+	}
+	return lease, nil
+}

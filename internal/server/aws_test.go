@@ -1,0 +1,203 @@
+package server
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
+	"github.com/aws/aws-sdk-go-v2/service/sts"
+
+	"github.com/qbroker/qbroker/api"
+	"github.com/qbroker/qbroker/internal/audit"
+	"github.com/qbroker/qbroker/internal/config"
+	"github.com/qbroker/qbroker/internal/sim/braketsim"
+)
+
+const (
+	awsRootID     = "AKIAQBROKERTESTROOT1"
+	awsRoleARN    = "arn:aws:iam::123456789012:role/qbroker-braket"
+	awsBucket     = "amazon-braket-qbroker-results"
+	awsPrefix     = "tenants/demo"
+	bellQASM      = "OPENQASM 3;\nqubit[2] q;\nbit[2] b;\nh q[0];\ncnot q[0], q[1];\nb[0] = measure q[0];\nb[1] = measure q[1];\n"
+	awsPolicyTmpl = `
+@id("demo-aws-creds")
+permit (principal in Role::"demo", action == Action::"IssueCredentials", resource == Provider::"aws");
+`
+)
+
+// awsSim runs the AWS emulator with a movable clock.
+type awsSim struct {
+	e      *braketsim.Emulator
+	url    string
+	offset atomic.Int64
+	secret string
+}
+
+func (s *awsSim) now() time.Time { return time.Now().Add(time.Duration(s.offset.Load())) }
+
+func startAWSSim(t *testing.T) *awsSim {
+	t.Helper()
+	var b [24]byte
+	rand.Read(b[:])
+	s := &awsSim{secret: hex.EncodeToString(b[:])}
+	e, err := braketsim.New(braketsim.Config{RootAccessKeyID: awsRootID, RootSecretAccessKey: s.secret, Now: s.now, StepDelay: 5 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(e)
+	t.Cleanup(func() { srv.Close(); e.Close() })
+	s.e, s.url = e, srv.URL
+	return s
+}
+
+// braketCall signs a Braket REST call with creds (aws-sdk-go-v2's signer,
+// as the SDKs sign) at the emulator's time and sends it.
+func (s *awsSim) braketCall(t *testing.T, creds aws.Credentials, method, path string, body []byte) (int, string) {
+	t.Helper()
+	req, _ := http.NewRequest(method, s.url+path, bytes.NewReader(body))
+	req.Header.Set("Content-Type", "application/json")
+	sum := sha256.Sum256(body)
+	if err := v4.NewSigner().SignHTTP(context.Background(), creds, req, hex.EncodeToString(sum[:]), "braket", "us-east-1", s.now()); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	out, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(out)
+}
+
+func createTask(device string) []byte {
+	action, _ := json.Marshal(map[string]any{"braketSchemaHeader": map[string]string{"name": "braket.ir.openqasm.program", "version": "1"}, "source": bellQASM})
+	b, _ := json.Marshal(map[string]any{"clientToken": fmt.Sprintf("qb-%d", time.Now().UnixNano()), "deviceArn": device, "shots": 100,
+		"outputS3Bucket": awsBucket, "outputS3KeyPrefix": awsPrefix, "action": string(action)})
+	return b
+}
+
+// Issue 6, criterion 2: the credentials from aws/creds/<role> work with
+// aws-sdk-go-v2's signer against the emulator for the allowed device, are
+// refused by the emulator (enforcing the session policy) for another device
+// ARN and for non-Braket actions, and expire at the lease duration. The
+// session names the agent (SourceIdentity, tags); secrets stay out of audit.
+func TestAWSCredsScopedBySessionPolicy(t *testing.T) {
+	sim := startAWSSim(t)
+	path := filepath.Join(t.TempDir(), "policies.cedar")
+	writeAtomic(t, path, demoPolicy(t)+awsPolicyTmpl)
+	d := startDevWith(t, DevOptions{PolicyFiles: []string{path}, AWS: config.AWS{
+		Region: "us-east-1", STSEndpoint: sim.url,
+		Roles: []config.AWSRole{{Name: "braket-sv1", RoleARN: awsRoleARN, DeviceARNs: []string{braketsim.SV1ARN},
+			S3Bucket: awsBucket, S3Prefix: awsPrefix, BrokerRoles: []string{DemoRole}}},
+	}})
+	e := &env{t: t, d: d, hc: &http.Client{Timeout: 20 * time.Second}}
+	login := e.mustLogin(d.RoleID, d.SecretID)
+
+	want(t, "creds before the root key is stored", e.broker(http.MethodGet, "/v1/aws/creds/braket-sv1", login.ClientToken, ""), http.StatusServiceUnavailable, "no AWS root credential")
+	want(t, "store the root key", e.broker(http.MethodPost, "/v1/sys/providers/aws/credential", d.RootToken, fmt.Sprintf(`{"api_key":%q}`, awsRootID+":"+sim.secret)), http.StatusNoContent)
+	want(t, "unknown AWS role", e.broker(http.MethodGet, "/v1/aws/creds/nope", login.ClientToken, ""), http.StatusNotFound, "unknown AWS role")
+	e.putRole("other", `{"provider":"ionq","devices":["simulator"],"max_shots":10}`)
+	other := e.mustLogin(e.roleID("other"), e.newSecretID("other", "o1", "").SecretID).ClientToken
+	want(t, "another broker role", e.broker(http.MethodGet, "/v1/aws/creds/braket-sv1", other, ""), http.StatusForbidden, "not for broker role")
+
+	r := e.broker(http.MethodGet, "/v1/aws/creds/braket-sv1", login.ClientToken, "")
+	want(t, "aws creds", r, http.StatusOK)
+	var env struct {
+		LeaseID       string           `json:"lease_id"`
+		LeaseDuration int              `json:"lease_duration"`
+		Data          api.AWSCredsData `json:"data"`
+	}
+	if err := json.Unmarshal(r.body, &env); err != nil {
+		t.Fatal(err)
+	}
+	c := env.Data
+	if !strings.HasPrefix(env.LeaseID, "aws/creds/braket-sv1/") || env.LeaseDuration < 890 || env.LeaseDuration > 900 ||
+		!strings.HasPrefix(c.AccessKey, "ASIA") || c.SecretKey == "" || c.SecurityToken == "" {
+		t.Fatalf("aws creds answer: lease %q %ds, access key %q", env.LeaseID, env.LeaseDuration, c.AccessKey)
+	}
+	sess, ok := sim.e.Session(c.AccessKey)
+	if !ok || sess.RoleARN != awsRoleARN || !strings.Contains(sess.SourceIdentity, "demo-agent") || !strings.Contains(sess.Policy, braketsim.SV1ARN) {
+		t.Fatalf("STS session: %+v", sess)
+	}
+	tags := map[string]string{}
+	for _, tg := range sess.Tags {
+		tags[tg.Key] = tg.Value
+	}
+	if tags["qbroker-agent"] != login.EntityID || tags["qbroker-owner"] != "dev" || tags["qbroker-team"] != "dev" {
+		t.Fatalf("session tags: %v", tags)
+	}
+
+	creds := aws.Credentials{AccessKeyID: c.AccessKey, SecretAccessKey: c.SecretKey, SessionToken: c.SecurityToken}
+	status, body := sim.braketCall(t, creds, http.MethodPost, "/quantum-task", createTask(braketsim.SV1ARN))
+	if status != http.StatusCreated {
+		t.Fatalf("Bell on SV1 with the minted creds: %d %s", status, body)
+	}
+	status, body = sim.braketCall(t, creds, http.MethodPost, "/quantum-task", createTask(braketsim.ForteARN))
+	if status != http.StatusForbidden || !strings.Contains(body, "AccessDenied") || !strings.Contains(body, "braket:CreateQuantumTask") {
+		t.Fatalf("another device with the minted creds: %d %s", status, body)
+	}
+	// A non-Braket action: STS AssumeRole with the session (aws-sdk-go-v2's own client).
+	stsc := sts.New(sts.Options{Region: "us-east-1", BaseEndpoint: aws.String(sim.url),
+		Credentials: aws.CredentialsProviderFunc(func(context.Context) (aws.Credentials, error) { return creds, nil })})
+	if _, err := stsc.AssumeRole(context.Background(), &sts.AssumeRoleInput{RoleArn: aws.String(awsRoleARN), RoleSessionName: aws.String("escalate")}); err == nil {
+		t.Fatal("the minted session could call sts:AssumeRole")
+	}
+
+	// The lease ends when STS says it does.
+	sim.offset.Store(int64(time.Duration(env.LeaseDuration+5) * time.Second))
+	status, body = sim.braketCall(t, creds, http.MethodPost, "/quantum-task", createTask(braketsim.SV1ARN))
+	if status != http.StatusForbidden || !strings.Contains(body, "ExpiredToken") {
+		t.Fatalf("after the lease: %d %s", status, body)
+	}
+
+	// Secrets only as HMACs in the trail; the agent's identity with the issue.
+	trail, err := os.ReadFile(filepath.Join(d.DataDir, "audit.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range []string{c.SecretKey, c.SecurityToken, sim.secret} {
+		if bytes.Contains(trail, []byte(s)) {
+			t.Fatal("an AWS secret is in the audit trail in clear")
+		}
+	}
+	if e.count(func(ev audit.Event) bool {
+		return ev.Type == "issue" && ev.Action == "IssueCredentials" && ev.Provider == "aws" && ev.Decision == "allow" && ev.Agent == login.EntityID &&
+			strings.HasPrefix(ev.Hashed["secret_key"], "hmac-sha256:")
+	}) != 1 {
+		t.Fatal("the issuance is not audited with the agent and hashed secrets")
+	}
+}
+
+// Without a Cedar permit for IssueCredentials nothing is minted, and STS is
+// never called.
+func TestAWSCredsNeedPolicy(t *testing.T) {
+	sim := startAWSSim(t)
+	d := startDevWith(t, DevOptions{AWS: config.AWS{
+		Region: "us-east-1", STSEndpoint: sim.url,
+		Roles: []config.AWSRole{{Name: "braket-sv1", RoleARN: awsRoleARN, DeviceARNs: []string{braketsim.SV1ARN},
+			S3Bucket: awsBucket, S3Prefix: awsPrefix, BrokerRoles: []string{DemoRole}}},
+	}})
+	e := &env{t: t, d: d, hc: &http.Client{Timeout: 20 * time.Second}}
+	want(t, "store the root key", e.broker(http.MethodPost, "/v1/sys/providers/aws/credential", d.RootToken, fmt.Sprintf(`{"api_key":%q}`, awsRootID+":"+sim.secret)), http.StatusNoContent)
+	want(t, "creds without a permit", e.broker(http.MethodGet, "/v1/aws/creds/braket-sv1", e.agent(), ""), http.StatusForbidden, "no policy permits IssueCredentials")
+	if e.count(func(ev audit.Event) bool {
+		return ev.Type == "decision" && ev.Action == "IssueCredentials" && ev.Decision == "deny"
+	}) != 1 {
+		t.Fatal("the refusal is not audited")
+	}
+}
