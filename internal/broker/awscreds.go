@@ -2,14 +2,18 @@ package broker
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
+	"sync"
+	"time"
 
 	"github.com/qbroker/qbroker/api"
 	"github.com/qbroker/qbroker/internal/audit"
 	"github.com/qbroker/qbroker/internal/core"
 	"github.com/qbroker/qbroker/internal/policy"
+	"github.com/qbroker/qbroker/internal/provider"
 	"github.com/qbroker/qbroker/internal/provider/awsbraket"
 )
 
@@ -99,4 +103,58 @@ func (b *Broker) IssueAWSCredentials(ctx context.Context, c Caller, caller core.
 		return AWSLease{}, err // never handed out without its audit record
 	}
 	return lease, nil
+}
+
+// upstreamCache keeps the gateway's minted provider sessions until shortly
+// before they expire (memory only).
+type upstreamCache struct {
+	mu      sync.Mutex
+	entries map[string]provider.Credential
+}
+
+// refreshBefore is how long before expiry a cached session is replaced.
+const refreshBefore = 5 * time.Minute
+
+// Upstream returns the credential and scope the gateway uses for broker
+// role role at provider prov: for AWS, an STS session of the AWS role
+// bound to the broker role (cached until five minutes before it expires,
+// so requests across a refresh never see an expired one).
+func (b *Broker) Upstream(ctx context.Context, prov, role string) (provider.Credential, provider.Scope, error) {
+	if prov != "aws" || b.cfg.AWS == nil {
+		return provider.Credential{}, provider.Scope{}, fmt.Errorf("no upstream credentials for provider %q", prov)
+	}
+	i := slices.IndexFunc(b.cfg.AWS.Roles, func(r awsbraket.Role) bool { return slices.Contains(r.BrokerRoles, role) })
+	if i < 0 {
+		return provider.Credential{}, provider.Scope{}, fmt.Errorf("no AWS role is bound to broker role %q", role)
+	}
+	r := b.cfg.AWS.Roles[i]
+	scope := provider.Scope{Bucket: r.S3Bucket, Prefix: r.S3Prefix}
+	c := &b.upstreams
+	c.mu.Lock()
+	defer c.mu.Unlock() // one mint at a time: concurrent callers share it
+	if cur, ok := c.entries[r.Name]; ok && b.now().Add(refreshBefore).Before(cur.Expires) {
+		return cur, scope, nil
+	}
+	raw, err := b.Credential(ctx, "aws")
+	if err != nil {
+		return provider.Credential{}, provider.Scope{}, errors.New("no AWS root credential is stored")
+	}
+	root, err := awsbraket.ParseRootKey(raw)
+	if err != nil {
+		return provider.Credential{}, provider.Scope{}, err
+	}
+	var owner, team string
+	if br, err := b.role(ctx, role); err == nil {
+		owner, team = br.Owner, br.Team
+	}
+	creds, err := b.cfg.AWS.Minter.Mint(ctx, root, r, awsbraket.Identity{Agent: "qbroker-gateway." + role, Owner: owner, Team: team})
+	if err != nil {
+		return provider.Credential{}, provider.Scope{}, err
+	}
+	cur := provider.Credential{AccessKeyID: creds.AccessKeyID, Secret: creds.SecretAccessKey, SessionToken: creds.SessionToken, Expires: creds.Expiration}
+	if c.entries == nil {
+		c.entries = map[string]provider.Credential{}
+	}
+	c.entries[r.Name] = cur
+	return cur, scope, nil
 }

@@ -148,6 +148,7 @@ type Broker struct {
 
 	approvals signal   // wakes long polls when an approval changes
 	holds     sync.Map // agent id → hold: anomaly holds in force (see holds.go)
+	upstreams upstreamCache
 
 	credMu sync.RWMutex
 	creds  map[string]string // provider → upstream credential, unsealed in memory only

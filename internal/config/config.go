@@ -176,9 +176,12 @@ type Providers struct {
 // broker's root access key is stored sealed with `qbroker provider set aws`
 // (ACCESS_KEY_ID:SECRET_ACCESS_KEY), never in this file.
 type AWS struct {
-	Region      string    `yaml:"region"`       // default us-east-1
-	STSEndpoint string    `yaml:"sts_endpoint"` // default: AWS's regional STS endpoint
-	Roles       []AWSRole `yaml:"roles"`
+	Region      string `yaml:"region"`       // default us-east-1
+	STSEndpoint string `yaml:"sts_endpoint"` // default: AWS's regional STS endpoint
+	// BraketEndpoint is where the gateway's /braket front forwards
+	// (default https://braket.<region>.amazonaws.com).
+	BraketEndpoint string    `yaml:"braket_endpoint"`
+	Roles          []AWSRole `yaml:"roles"`
 }
 
 // AWSRole is one credential role.
@@ -233,6 +236,12 @@ func DefaultDevices() []Device {
 		{Provider: "ionq", Name: "simulator", Kind: "simulator", Vendor: "ionq", Qubits: 29, MaxShots: 1_000_000},
 		{Provider: "ionq", Name: "qpu.forte-1", Kind: "qpu", Vendor: "ionq", Qubits: 36, MaxShots: 10_000,
 			Price: Price{PerTaskUSD: 0.30, PerShotUSD: 0.08}},
+		// AWS Braket (ARNs and prices: docs/providers.md; SV1 is billed per
+		// minute with a 3 s minimum).
+		{Provider: "aws", Name: "sv1", Kind: "simulator", Vendor: "amazon", ARN: "arn:aws:braket:::device/quantum-simulator/amazon/sv1",
+			Qubits: 34, MaxShots: 100_000, Price: Price{PerMinuteUSD: 0.075, MinMinutes: 0.05}},
+		{Provider: "aws", Name: "forte-1", Kind: "qpu", Vendor: "ionq", ARN: "arn:aws:braket:us-east-1::device/qpu/ionq/Forte-1",
+			Qubits: 36, MaxShots: 10_000, Price: Price{PerTaskUSD: 0.30, PerShotUSD: 0.08}},
 	}
 }
 
@@ -388,9 +397,12 @@ func (c *Config) Validate() error {
 }
 
 func (a *AWS) validate(bad func(string, ...any)) {
-	if a.STSEndpoint != "" {
-		if u, err := url.Parse(a.STSEndpoint); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-			bad("providers.aws.sts_endpoint: %q is not an http(s) URL", a.STSEndpoint)
+	for name, v := range map[string]string{"sts_endpoint": a.STSEndpoint, "braket_endpoint": a.BraketEndpoint} {
+		if v == "" {
+			continue
+		}
+		if u, err := url.Parse(v); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.User != nil {
+			bad("providers.aws.%s: %q is not an http(s) URL", name, v)
 		}
 	}
 	seen := map[string]bool{}

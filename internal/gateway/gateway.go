@@ -117,6 +117,9 @@ type Config struct {
 	// Logger receives warnings (broker and upstream failures) and per-request
 	// debug lines. Default: discard.
 	Logger *slog.Logger
+	// Fronts serve other providers' own API shapes through their adapters
+	// (the broker connection must implement UpstreamSource).
+	Fronts []Front
 }
 
 // Defaults.
@@ -142,6 +145,8 @@ type Gateway struct {
 	credTTL  time.Duration
 	log      *slog.Logger
 	now      func() time.Time
+
+	fronts []*front
 
 	credMu sync.Mutex                 // serializes credential fetches
 	cred   atomic.Pointer[cachedCred] // nil until fetched
@@ -177,6 +182,13 @@ func New(cfg Config) (*Gateway, error) {
 	}
 	if g.maxBody <= 0 {
 		g.maxBody = DefaultMaxBody
+	}
+	for _, f := range cfg.Fronts {
+		fr, err := newFront(f)
+		if err != nil {
+			return nil, err
+		}
+		g.fronts = append(g.fronts, fr)
 	}
 	if g.credTTL <= 0 {
 		g.credTTL = DefaultCredentialTTL
@@ -247,6 +259,12 @@ func NewTransport() *http.Transport {
 // absolute-form r.URL.Host are ignored.
 func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	p := r.URL.Path
+	for _, f := range g.fronts {
+		if strings.HasPrefix(p, f.Prefix+"/") {
+			g.serveFront(f, w, r)
+			return
+		}
+	}
 	if !strings.HasPrefix(p, prefixV04) {
 		writeError(w, http.StatusNotFound, "not found")
 		return

@@ -1,8 +1,12 @@
 package server
 
 import (
+	"fmt"
+	"net/url"
+
 	"github.com/qbroker/qbroker/internal/broker"
 	"github.com/qbroker/qbroker/internal/config"
+	"github.com/qbroker/qbroker/internal/gateway"
 	"github.com/qbroker/qbroker/internal/provider/awsbraket"
 )
 
@@ -18,4 +22,28 @@ func awsCredentials(c config.AWS) *broker.AWSCredentials {
 			S3Bucket: r.S3Bucket, S3Prefix: r.S3Prefix, Duration: r.Duration, BrokerRoles: r.BrokerRoles})
 	}
 	return out
+}
+
+// gatewayFronts are the provider fronts beyond IonQ that the configuration
+// enables: /braket when AWS roles are configured.
+func gatewayFronts(cfg *config.Config) ([]gateway.Front, error) {
+	var out []gateway.Front
+	if a := cfg.Providers.AWS; len(a.Roles) > 0 {
+		endpoint := a.BraketEndpoint
+		if endpoint == "" {
+			endpoint = "https://braket." + a.Region + ".amazonaws.com"
+		}
+		u, err := url.Parse(endpoint)
+		if err != nil {
+			return nil, fmt.Errorf("providers.aws.braket_endpoint: %w", err)
+		}
+		devices := map[string]string{}
+		for _, d := range cfg.Devices {
+			if d.Provider == "aws" && d.ARN != "" {
+				devices[d.Name] = d.ARN
+			}
+		}
+		out = append(out, gateway.Front{Prefix: "/braket", Adapter: awsbraket.Adapter{Region: a.Region}, Upstream: u, Devices: devices})
+	}
+	return out, nil
 }

@@ -11,6 +11,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -199,5 +200,137 @@ func TestAWSCredsNeedPolicy(t *testing.T) {
 		return ev.Type == "decision" && ev.Action == "IssueCredentials" && ev.Decision == "deny"
 	}) != 1 {
 		t.Fatal("the refusal is not audited")
+	}
+}
+
+// The secretless Braket path: an agent with a job token calls Braket's own
+// CreateQuantumTask through the gateway (the token where an SDK puts its
+// session token); the gateway checks device, shots and program against the
+// token before redeeming it, forces the results into the role's prefix,
+// signs with a broker-minted STS session and records the task's owner;
+// the owner reads the task's status with its broker token. The AWS root
+// key and the STS session never reach the agent.
+func TestBraketThroughGateway(t *testing.T) {
+	sim := startAWSSim(t)
+	path := filepath.Join(t.TempDir(), "policies.cedar")
+	writeAtomic(t, path, demoPolicy(t)+`
+@id("lab-sv1") permit (principal in Role::"lab", action == Action::"SubmitJob", resource == Device::"aws/sv1");
+@id("lab-own-jobs") permit (principal in Role::"lab", action in [Action::"ReadJob", Action::"ReadResult", Action::"CancelJob"], resource is Job)
+when { resource.owner == principal };
+`)
+	d := startDevWith(t, DevOptions{PolicyFiles: []string{path}, AWS: config.AWS{
+		Region: "us-east-1", STSEndpoint: sim.url, BraketEndpoint: sim.url,
+		Roles: []config.AWSRole{{Name: "braket-lab", RoleARN: awsRoleARN, DeviceARNs: []string{braketsim.SV1ARN},
+			S3Bucket: awsBucket, S3Prefix: awsPrefix, BrokerRoles: []string{"lab"}}},
+	}})
+	e := &env{t: t, d: d, hc: &http.Client{Timeout: 20 * time.Second}}
+	want(t, "store the root key", e.broker(http.MethodPost, "/v1/sys/providers/aws/credential", d.RootToken, fmt.Sprintf(`{"api_key":%q}`, awsRootID+":"+sim.secret)), http.StatusNoContent)
+	e.putRole("lab", `{"provider":"aws","devices":["sv1","forte-1"],"max_shots":1000}`)
+	lab := e.mustLogin(e.roleID("lab"), e.newSecretID("lab", "lab-agent", "").SecretID)
+	e.putRole("lab2", `{"provider":"aws","devices":["sv1"],"max_shots":1000}`)
+
+	jobToken := func(shots int) string {
+		t.Helper()
+		b, _ := json.Marshal(api.JobTokenRequest{Provider: "aws", Device: "sv1", Shots: shots, Program: mustJSON(bellQASM), Format: api.FormatQASM3})
+		r := e.broker(http.MethodPost, "/v1/quantum/jobtoken/lab", lab.ClientToken, string(b))
+		want(t, "aws job token", r, http.StatusOK)
+		var jt api.JobTokenData
+		decodeData(t, r, &jt)
+		return jt.Token
+	}
+	// The agent's SDK signs with whatever keys it has; the token rides as the session token.
+	agentCall := func(method, p, tok string, body []byte) (int, string) {
+		t.Helper()
+		req, _ := http.NewRequest(method, d.GatewayURL+"/braket"+p, bytes.NewReader(body))
+		req.Header.Set("Content-Type", "application/json")
+		sum := sha256.Sum256(body)
+		creds := aws.Credentials{AccessKeyID: "qbroker", SecretAccessKey: "not-a-secret", SessionToken: tok}
+		if err := v4.NewSigner().SignHTTP(context.Background(), creds, req, hex.EncodeToString(sum[:]), "braket", "us-east-1", time.Now()); err != nil {
+			t.Fatal(err)
+		}
+		resp, err := e.hc.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		out, _ := io.ReadAll(resp.Body)
+		if strings.Contains(string(out), sim.secret) {
+			t.Fatal("the AWS root secret reached the agent")
+		}
+		return resp.StatusCode, string(out)
+	}
+	body := func(device string, shots int, src, prefix string) []byte {
+		action, _ := json.Marshal(map[string]any{"braketSchemaHeader": map[string]string{"name": "braket.ir.openqasm.program", "version": "1"}, "source": src})
+		b, _ := json.Marshal(map[string]any{"clientToken": fmt.Sprintf("c-%d", time.Now().UnixNano()), "deviceArn": device, "shots": shots,
+			"outputS3Bucket": "someone-elses-bucket", "outputS3KeyPrefix": prefix, "action": string(action)})
+		return b
+	}
+
+	// Refused before redemption: the same token works afterwards.
+	tok := jobToken(100)
+	for _, c := range []struct {
+		what   string
+		body   []byte
+		status int
+		msg    string
+	}{
+		{"another device", body(braketsim.ForteARN, 100, bellQASM, "x"), http.StatusForbidden, "job token is for device sv1"},
+		{"more shots", body(braketsim.SV1ARN, 200, bellQASM, "x"), http.StatusForbidden, "at most 100"},
+		{"another program", body(braketsim.SV1ARN, 100, strings.Replace(bellQASM, "h q[0]", "x q[0]", 1), "x"), http.StatusForbidden, "program digest"},
+		{"not OpenQASM", []byte(`{"clientToken":"a","deviceArn":"` + braketsim.SV1ARN + `","shots":1,"outputS3Bucket":"b","outputS3KeyPrefix":"p","action":"{}"}`), http.StatusBadRequest, "openqasm"},
+		{"unknown member", []byte(`{"clientToken":"a","deviceArn":"x","shots":1,"outputS3Bucket":"b","outputS3KeyPrefix":"p","action":"{}","jobToken":"hybrid"}`), http.StatusBadRequest, "unknown field"},
+	} {
+		status, out := agentCall(http.MethodPost, "/quantum-task", tok, c.body)
+		if status != c.status || !strings.Contains(out, c.msg) {
+			t.Fatalf("%s: %d %s, want %d with %q", c.what, status, out, c.status, c.msg)
+		}
+	}
+	if status, out := agentCall(http.MethodPost, "/job", tok, []byte(`{}`)); status != http.StatusForbidden || !strings.Contains(out, "not available") {
+		t.Fatalf("hybrid job: %d %s", status, out)
+	}
+
+	status, out := agentCall(http.MethodPost, "/quantum-task", tok, body(braketsim.SV1ARN, 100, bellQASM, "agent-chosen"))
+	if status != http.StatusCreated {
+		t.Fatalf("submit through the gateway: %d %s", status, out)
+	}
+	var created struct {
+		ARN string `json:"quantumTaskArn"`
+	}
+	json.Unmarshal([]byte(out), &created)
+	if status, out := agentCall(http.MethodPost, "/quantum-task", tok, body(braketsim.SV1ARN, 100, bellQASM, "x")); status != http.StatusUnauthorized || !strings.Contains(out, "already used") {
+		t.Fatalf("replayed job token: %d %s", status, out)
+	}
+
+	// The owner reads its task; the results went to the role's prefix.
+	taskPath := "/quantum-task/" + url.PathEscape(created.ARN)
+	var task struct {
+		Status            string `json:"status"`
+		OutputS3Bucket    string `json:"outputS3Bucket"`
+		OutputS3Directory string `json:"outputS3Directory"`
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for task.Status != "COMPLETED" {
+		status, out := agentCall(http.MethodGet, taskPath, lab.ClientToken, nil)
+		if status != http.StatusOK {
+			t.Fatalf("read task: %d %s", status, out)
+		}
+		json.Unmarshal([]byte(out), &task)
+		if time.Now().After(deadline) {
+			t.Fatalf("task still %s", task.Status)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if task.OutputS3Bucket != awsBucket || !strings.HasPrefix(task.OutputS3Directory, awsPrefix+"/") {
+		t.Fatalf("results went to s3://%s/%s, want the role's s3://%s/%s/…", task.OutputS3Bucket, task.OutputS3Directory, awsBucket, awsPrefix)
+	}
+	// Someone else's broker token: the task does not exist for them.
+	other := e.mustLogin(e.roleID("lab2"), e.newSecretID("lab2", "other-agent", "").SecretID)
+	if status, _ := agentCall(http.MethodGet, taskPath, other.ClientToken, nil); status != http.StatusNotFound {
+		t.Fatalf("another agent reads the task: %d", status)
+	}
+	if e.count(func(ev audit.Event) bool {
+		return ev.Type == "submit" && ev.Provider == "aws" && ev.Decision == "allow" && ev.JobID == created.ARN && ev.Agent == lab.EntityID
+	}) != 1 {
+		t.Fatal("the submission is not audited with the task ARN and the agent")
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"github.com/qbroker/qbroker/internal/broker"
 	"github.com/qbroker/qbroker/internal/core"
 	"github.com/qbroker/qbroker/internal/gateway"
+	"github.com/qbroker/qbroker/internal/provider"
 )
 
 // inProcess adapts the broker to the gateway's Broker contract without a
@@ -79,3 +80,10 @@ func (p inProcess) Credential(ctx context.Context, provider string) (string, err
 func (p inProcess) Audit(ctx context.Context, e *audit.Event) error {
 	return p.b.Audit(ctx, gatewayCaller, e)
 }
+
+// Upstream implements gateway.UpstreamSource.
+func (p inProcess) Upstream(ctx context.Context, prov, role string) (provider.Credential, provider.Scope, error) {
+	return p.b.Upstream(ctx, prov, role)
+}
+
+var _ gateway.UpstreamSource = inProcess{}

@@ -240,7 +240,11 @@ func Start(ctx context.Context, o Options) (_ *Server, err error) {
 		s.Broker.SetCanceller(canceller)
 	}
 	if gwLn != nil {
-		gw, err := NewInProcessGateway(s.Broker, upstream, log)
+		fronts, err := gatewayFronts(cfg)
+		if err != nil {
+			return nil, err
+		}
+		gw, err := NewInProcessGateway(s.Broker, upstream, log, fronts...)
 		if err != nil {
 			return nil, err
 		}
@@ -259,7 +263,8 @@ func Start(ctx context.Context, o Options) (_ *Server, err error) {
 }
 
 // NewInProcessGateway builds a gateway that talks to b directly.
-func NewInProcessGateway(b *broker.Broker, ionqUpstream string, log *slog.Logger) (*gateway.Gateway, error) {
+// fronts serve other providers' own API shapes (gateway.Front).
+func NewInProcessGateway(b *broker.Broker, ionqUpstream string, log *slog.Logger, fronts ...gateway.Front) (*gateway.Gateway, error) {
 	u, err := url.Parse(ionqUpstream)
 	if err != nil {
 		return nil, fmt.Errorf("ionq upstream: %w", err)
@@ -268,7 +273,7 @@ func NewInProcessGateway(b *broker.Broker, ionqUpstream string, log *slog.Logger
 	if err != nil {
 		return nil, err
 	}
-	return gateway.New(gateway.Config{Broker: inProcess{b}, Verifier: v, IonQUpstream: u, Logger: log})
+	return gateway.New(gateway.Config{Broker: inProcess{b}, Verifier: v, IonQUpstream: u, Logger: log, Fronts: fronts})
 }
 
 func catalogue(in []config.Device) []broker.Device {

@@ -1,0 +1,332 @@
+package gateway
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+
+	"github.com/qbroker/qbroker/api"
+	"github.com/qbroker/qbroker/internal/audit"
+	"github.com/qbroker/qbroker/internal/provider"
+)
+
+// Front serves one provider's own API shape under Prefix through its
+// provider.Adapter (the IonQ front predates this and has its own code).
+type Front struct {
+	Prefix   string // e.g. "/braket"
+	Adapter  provider.Adapter
+	Upstream *url.URL // the provider's API base, e.g. https://braket.us-east-1.amazonaws.com
+	// Devices maps the catalogue's device names (as in job tokens) to the
+	// provider's own device ids (as in requests), e.g. "sv1" → its ARN.
+	Devices map[string]string
+}
+
+// UpstreamSource is what a [Broker] implements to serve [Front]s: the
+// credential (minted or stored, cached by the broker) and the scope of a
+// broker role at a provider.
+type UpstreamSource interface {
+	Upstream(ctx context.Context, provider, role string) (provider.Credential, provider.Scope, error)
+}
+
+type front struct {
+	Front
+	base string // Upstream without a trailing slash
+}
+
+func newFront(f Front) (*front, error) {
+	if f.Adapter == nil || !strings.HasPrefix(f.Prefix, "/") || strings.HasSuffix(f.Prefix, "/") {
+		return nil, fmt.Errorf("gateway: front %q needs an adapter and a prefix like /braket", f.Prefix)
+	}
+	base, err := upstreamBase(f.Upstream)
+	if err != nil {
+		return nil, fmt.Errorf("gateway: front %s: %w", f.Prefix, err)
+	}
+	return &front{Front: f, base: base}, nil
+}
+
+// serveFront handles a request under f's prefix.
+func (g *Gateway) serveFront(f *front, w http.ResponseWriter, r *http.Request) {
+	rest := strings.TrimPrefix(r.URL.EscapedPath(), f.Prefix)
+	if rest == "" {
+		rest = "/"
+	}
+	route := f.Adapter.Route(r.Method, rest)
+	switch route.Kind {
+	case provider.Submit:
+		g.frontSubmit(f, w, r, rest)
+	case provider.Read, provider.Cancel:
+		g.frontJob(f, w, r, rest, route)
+	default:
+		f.Adapter.WriteError(w, http.StatusForbidden, fmt.Sprintf("%s %s is not available through the qbroker gateway", r.Method, rest))
+	}
+}
+
+func (g *Gateway) frontRefuse(ctx context.Context, f *front, w http.ResponseWriter, ev *audit.Event, status int, msg string) {
+	ev.Decision, ev.Reason, ev.Status = audit.DecisionDeny, msg, status
+	if err := g.broker.Audit(ctx, ev); err != nil {
+		g.log.WarnContext(ctx, "audit failed; refusing", "type", ev.Type, "err", err)
+		f.Adapter.WriteError(w, http.StatusServiceUnavailable, "audit unavailable; request refused")
+		return
+	}
+	f.Adapter.WriteError(w, status, msg)
+}
+
+func (g *Gateway) frontFail(ctx context.Context, f *front, w http.ResponseWriter, ev *audit.Event, status int, msg string, cause error) {
+	ev.Decision, ev.Reason, ev.Status = audit.DecisionError, msg, status
+	if cause != nil {
+		ev.Error = cause.Error()
+		g.log.WarnContext(ctx, "submission failed", "provider", f.Adapter.Name(), "reason", msg, "err", cause)
+	}
+	if err := g.broker.Audit(ctx, ev); err != nil {
+		status, msg = http.StatusServiceUnavailable, "audit unavailable; request refused"
+	}
+	f.Adapter.WriteError(w, status, msg)
+}
+
+func (g *Gateway) upstreamFor(ctx context.Context, prov, role string) (provider.Credential, provider.Scope, error) {
+	src, ok := g.broker.(UpstreamSource)
+	if !ok {
+		return provider.Credential{}, provider.Scope{}, errors.New("this gateway's broker connection cannot supply upstream credentials")
+	}
+	return src.Upstream(ctx, prov, role)
+}
+
+// frontSubmit checks a submission against its job token before anything
+// changes, redeems the token, and forwards the (prepared) submission with
+// the broker-held credential.
+func (g *Gateway) frontSubmit(f *front, w http.ResponseWriter, r *http.Request, rest string) {
+	ctx := r.Context()
+	name := f.Adapter.Name()
+	ev := &audit.Event{Type: "submit", Provider: name, Path: r.URL.Path, RemoteAddr: r.RemoteAddr}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, g.maxBody))
+	if err != nil {
+		g.frontRefuse(ctx, f, w, ev, http.StatusRequestEntityTooLarge, "request body exceeds "+strconv.FormatInt(g.maxBody, 10)+" bytes or could not be read")
+		return
+	}
+	raw, ok := f.Adapter.Token(r.Header)
+	if !ok {
+		g.frontRefuse(ctx, f, w, ev, http.StatusUnauthorized, "missing job token: send it as the session token (X-Amz-Security-Token) or Authorization: Bearer")
+		return
+	}
+	claims, err := g.verifier.Verify(ctx, raw)
+	if err != nil {
+		status, msg := verifyRefusal(err)
+		g.frontRefuse(ctx, f, w, ev, status, msg)
+		return
+	}
+	ev.Agent, ev.Role, ev.JTI, ev.Device = claims.Subject, claims.Role, claims.ID, claims.Device
+	if claims.Provider != name {
+		g.frontRefuse(ctx, f, w, ev, http.StatusForbidden, fmt.Sprintf("job token is for provider %q, not %s", claims.Provider, name))
+		return
+	}
+	sub, err := f.Adapter.ParseSubmit(body)
+	if err != nil {
+		g.frontRefuse(ctx, f, w, ev, http.StatusBadRequest, "invalid submission: "+truncate(err.Error()))
+		return
+	}
+	ev.Shots = sub.Shots
+	if want := f.Devices[claims.Device]; want == "" || sub.Device != want {
+		g.frontRefuse(ctx, f, w, ev, http.StatusForbidden, fmt.Sprintf("job token is for device %s; request names %s", claims.Device, truncate(sub.Device)))
+		return
+	}
+	if sub.Shots > claims.MaxShots {
+		g.frontRefuse(ctx, f, w, ev, http.StatusForbidden, fmt.Sprintf("request asks for %d shots; job token allows at most %d", sub.Shots, claims.MaxShots))
+		return
+	}
+	if claims.ProgramSHA256 != "" && sub.ProgramSHA256 != claims.ProgramSHA256 {
+		g.frontRefuse(ctx, f, w, ev, http.StatusForbidden, "program does not match the program digest the job token is bound to")
+		return
+	}
+	cred, scope, err := g.upstreamFor(ctx, name, claims.Role)
+	if err != nil { // before redeeming: a broker that cannot supply credentials spends no token
+		g.frontFail(ctx, f, w, ev, http.StatusServiceUnavailable, "no upstream credential for this role; job token not used", err)
+		return
+	}
+	prepared, err := f.Adapter.Prepare(body, scope)
+	if err != nil {
+		g.frontRefuse(ctx, f, w, ev, http.StatusBadRequest, "invalid submission: "+truncate(err.Error()))
+		return
+	}
+	if err := g.broker.Redeem(ctx, claims.ID); err != nil {
+		status, msg := redeemRefusal(err)
+		g.frontRefuse(ctx, f, w, ev, status, msg)
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), afterRedeemTimeout)
+	defer cancel()
+
+	resp, err := g.frontSend(ctx, f, r, rest, prepared, cred)
+	if err != nil {
+		g.frontFail(ctx, f, w, ev, http.StatusBadGateway, "upstream unavailable; job not submitted", err)
+		return
+	}
+	respBody, err := readBody(resp)
+	if err != nil {
+		g.frontFail(ctx, f, w, ev, http.StatusBadGateway, "upstream answer could not be read; job state unknown", err)
+		return
+	}
+	if resp.StatusCode/100 != 2 {
+		ev.Decision, ev.Reason, ev.Status = audit.DecisionError, "upstream refused the job", resp.StatusCode
+		if err := g.broker.Audit(ctx, ev); err != nil {
+			f.Adapter.WriteError(w, http.StatusServiceUnavailable, "audit unavailable; request refused")
+			return
+		}
+		g.writeBuffered(w, resp, respBody)
+		return
+	}
+	id, err := f.Adapter.JobID(respBody)
+	if err != nil {
+		g.frontFail(ctx, f, w, ev, http.StatusBadGateway, "upstream accepted the job but returned no usable job id", err)
+		return
+	}
+	ev.JobID, ev.Decision, ev.Reason, ev.Status = id, audit.DecisionAllow, "submitted", resp.StatusCode
+	rec := api.JobRecord{Provider: name, ID: id, AgentID: claims.Subject, Role: claims.Role, JTI: claims.ID, Device: claims.Device, Shots: sub.Shots, CreatedAt: g.now().UTC()}
+	var recErr error
+	recorded := make(chan struct{})
+	go func() {
+		defer close(recorded)
+		recErr = g.recordJob(ctx, rec)
+	}()
+	auditErr := g.broker.Audit(ctx, ev)
+	<-recorded
+	if recErr != nil || auditErr != nil {
+		// The agent is told the job failed, so it must not run.
+		g.log.WarnContext(ctx, "job not recorded or audited; canceling upstream", "provider", name, "job", id, "record_err", recErr, "audit_err", auditErr)
+		g.frontCancel(ctx, f, id, cred)
+		f.Adapter.WriteError(w, http.StatusServiceUnavailable, "job could not be recorded or audited; canceled upstream")
+		return
+	}
+	g.writeBuffered(w, resp, respBody)
+}
+
+// frontCancel is a best-effort upstream cancel of a job the gateway could
+// not record or audit.
+func (g *Gateway) frontCancel(ctx context.Context, f *front, id string, cred provider.Credential) {
+	if f.Adapter.Name() != "aws" {
+		return
+	}
+	body := []byte(`{"clientToken":"qbroker-cancel"}`)
+	resp, err := g.frontSend(ctx, f, nil, "/quantum-task/"+url.PathEscape(id)+"/cancel", body, cred)
+	if err == nil {
+		drain(resp)
+	}
+}
+
+// frontJob serves reads and cancels of a recorded job: the caller's broker
+// token must be its owner's, and policy must allow the action.
+func (g *Gateway) frontJob(f *front, w http.ResponseWriter, r *http.Request, rest string, route provider.Route) {
+	ctx := r.Context()
+	name := f.Adapter.Name()
+	tok, ok := f.Adapter.Token(r.Header)
+	if !ok {
+		f.Adapter.WriteError(w, http.StatusUnauthorized, "missing broker token: send it as the session token (X-Amz-Security-Token) or Authorization: Bearer")
+		return
+	}
+	agent, err := g.broker.AgentForToken(ctx, tok)
+	if err != nil {
+		if errors.Is(err, ErrBadBrokerToken) {
+			f.Adapter.WriteError(w, http.StatusUnauthorized, "invalid, expired or revoked broker token")
+			return
+		}
+		f.Adapter.WriteError(w, http.StatusServiceUnavailable, "broker unavailable")
+		return
+	}
+	rec, err := g.broker.Job(ctx, name, route.JobID)
+	switch {
+	case errors.Is(err, ErrNotFound), err == nil && rec.AgentID != agent:
+		f.Adapter.WriteError(w, http.StatusNotFound, "job not found")
+		return
+	case err != nil:
+		f.Adapter.WriteError(w, http.StatusServiceUnavailable, "broker unavailable")
+		return
+	}
+	if err := g.broker.Authorize(ctx, tok, route.Action, rec); err != nil {
+		if errors.Is(err, ErrForbidden) {
+			f.Adapter.WriteError(w, http.StatusForbidden, err.Error())
+			return
+		}
+		f.Adapter.WriteError(w, http.StatusServiceUnavailable, "broker unavailable")
+		return
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, 64<<10))
+	if err != nil {
+		f.Adapter.WriteError(w, http.StatusRequestEntityTooLarge, "request body too large")
+		return
+	}
+	if route.Kind == provider.Cancel {
+		ev := &audit.Event{Type: "cancel", Agent: agent, Role: rec.Role, Provider: name, Device: rec.Device, JobID: rec.ID, JTI: rec.JTI,
+			Decision: audit.DecisionAllow, Path: r.URL.Path, RemoteAddr: r.RemoteAddr}
+		if err := g.broker.Audit(ctx, ev); err != nil {
+			f.Adapter.WriteError(w, http.StatusServiceUnavailable, "audit unavailable; request refused")
+			return
+		}
+	}
+	cred, _, err := g.upstreamFor(ctx, name, rec.Role)
+	if err != nil {
+		g.log.WarnContext(ctx, "no upstream credential", "provider", name, "err", err)
+		f.Adapter.WriteError(w, http.StatusServiceUnavailable, "no upstream credential for this role")
+		return
+	}
+	resp, err := g.frontSend(ctx, f, r, rest, body, cred)
+	if err != nil {
+		g.log.WarnContext(ctx, "upstream request failed", "provider", name, "err", err)
+		f.Adapter.WriteError(w, http.StatusBadGateway, "upstream unavailable")
+		return
+	}
+	g.passThrough(w, resp)
+}
+
+// frontSend sends one authenticated request to f's upstream: the path as
+// received (percent-encoding kept), only Accept, User-Agent and
+// Content-Type from the client, and the adapter's credential.
+func (g *Gateway) frontSend(ctx context.Context, f *front, in *http.Request, rest string, body []byte, cred provider.Credential) (*http.Response, error) {
+	target := f.base + rest
+	u, err := url.Parse(target)
+	if err != nil {
+		return nil, fmt.Errorf("gateway: upstream url: %w", err)
+	}
+	if in != nil && in.URL.RawQuery != "" {
+		u.RawQuery = forwardQuery(in.URL.RawQuery)
+	}
+	req, err := http.NewRequestWithContext(ctx, methodOf(in, body), u.String(), bytes.NewReader(body))
+	if err != nil {
+		return nil, fmt.Errorf("gateway: build upstream request: %w", err)
+	}
+	req.ContentLength = int64(len(body))
+	if len(body) > 0 {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	req.Header.Set("User-Agent", "qbroker-gateway")
+	if in != nil {
+		if v := in.Header.Get("Accept"); v != "" {
+			req.Header.Set("Accept", v)
+		}
+		if v := in.Header.Get("Content-Type"); v != "" && len(body) > 0 {
+			req.Header.Set("Content-Type", v)
+		}
+	}
+	if err := f.Adapter.Authenticate(ctx, req, body, cred); err != nil {
+		return nil, fmt.Errorf("gateway: authenticate upstream request: %w", err)
+	}
+	resp, err := g.rt.RoundTrip(req)
+	if err != nil {
+		return nil, fmt.Errorf("gateway: upstream %s %s: %w", req.Method, rest, err)
+	}
+	return resp, nil
+}
+
+func methodOf(in *http.Request, body []byte) string {
+	switch {
+	case in != nil:
+		return in.Method
+	case len(body) > 0:
+		return http.MethodPut // the gateway's own cancel
+	}
+	return http.MethodGet
+}

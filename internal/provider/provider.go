@@ -1,0 +1,96 @@
+// Package provider is the contract between qbroker and one quantum cloud.
+// Each provider has its own package (ionq, awsbraket, …) that implements
+// Adapter for the gateway's secretless path; providers with dynamic
+// credentials also give the broker a way to mint them. The gateway drives
+// any Adapter the same way: classify the request, check a submission
+// against its job token before anything changes, redeem the token, add the
+// upstream credential, forward, record the job's owner, audit.
+package provider
+
+import (
+	"context"
+	"net/http"
+	"time"
+)
+
+// Kind is what a gateway request does.
+type Kind int
+
+// Request kinds.
+const (
+	Refused Kind = iota // never forwarded
+	Submit              // creates a job: needs a job token
+	Read                // reads a job or its results: needs the owner's broker token
+	Cancel              // cancels a job: needs the owner's broker token
+	Public              // forwarded with the credential, no job involved (device lists)
+)
+
+// Route is a classified gateway request.
+type Route struct {
+	Kind  Kind
+	JobID string // for Read and Cancel: the provider's job id (decoded)
+	// Action is the policy action for Read and Cancel (ReadJob,
+	// ReadResult, CancelJob).
+	Action string
+}
+
+// Submission is what a job submission asks for, read from the provider's
+// own request shape.
+type Submission struct {
+	Device        string // the provider's device id as sent (an ARN for Braket)
+	Shots         int
+	ProgramSHA256 string // digest of the program, as the broker computes it for that format
+	Qubits        int
+}
+
+// Credential is what the gateway holds for one upstream call: an API key
+// or bearer token in Secret, or an AWS session (AccessKeyID, Secret,
+// SessionToken). It lives in memory only and is dropped at Expires.
+type Credential struct {
+	AccessKeyID  string
+	Secret       string
+	SessionToken string
+	Expires      time.Time
+}
+
+// Scope is the per-role setting an adapter may impose on a submission
+// (for Braket: the only S3 bucket and prefix results may go to).
+type Scope struct {
+	Bucket, Prefix string
+	AllowHybrid    bool
+}
+
+// Outcome is what a job's status answer says.
+type Outcome struct {
+	Status   string
+	Terminal bool
+	CostUSD  *float64 // when the provider reports it
+}
+
+// Adapter is one provider's gateway front.
+type Adapter interface {
+	// Name is the provider id in job tokens and job records ("aws").
+	Name() string
+	// Token reads the caller's qbroker token (a job token for Submit, the
+	// broker token otherwise) from where the provider's own clients put
+	// their credential.
+	Token(h http.Header) (string, bool)
+	// Route classifies method and the escaped path under the provider's
+	// gateway prefix.
+	Route(method, escapedPath string) Route
+	// ParseSubmit validates a submission strictly and reads what the job
+	// token is checked against.
+	ParseSubmit(body []byte) (Submission, error)
+	// Prepare returns the submission as it is forwarded (an adapter may
+	// force fields the role fixes, such as the results location).
+	Prepare(body []byte, s Scope) ([]byte, error)
+	// JobID reads the new job's id from the upstream's submit answer.
+	JobID(body []byte) (string, error)
+	// Outcome reads status (and cost, if given) from a job answer.
+	Outcome(body []byte) (Outcome, error)
+	// Authenticate adds the credential to the upstream request; body is
+	// exactly what will be sent.
+	Authenticate(ctx context.Context, req *http.Request, body []byte, c Credential) error
+	// WriteError answers in the provider's own error shape.
+	WriteError(w http.ResponseWriter, status int, msg string)
+}
