@@ -2,7 +2,6 @@ package broker
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -105,56 +104,79 @@ func (b *Broker) IssueAWSCredentials(ctx context.Context, c Caller, caller core.
 	return lease, nil
 }
 
-// upstreamCache keeps the gateway's minted provider sessions until shortly
-// before they expire (memory only).
+// upstreamCache keeps the gateway's minted provider credentials until
+// shortly before they expire (memory only). One mint runs at a time, so
+// concurrent requests across a refresh share it.
 type upstreamCache struct {
 	mu      sync.Mutex
 	entries map[string]provider.Credential
 }
 
-// refreshBefore is how long before expiry a cached session is replaced.
+// refreshBefore is how long before expiry a cached credential is replaced
+// (or half its lifetime, for short-lived ones).
 const refreshBefore = 5 * time.Minute
 
 // Upstream returns the credential and scope the gateway uses for broker
-// role role at provider prov: for AWS, an STS session of the AWS role
-// bound to the broker role (cached until five minutes before it expires,
-// so requests across a refresh never see an expired one).
+// role role at provider prov, minted by the provider's Minter from the
+// sealed root credential and cached until shortly before it expires. A
+// root credential the provider rotated is stored, sealed, before the new
+// credential is used.
 func (b *Broker) Upstream(ctx context.Context, prov, role string) (provider.Credential, provider.Scope, error) {
-	if prov != "aws" || b.cfg.AWS == nil {
-		return provider.Credential{}, provider.Scope{}, fmt.Errorf("no upstream credentials for provider %q", prov)
+	m, ok := b.cfg.Minters[prov]
+	if !ok {
+		return provider.Credential{}, provider.Scope{}, fmt.Errorf("no upstream credentials are configured for provider %q", prov)
 	}
-	i := slices.IndexFunc(b.cfg.AWS.Roles, func(r awsbraket.Role) bool { return slices.Contains(r.BrokerRoles, role) })
-	if i < 0 {
-		return provider.Credential{}, provider.Scope{}, fmt.Errorf("no AWS role is bound to broker role %q", role)
-	}
-	r := b.cfg.AWS.Roles[i]
-	scope := provider.Scope{Bucket: r.S3Bucket, Prefix: r.S3Prefix}
+	key := prov + "/" + role
 	c := &b.upstreams
 	c.mu.Lock()
-	defer c.mu.Unlock() // one mint at a time: concurrent callers share it
-	if cur, ok := c.entries[r.Name]; ok && b.now().Add(refreshBefore).Before(cur.Expires) {
-		return cur, scope, nil
+	defer c.mu.Unlock()
+	now := b.now()
+	if cur, ok := c.entries[key]; ok && now.Add(refreshBefore).Before(cur.Expires) {
+		return cur, b.scopes[key], nil
 	}
-	raw, err := b.Credential(ctx, "aws")
+	root, err := b.Credential(ctx, prov)
 	if err != nil {
-		return provider.Credential{}, provider.Scope{}, errors.New("no AWS root credential is stored")
+		return provider.Credential{}, provider.Scope{}, fmt.Errorf("no %s root credential is stored", prov)
 	}
-	root, err := awsbraket.ParseRootKey(raw)
+	cur, scope, rotated, err := m.Mint(ctx, root, role)
+	if rotated != "" && rotated != root {
+		// Persist the rotation first: losing it would lock the account out.
+		if perr := b.storeRoot(ctx, prov, rotated); perr != nil {
+			return provider.Credential{}, provider.Scope{}, fmt.Errorf("store the rotated %s credential: %w", prov, perr)
+		}
+	}
 	if err != nil {
 		return provider.Credential{}, provider.Scope{}, err
 	}
-	var owner, team string
-	if br, err := b.role(ctx, role); err == nil {
-		owner, team = br.Owner, br.Team
-	}
-	creds, err := b.cfg.AWS.Minter.Mint(ctx, root, r, awsbraket.Identity{Agent: "qbroker-gateway." + role, Owner: owner, Team: team})
-	if err != nil {
-		return provider.Credential{}, provider.Scope{}, err
-	}
-	cur := provider.Credential{AccessKeyID: creds.AccessKeyID, Secret: creds.SecretAccessKey, SessionToken: creds.SessionToken, Expires: creds.Expiration}
 	if c.entries == nil {
-		c.entries = map[string]provider.Credential{}
+		c.entries, b.scopes = map[string]provider.Credential{}, map[string]provider.Scope{}
 	}
-	c.entries[r.Name] = cur
+	if life := cur.Expires.Sub(now); life < 2*refreshBefore {
+		// Short-lived: renew at half-life instead.
+		cur.Expires = now.Add(life/2 + refreshBefore)
+	}
+	c.entries[key], b.scopes[key] = cur, scope
 	return cur, scope, nil
+}
+
+// awsRoleMinter mints the gateway's STS sessions: the AWS role bound to
+// the broker role, with the gateway as the session's identity.
+type awsRoleMinter struct{ cfg *AWSCredentials }
+
+func (m awsRoleMinter) Mint(ctx context.Context, root, role string) (provider.Credential, provider.Scope, string, error) {
+	i := slices.IndexFunc(m.cfg.Roles, func(r awsbraket.Role) bool { return slices.Contains(r.BrokerRoles, role) })
+	if i < 0 {
+		return provider.Credential{}, provider.Scope{}, "", fmt.Errorf("no AWS role is bound to broker role %q", role)
+	}
+	r := m.cfg.Roles[i]
+	key, err := awsbraket.ParseRootKey(root)
+	if err != nil {
+		return provider.Credential{}, provider.Scope{}, "", err
+	}
+	creds, err := m.cfg.Minter.Mint(ctx, key, r, awsbraket.Identity{Agent: "qbroker-gateway." + role})
+	if err != nil {
+		return provider.Credential{}, provider.Scope{}, "", err
+	}
+	return provider.Credential{AccessKeyID: creds.AccessKeyID, Secret: creds.SecretAccessKey, SessionToken: creds.SessionToken, Expires: creds.Expiration},
+		provider.Scope{Bucket: r.S3Bucket, Prefix: r.S3Prefix}, "", nil
 }

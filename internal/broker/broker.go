@@ -13,6 +13,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -25,6 +26,7 @@ import (
 	"github.com/qbroker/qbroker/internal/core"
 	"github.com/qbroker/qbroker/internal/metrics"
 	"github.com/qbroker/qbroker/internal/policy"
+	"github.com/qbroker/qbroker/internal/provider"
 	"github.com/qbroker/qbroker/internal/seal"
 	"github.com/qbroker/qbroker/internal/store"
 	"github.com/qbroker/qbroker/internal/token"
@@ -103,6 +105,9 @@ type Config struct {
 	// AWS mints dynamic AWS credentials (GET /v1/aws/creds/<role>); nil
 	// when not configured.
 	AWS *AWSCredentials
+	// Minters turn sealed provider root credentials into the gateway's
+	// upstream credentials, by provider (AWS's is added from AWS).
+	Minters map[string]provider.Minter
 	// Approvals configures the approval gate (groups, rules, windows).
 	Approvals config.Approvals
 	// OnApproval is told of new, decided and expired approvals (for the
@@ -149,6 +154,7 @@ type Broker struct {
 	approvals signal   // wakes long polls when an approval changes
 	holds     sync.Map // agent id → hold: anomaly holds in force (see holds.go)
 	upstreams upstreamCache
+	scopes    map[string]provider.Scope // guarded by upstreams.mu
 
 	credMu sync.RWMutex
 	creds  map[string]string // provider → upstream credential, unsealed in memory only
@@ -189,6 +195,13 @@ func New(ctx context.Context, cfg Config) (*Broker, error) {
 	if cfg.Location == nil {
 		cfg.Location = time.UTC
 		b.cfg.Location = time.UTC
+	}
+	b.cfg.Minters = maps.Clone(cfg.Minters)
+	if cfg.AWS != nil && cfg.AWS.Minter != nil {
+		if b.cfg.Minters == nil {
+			b.cfg.Minters = map[string]provider.Minter{}
+		}
+		b.cfg.Minters["aws"] = awsRoleMinter{cfg.AWS}
 	}
 	b.rules.Store(newRules(cfg.Policy, cfg.Devices))
 	key, err := b.loadOrCreateSecret(ctx, secretAuditKey, 32)

@@ -172,12 +172,9 @@ func (b *Broker) SetProviderCredential(ctx context.Context, c Caller, caller cor
 		Params:  map[string]string{"api_key_hmac": keyHash}}, gev); err != nil {
 		return b.refuseUnlessPending(ctx, c, gev, err)
 	}
-	if err := b.putSealed(ctx, b.cfg.Store, fmt.Sprintf(secretProviderFmt, provider), []byte(key)); err != nil {
+	if err := b.storeCredential(ctx, provider, key); err != nil {
 		return err
 	}
-	b.credMu.Lock()
-	b.creds[provider] = key
-	b.credMu.Unlock()
 	e := &audit.Event{Type: "admin", Action: "SetProviderCredential", Provider: provider, Agent: caller.AgentID, Accessor: caller.Accessor, Decision: "allow"}
 	b.hasher.Add(e, "api_key", key)
 	return b.record(ctx, c, e)
@@ -238,4 +235,33 @@ func (b *Broker) Sweep(ctx context.Context) error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// storeCredential seals and stores a provider root credential and makes it
+// the one in use.
+func (b *Broker) storeCredential(ctx context.Context, provider, key string) error {
+	if err := b.storeRoot(ctx, provider, key); err != nil {
+		return err
+	}
+	b.upstreams.mu.Lock()
+	for k := range b.upstreams.entries {
+		if strings.HasPrefix(k, provider+"/") {
+			delete(b.upstreams.entries, k) // minted from the old root
+		}
+	}
+	b.upstreams.mu.Unlock()
+	return nil
+}
+
+// storeRoot seals and stores a provider root credential and puts it in use
+// (without touching the upstream cache: Upstream calls it under its lock
+// when a provider rotates the root).
+func (b *Broker) storeRoot(ctx context.Context, provider, key string) error {
+	if err := b.putSealed(ctx, b.cfg.Store, fmt.Sprintf(secretProviderFmt, provider), []byte(key)); err != nil {
+		return err
+	}
+	b.credMu.Lock()
+	b.creds[provider] = key
+	b.credMu.Unlock()
+	return nil
 }

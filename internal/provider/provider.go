@@ -94,3 +94,16 @@ type Adapter interface {
 	// WriteError answers in the provider's own error shape.
 	WriteError(w http.ResponseWriter, status int, msg string)
 }
+
+// Minter turns the provider root credential the broker keeps sealed into
+// the short-lived credential the gateway uses for one broker role (an IAM
+// bearer token, an Entra access token, a provider id-token, an STS
+// session). The broker caches the result until shortly before Expires.
+type Minter interface {
+	// Mint exchanges root for an upstream credential for role. When the
+	// provider rotates the root credential on use (a refresh token), the
+	// new one is returned in Rotated and the broker stores it, sealed,
+	// before the credential is used: a lost rotation would lock the
+	// account out.
+	Mint(ctx context.Context, root string, role string) (c Credential, s Scope, rotated string, err error)
+}
