@@ -81,8 +81,10 @@ func (a approvals) votes(ctx context.Context, q querier, id string) ([]core.Vote
 	return out, rows.Err()
 }
 
-func (a approvals) get(ctx context.Context, q querier, id string) (core.Approval, error) {
-	ap, err := scanApproval(q.QueryRowContext(ctx, `SELECT `+approvalCols+` FROM approvals WHERE id = ?`, id))
+// get reads an approval and its votes; lock is the row-lock clause for the
+// approval ("" for a plain read).
+func (a approvals) get(ctx context.Context, q querier, id, lock string) (core.Approval, error) {
+	ap, err := scanApproval(q.QueryRowContext(ctx, `SELECT `+approvalCols+` FROM approvals WHERE id = ?`+lock, id))
 	if err != nil {
 		return core.Approval{}, notFound(err, "approval "+id)
 	}
@@ -93,7 +95,7 @@ func (a approvals) get(ctx context.Context, q querier, id string) (core.Approval
 }
 
 func (a approvals) Get(ctx context.Context, id string) (core.Approval, error) {
-	return a.get(ctx, a.h.r, id)
+	return a.get(ctx, a.h.r, id, "")
 }
 
 func (a approvals) List(ctx context.Context, f store.ApprovalFilter) ([]core.Approval, error) {
@@ -126,6 +128,9 @@ func (a approvals) List(ctx context.Context, f store.ApprovalFilter) ([]core.App
 	return out, nil
 }
 
+// Vote locks the approval FOR UPDATE (PostgreSQL) before reading its
+// votes, so concurrent voters take turns and each counts the votes before
+// it: the Required-th approve closes it and later voters find it closed.
 func (a approvals) Vote(ctx context.Context, id string, v core.Vote, now time.Time) (core.Approval, error) {
 	what := "approval " + id
 	if v.Approver == "" || (v.Decision != core.VoteApprove && v.Decision != core.VoteDeny) {
@@ -133,7 +138,7 @@ func (a approvals) Vote(ctx context.Context, id string, v core.Vote, now time.Ti
 	}
 	var out core.Approval
 	err := a.h.atomic(ctx, func(q querier) error {
-		ap, err := a.get(ctx, q, id)
+		ap, err := a.get(ctx, q, id, a.h.dialect().rowLock(lockUpdate))
 		if err != nil {
 			return err
 		}
@@ -200,11 +205,15 @@ func (a approvals) MarkIssued(ctx context.Context, id, jti string) error {
 	return nil
 }
 
+// ExpirePending locks the expired pending approvals FOR UPDATE (PostgreSQL),
+// in a fixed order, before closing them: a vote in flight finishes first
+// and an approval it closed is skipped, and two sweepers (two replicas)
+// never both report the same approval. At most 1000 per call.
 func (a approvals) ExpirePending(ctx context.Context, now time.Time) ([]core.Approval, error) {
 	var out []core.Approval
 	err := a.h.atomic(ctx, func(q querier) error {
-		rows, err := q.QueryContext(ctx, `SELECT `+approvalCols+` FROM approvals WHERE state = ? AND expires_at <= ? ORDER BY expires_at LIMIT 1000`,
-			core.ApprovalPending, toNanos(now))
+		rows, err := q.QueryContext(ctx, `SELECT `+approvalCols+` FROM approvals WHERE state = ? AND expires_at <= ? ORDER BY expires_at, id LIMIT 1000`+
+			a.h.dialect().rowLock(lockUpdate), core.ApprovalPending, toNanos(now))
 		if err != nil {
 			return fmt.Errorf("expire approvals: %w", err)
 		}
@@ -220,16 +229,25 @@ func (a approvals) ExpirePending(ctx context.Context, now time.Time) ([]core.App
 		if err := errors.Join(rows.Err(), rows.Close()); err != nil {
 			return fmt.Errorf("expire approvals: %w", err)
 		}
-		for i := range out {
-			out[i].State, out[i].DecidedAt, out[i].Reason = core.ApprovalExpired, now, "expired: no decision before "+out[i].ExpiresAt.UTC().Format(time.RFC3339)
-			if _, err := q.ExecContext(ctx, `UPDATE approvals SET state = ?, decided_at = ?, reason = ? WHERE id = ? AND state = ?`,
-				out[i].State, toNanos(now), out[i].Reason, out[i].ID, core.ApprovalPending); err != nil {
-				return fmt.Errorf("expire approval %s: %w", out[i].ID, err)
+		expired := out[:0]
+		for _, ap := range out {
+			ap.State, ap.DecidedAt, ap.Reason = core.ApprovalExpired, now, "expired: no decision before "+ap.ExpiresAt.UTC().Format(time.RFC3339)
+			res, err := q.ExecContext(ctx, `UPDATE approvals SET state = ?, decided_at = ?, reason = ? WHERE id = ? AND state = ?`,
+				ap.State, toNanos(now), ap.Reason, ap.ID, core.ApprovalPending)
+			if err != nil {
+				return fmt.Errorf("expire approval %s: %w", ap.ID, err)
 			}
-			if out[i].Votes, err = a.votes(ctx, q, out[i].ID); err != nil {
+			if n, err := res.RowsAffected(); err != nil {
+				return fmt.Errorf("expire approval %s: %w", ap.ID, err)
+			} else if n != 1 {
+				continue // decided meanwhile: not ours to report
+			}
+			if ap.Votes, err = a.votes(ctx, q, ap.ID); err != nil {
 				return err
 			}
+			expired = append(expired, ap)
 		}
+		out = expired
 		return nil
 	})
 	if err != nil {

@@ -56,8 +56,12 @@ func (s *Store) stopBatcher() {
 	<-s.exited
 }
 
-// writeTx runs fn in a write transaction shared with other queued writers.
+// writeTx runs fn in a write transaction: shared with other queued writers
+// when grouped, a plain one of its own otherwise.
 func (s *Store) writeTx(ctx context.Context, fn func(q querier) error) error {
+	if !s.grouped {
+		return s.plainTx(ctx, fn)
+	}
 	req := &writeReq{ctx: ctx, fn: fn, done: make(chan error, 1)}
 	if err := s.enqueue(ctx, req); err != nil {
 		return err
@@ -67,8 +71,15 @@ func (s *Store) writeTx(ctx context.Context, fn func(q querier) error) error {
 	return <-req.done
 }
 
-// UpdatePipelined implements store.Pipeliner.
+// UpdatePipelined implements store.Pipeliner: fn runs in the next group
+// commit (SQLite) or in a transaction of its own whose commit is in flight
+// when this returns (PostgreSQL).
 func (s *Store) UpdatePipelined(ctx context.Context, fn func(tx store.Aggregates) error) (func() error, error) {
+	if !s.grouped {
+		return s.plainPipelined(ctx, func(q querier) error {
+			return fn(txAggregates{handle{s: s, r: q, w: q, inTx: true}})
+		})
+	}
 	req := &writeReq{ctx: ctx, done: make(chan error, 1), ran: make(chan error, 1)}
 	req.fn = func(q querier) error {
 		return fn(txAggregates{handle{s: s, r: q, w: q, inTx: true}})

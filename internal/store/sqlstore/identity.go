@@ -163,15 +163,16 @@ func scanSecretID(sc scanner) (core.SecretID, error) {
 // ErrNotFound. A secret ID of another role is ErrNotFound too: a caller
 // learns nothing about other roles' secret IDs.
 //
-// The guarded UPDATE/DELETE (uses_left = what was read) and the
-// rows-affected check keep this right even where the transaction isolation
-// is weaker than SQLite's serial writer.
+// The row is read FOR UPDATE (PostgreSQL): concurrent consumers of one
+// secret ID take turns, each seeing the uses the previous one left. The
+// guarded UPDATE/DELETE (uses_left = what was read) and the rows-affected
+// check hold even without that lock.
 func (s secretIDs) Consume(ctx context.Context, role, hash string, now time.Time) (core.SecretID, error) {
 	what := "secret id " + ref(hash) + " for role " + role
 	var out core.SecretID
 	err := s.h.atomic(ctx, func(q querier) error {
 		sid, err := scanSecretID(q.QueryRowContext(ctx,
-			`SELECT `+secretIDCols+` FROM secret_ids WHERE hash = ? AND role = ?`, hash, role))
+			`SELECT `+secretIDCols+` FROM secret_ids WHERE hash = ? AND role = ?`+s.h.dialect().rowLock(lockUpdate), hash, role))
 		if err != nil {
 			return notFound(err, what)
 		}

@@ -3,6 +3,7 @@ package sqlstore
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"log/slog"
 	"time"
@@ -12,18 +13,20 @@ import (
 // migration runs in its own transaction together with its ledger row in
 // schema_migrations, so a crash leaves the schema at a whole version. A
 // database at a version newer than the dialect knows is refused.
+//
+// Several processes may migrate the same database at once (replicas
+// starting together): every transaction here begins with the dialect's
+// migration lock and re-reads the version under it, so each version is
+// applied exactly once and the others wait, then find it done.
 func migrate(ctx context.Context, db *sql.DB, d dialect, log *slog.Logger) error {
 	ms := d.migrations()
-	for i, m := range ms {
-		if m.version != i+1 {
-			return fmt.Errorf("%s: migration %d is numbered %d", d.name(), i+1, m.version)
-		}
+	if err := checkMigrations(d.name(), ms); err != nil {
+		return err
 	}
-	if _, err := db.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (
-		version    INTEGER PRIMARY KEY,
-		summary    TEXT    NOT NULL,
-		applied_at INTEGER NOT NULL
-	)`); err != nil {
+	if err := inMigrationTx(ctx, db, d, func(tx *sql.Tx) error {
+		_, err := tx.ExecContext(ctx, d.ledgerDDL())
+		return err
+	}); err != nil {
 		return fmt.Errorf("%s: create schema_migrations: %w", d.name(), err)
 	}
 	cur, err := schemaVersion(ctx, db)
@@ -46,38 +49,52 @@ func migrate(ctx context.Context, db *sql.DB, d dialect, log *slog.Logger) error
 	return nil
 }
 
+// errAlreadyApplied rolls back a migration transaction that found its
+// version already applied by another process.
+var errAlreadyApplied = errors.New("already applied")
+
 // applyMigration applies m unless another process already has; it re-reads
-// the version inside the (write-locked) transaction to know.
+// the version inside the (locked) transaction to know.
 func applyMigration(ctx context.Context, db *sql.DB, d dialect, m migration) (applied bool, err error) {
-	tx, err := db.BeginTx(ctx, nil)
-	if err != nil {
-		return false, err
-	}
-	defer func() {
-		if !applied {
-			tx.Rollback()
+	err = inMigrationTx(ctx, db, d, func(tx *sql.Tx) error {
+		cur, err := schemaVersion(ctx, tx)
+		if err != nil {
+			return err
 		}
-	}()
-	cur, err := schemaVersion(ctx, tx)
-	if err != nil {
-		return false, err
-	}
-	if cur >= m.version {
+		if cur >= m.version {
+			return errAlreadyApplied
+		}
+		for _, stmt := range m.stmts {
+			if _, err := tx.ExecContext(ctx, stmt); err != nil {
+				return err
+			}
+		}
+		_, err = tx.ExecContext(ctx, d.rebind(`INSERT INTO schema_migrations (version, summary, applied_at) VALUES (?, ?, ?)`),
+			m.version, m.summary, toNanos(time.Now()))
+		return err
+	})
+	if errors.Is(err, errAlreadyApplied) {
 		return false, nil
 	}
-	for _, stmt := range m.stmts {
-		if _, err := tx.ExecContext(ctx, stmt); err != nil {
-			return false, err
-		}
+	return err == nil, err
+}
+
+// inMigrationTx runs fn in a transaction that holds the dialect's
+// migration lock, committing if fn succeeds.
+func inMigrationTx(ctx context.Context, db *sql.DB, d dialect, fn func(tx *sql.Tx) error) error {
+	tx, err := db.BeginTx(ctx, nil)
+	if err != nil {
+		return err
 	}
-	if _, err := tx.ExecContext(ctx, d.rebind(`INSERT INTO schema_migrations (version, summary, applied_at) VALUES (?, ?, ?)`),
-		m.version, m.summary, toNanos(time.Now())); err != nil {
-		return false, err
+	if err := d.lockMigrations(ctx, tx); err != nil {
+		tx.Rollback()
+		return fmt.Errorf("take the migration lock: %w", err)
 	}
-	if err := tx.Commit(); err != nil {
-		return false, err
+	if err := fn(tx); err != nil {
+		tx.Rollback()
+		return err
 	}
-	return true, nil
+	return tx.Commit()
 }
 
 func schemaVersion(ctx context.Context, q querier) (int, error) {

@@ -85,7 +85,7 @@ func OpenSQLite(ctx context.Context, path string, opts Options) (*Store, error) 
 		w.Close()
 		return nil, fmt.Errorf("sqlite: open readers on %s: %w", abs, err)
 	}
-	return newStore(d, w, r, log), nil
+	return newStore(d, w, r, log, true), nil
 }
 
 // prepareSQLiteFile creates the directory (0700) and the file (0600) before
@@ -123,6 +123,20 @@ var _ dialect = sqliteDialect{}
 func (sqliteDialect) name() string            { return "sqlite" }
 func (sqliteDialect) rebind(q string) string  { return q }
 func (sqliteDialect) migrations() []migration { return sqliteMigrations() }
+func (sqliteDialect) rowLock(lockMode) string { return "" } // write transactions are serial
+
+func (sqliteDialect) ledgerDDL() string {
+	return `CREATE TABLE IF NOT EXISTS schema_migrations (
+		version    INTEGER PRIMARY KEY,
+		summary    TEXT    NOT NULL,
+		applied_at INTEGER NOT NULL
+	)`
+}
+
+// lockMigrations has nothing to do: the writer begins every transaction
+// IMMEDIATE, which already excludes every other writer of the file.
+func (sqliteDialect) lockMigrations(context.Context, *sql.Tx) error { return nil }
+
 func (sqliteDialect) isUniqueViolation(err error) bool {
 	c := sqliteCode(err)
 	return c == sqlite3.SQLITE_CONSTRAINT_UNIQUE || c == sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY

@@ -218,15 +218,17 @@ func (g grants) Get(ctx context.Context, jti string) (core.JobGrant, error) {
 // after now, so a grant without expiry never redeems (ErrExpired) — and its
 // broker token still stored and live at now (ErrRevoked).
 //
-// The UPDATE is guarded by redeemed_at = 0 and its row count checked, so
-// two redeemers can never both succeed even under weaker isolation than
-// SQLite's single writer.
+// The grant is read FOR UPDATE and its token FOR SHARE (PostgreSQL): two
+// redeemers take turns, and a revocation of the token waits for a
+// redemption in flight or is seen by it, never slips between its check
+// and its commit. The UPDATE is guarded by redeemed_at = 0 and its row
+// count checked besides, so two redeemers can never both succeed.
 func (g grants) Redeem(ctx context.Context, jti string, now time.Time) (core.JobGrant, error) {
 	what := "grant " + jti
 	at := toNanos(now)
 	var out core.JobGrant
 	err := g.h.atomic(ctx, func(q querier) error {
-		gr, err := scanGrant(q.QueryRowContext(ctx, `SELECT `+grantCols+` FROM job_grants WHERE jti = ?`, jti))
+		gr, err := scanGrant(q.QueryRowContext(ctx, `SELECT `+grantCols+` FROM job_grants WHERE jti = ?`+g.h.dialect().rowLock(lockUpdate), jti))
 		if err != nil {
 			return notFound(err, what)
 		}
@@ -237,7 +239,7 @@ func (g grants) Redeem(ctx context.Context, jti string, now time.Time) (core.Job
 			return fmt.Errorf("%s: %w", what, store.ErrExpired)
 		}
 		var tokExp int64
-		err = q.QueryRowContext(ctx, `SELECT expires_at FROM tokens WHERE accessor = ?`, gr.Accessor).Scan(&tokExp)
+		err = q.QueryRowContext(ctx, `SELECT expires_at FROM tokens WHERE accessor = ?`+g.h.dialect().rowLock(lockShare), gr.Accessor).Scan(&tokExp)
 		switch {
 		case errors.Is(err, sql.ErrNoRows):
 			return fmt.Errorf("%s: token %s gone: %w", what, gr.Accessor, store.ErrRevoked)

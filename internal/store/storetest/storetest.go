@@ -33,6 +33,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"SecretIDs", testSecretIDs},
 		{"Consume", testConsume},
 		{"ConsumeConcurrent", testConsumeConcurrent},
+		{"ConsumeConcurrentMany", testConsumeConcurrentMany},
 		{"Agents", testAgents},
 		{"Tokens", testTokens},
 		{"TokensDeleteExpired", testTokensDeleteExpired},

@@ -106,6 +106,60 @@ func testConsumeConcurrent(t *testing.T, s store.Store) {
 	}
 }
 
+// Many uses, many consumers, all in flight together: every use is taken
+// exactly once and none is refused while uses remain. Each goroutine
+// first makes a read and waits for the others, so a store with a
+// connection pool has its connections open and the consumes truly
+// overlap (a store that checks uses_left with a plain read and a guarded
+// write would refuse some of them as exhausted).
+func testConsumeConcurrentMany(t *testing.T, s store.Store) {
+	c := ctx(t)
+	must(t, s.Roles().Put(c, sampleRole("demo")), "Put role")
+	const uses, n = 10, 24
+	must(t, s.SecretIDs().Create(c, sampleSecretID("demo", "h", uses, now().Add(time.Hour))), "Create")
+
+	var (
+		wg        sync.WaitGroup
+		ready     sync.WaitGroup
+		mu        sync.Mutex
+		successes int
+		others    []error
+	)
+	ready.Add(n)
+	for range n {
+		wg.Go(func() {
+			_, err := s.Roles().Get(c, "demo")
+			ready.Done()
+			if err != nil {
+				mu.Lock()
+				others = append(others, err)
+				mu.Unlock()
+				return
+			}
+			ready.Wait()
+			_, err = s.SecretIDs().Consume(c, "demo", "h", now())
+			mu.Lock()
+			defer mu.Unlock()
+			switch {
+			case err == nil:
+				successes++
+			case errors.Is(err, store.ErrNotFound), errors.Is(err, store.ErrExhausted):
+			default:
+				others = append(others, err)
+			}
+		})
+	}
+	wg.Wait()
+	if len(others) > 0 {
+		t.Fatalf("unexpected errors: %v", others)
+	}
+	if successes != uses {
+		t.Fatalf("%d successful uses of a %d-use secret ID by %d consumers, want exactly %d", successes, uses, n, uses)
+	}
+	_, err := s.SecretIDs().Consume(c, "demo", "h", now())
+	wantErr(t, err, store.ErrNotFound, "Consume after the last use")
+}
+
 // Redeem: once; not expired; not under a revoked or expired broker token;
 // a refused redemption changes nothing.
 func testRedeem(t *testing.T, s store.Store) {
