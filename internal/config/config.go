@@ -180,8 +180,11 @@ type AWS struct {
 	STSEndpoint string `yaml:"sts_endpoint"` // default: AWS's regional STS endpoint
 	// BraketEndpoint is where the gateway's /braket front forwards
 	// (default https://braket.<region>.amazonaws.com).
-	BraketEndpoint string    `yaml:"braket_endpoint"`
-	Roles          []AWSRole `yaml:"roles"`
+	BraketEndpoint string `yaml:"braket_endpoint"`
+	// S3Endpoint is where task results are read, path style (default
+	// https://s3.<region>.amazonaws.com).
+	S3Endpoint string    `yaml:"s3_endpoint"`
+	Roles      []AWSRole `yaml:"roles"`
 }
 
 // AWSRole is one credential role.
@@ -397,7 +400,7 @@ func (c *Config) Validate() error {
 }
 
 func (a *AWS) validate(bad func(string, ...any)) {
-	for name, v := range map[string]string{"sts_endpoint": a.STSEndpoint, "braket_endpoint": a.BraketEndpoint} {
+	for name, v := range map[string]string{"sts_endpoint": a.STSEndpoint, "braket_endpoint": a.BraketEndpoint, "s3_endpoint": a.S3Endpoint} {
 		if v == "" {
 			continue
 		}

@@ -273,7 +273,12 @@ func (g *Gateway) frontJob(f *front, w http.ResponseWriter, r *http.Request, res
 		f.Adapter.WriteError(w, http.StatusServiceUnavailable, "no upstream credential for this role")
 		return
 	}
-	resp, err := g.frontSend(ctx, f, r, rest, body, cred)
+	var resp *http.Response
+	if rf, ok := f.Adapter.(provider.ResultFetcher); ok && route.Result {
+		resp, err = rf.FetchResult(ctx, rec.ID, cred, g.rt.RoundTrip)
+	} else {
+		resp, err = g.frontSend(ctx, f, r, rest, body, cred)
+	}
 	if err != nil {
 		g.log.WarnContext(ctx, "upstream request failed", "provider", name, "err", err)
 		f.Adapter.WriteError(w, http.StatusBadGateway, "upstream unavailable")

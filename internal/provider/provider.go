@@ -32,6 +32,9 @@ type Route struct {
 	// Action is the policy action for Read and Cancel (ReadJob,
 	// ReadResult, CancelJob).
 	Action string
+	// Result marks a read of results the adapter fetches itself
+	// (ResultFetcher), rather than one forwarded as it is.
+	Result bool
 }
 
 // Submission is what a job submission asks for, read from the provider's
@@ -106,4 +109,11 @@ type Minter interface {
 	// before the credential is used: a lost rotation would lock the
 	// account out.
 	Mint(ctx context.Context, root string, role string) (c Credential, s Scope, rotated string, err error)
+}
+
+// ResultFetcher is an optional extra for providers whose results live
+// elsewhere (Braket writes them to S3): FetchResult fetches job id's
+// results with the credential, sending each request it builds with send.
+type ResultFetcher interface {
+	FetchResult(ctx context.Context, jobID string, c Credential, send func(*http.Request) (*http.Response, error)) (*http.Response, error)
 }

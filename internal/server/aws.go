@@ -43,7 +43,11 @@ func gatewayFronts(cfg *config.Config) ([]gateway.Front, error) {
 				devices[d.Name] = d.ARN
 			}
 		}
-		out = append(out, gateway.Front{Prefix: "/braket", Adapter: awsbraket.Adapter{Region: a.Region}, Upstream: u, Devices: devices})
+		s3 := a.S3Endpoint
+		if s3 == "" {
+			s3 = "https://s3." + a.Region + ".amazonaws.com"
+		}
+		out = append(out, gateway.Front{Prefix: "/braket", Adapter: awsbraket.Adapter{Region: a.Region, Braket: endpoint, S3: s3}, Upstream: u, Devices: devices})
 	}
 	return out, nil
 }

@@ -219,7 +219,7 @@ func TestBraketThroughGateway(t *testing.T) {
 when { resource.owner == principal };
 `)
 	d := startDevWith(t, DevOptions{PolicyFiles: []string{path}, AWS: config.AWS{
-		Region: "us-east-1", STSEndpoint: sim.url, BraketEndpoint: sim.url,
+		Region: "us-east-1", STSEndpoint: sim.url, BraketEndpoint: sim.url, S3Endpoint: sim.url,
 		Roles: []config.AWSRole{{Name: "braket-lab", RoleARN: awsRoleARN, DeviceARNs: []string{braketsim.SV1ARN},
 			S3Bucket: awsBucket, S3Prefix: awsPrefix, BrokerRoles: []string{"lab"}}},
 	}})
@@ -323,10 +323,32 @@ when { resource.owner == principal };
 	if task.OutputS3Bucket != awsBucket || !strings.HasPrefix(task.OutputS3Directory, awsPrefix+"/") {
 		t.Fatalf("results went to s3://%s/%s, want the role's s3://%s/%s/…", task.OutputS3Bucket, task.OutputS3Directory, awsBucket, awsPrefix)
 	}
+	// The owner reads the results through the gateway (from the role's S3
+	// prefix, with the role's session): a Bell pair.
+	status, out = agentCall(http.MethodGet, taskPath+"/results", lab.ClientToken, nil)
+	if status != http.StatusOK {
+		t.Fatalf("results through the gateway: %d %s", status, out)
+	}
+	var result struct {
+		Measurements [][]int `json:"measurements"`
+	}
+	if err := json.Unmarshal([]byte(out), &result); err != nil || len(result.Measurements) != 100 {
+		t.Fatalf("results: %v, %d measurements", err, len(result.Measurements))
+	}
+	counts := map[string]int{}
+	for _, m := range result.Measurements {
+		counts[fmt.Sprint(m)]++
+	}
+	if len(counts) != 2 || counts["[0 0]"] < 25 || counts["[1 1]"] < 25 {
+		t.Fatalf("Bell counts %v: want only 00 and 11, each well above 25 of 100", counts)
+	}
 	// Someone else's broker token: the task does not exist for them.
 	other := e.mustLogin(e.roleID("lab2"), e.newSecretID("lab2", "other-agent", "").SecretID)
 	if status, _ := agentCall(http.MethodGet, taskPath, other.ClientToken, nil); status != http.StatusNotFound {
 		t.Fatalf("another agent reads the task: %d", status)
+	}
+	if status, _ := agentCall(http.MethodGet, taskPath+"/results", other.ClientToken, nil); status != http.StatusNotFound {
+		t.Fatalf("another agent reads the results: %d", status)
 	}
 	if e.count(func(ev audit.Event) bool {
 		return ev.Type == "submit" && ev.Provider == "aws" && ev.Decision == "allow" && ev.JobID == created.ARN && ev.Agent == lab.EntityID

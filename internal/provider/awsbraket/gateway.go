@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"net/url"
 	"strings"
@@ -28,9 +29,15 @@ import (
 type Adapter struct {
 	// Region is used to sign calls whose path names no regional ARN.
 	Region string
+	// Braket and S3 are the upstream bases results are read from (S3 in
+	// path style, e.g. https://s3.us-east-1.amazonaws.com).
+	Braket, S3 string
 }
 
-var _ provider.Adapter = Adapter{}
+var (
+	_ provider.Adapter       = Adapter{}
+	_ provider.ResultFetcher = Adapter{}
+)
 
 // Name implements provider.Adapter.
 func (Adapter) Name() string { return "aws" }
@@ -58,6 +65,11 @@ func (Adapter) Route(method, p string) provider.Route {
 	case method == http.MethodGet && len(segs) == 2 && segs[0] == "quantum-task":
 		if arn, err := url.PathUnescape(segs[1]); err == nil && isTaskARN(arn) {
 			return provider.Route{Kind: provider.Read, JobID: arn, Action: "ReadJob"}
+		}
+	case method == http.MethodGet && len(segs) == 3 && segs[0] == "quantum-task" && segs[2] == "results":
+		// A qbroker extension: the task's results, read from S3 for the owner.
+		if arn, err := url.PathUnescape(segs[1]); err == nil && isTaskARN(arn) {
+			return provider.Route{Kind: provider.Read, JobID: arn, Action: "ReadResult", Result: true}
 		}
 	case method == http.MethodPut && len(segs) == 3 && segs[0] == "quantum-task" && segs[2] == "cancel":
 		if arn, err := url.PathUnescape(segs[1]); err == nil && isTaskARN(arn) {
@@ -248,4 +260,64 @@ func (Adapter) WriteError(w http.ResponseWriter, status int, msg string) {
 	w.Header().Set("X-Amzn-ErrorType", typ)
 	w.WriteHeader(status)
 	_ = json.NewEncoder(w).Encode(map[string]string{"__type": typ, "message": msg})
+}
+
+// FetchResult implements provider.ResultFetcher: GetQuantumTask for the
+// task's results location, then the results.json object from S3, both
+// signed with the role's session.
+func (a Adapter) FetchResult(ctx context.Context, arn string, c provider.Credential, send func(*http.Request) (*http.Response, error)) (*http.Response, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimSuffix(a.Braket, "/")+"/quantum-task/"+url.PathEscape(arn), nil)
+	if err != nil {
+		return nil, err
+	}
+	if err := a.Authenticate(ctx, req, nil, c); err != nil {
+		return nil, err
+	}
+	resp, err := send(req)
+	if err != nil || resp.StatusCode != http.StatusOK {
+		return resp, err
+	}
+	var task struct {
+		Status    string `json:"status"`
+		Bucket    string `json:"outputS3Bucket"`
+		Directory string `json:"outputS3Directory"`
+	}
+	err = json.NewDecoder(http.MaxBytesReader(nil, resp.Body, 1<<20)).Decode(&task)
+	resp.Body.Close()
+	if err != nil {
+		return nil, fmt.Errorf("GetQuantumTask answer: %w", err)
+	}
+	if task.Status != "COMPLETED" {
+		return textResponse(http.StatusConflict, fmt.Sprintf(`{"__type":"ConflictException","message":"task is %s; results exist once it is COMPLETED"}`, task.Status)), nil
+	}
+	if task.Bucket == "" || strings.Contains(task.Bucket+task.Directory, "..") {
+		return nil, errors.New("GetQuantumTask answer names no results location")
+	}
+	key := strings.Trim(task.Directory, "/") + "/results.json"
+	sreq, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimSuffix(a.S3, "/")+"/"+url.PathEscape(task.Bucket)+"/"+escapeKey(key), nil)
+	if err != nil {
+		return nil, err
+	}
+	creds := aws.Credentials{AccessKeyID: c.AccessKeyID, SecretAccessKey: c.Secret, SessionToken: c.SessionToken}
+	const emptySHA256 = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+	sreq.Header.Set("X-Amz-Content-Sha256", emptySHA256)
+	if err := v4.NewSigner().SignHTTP(ctx, creds, sreq, emptySHA256, "s3", a.regionFor("/"+arn, nil), time.Now(), func(o *v4.SignerOptions) {
+		o.DisableURIPathEscaping = true
+	}); err != nil {
+		return nil, err
+	}
+	return send(sreq)
+}
+
+func escapeKey(k string) string {
+	parts := strings.Split(k, "/")
+	for i, p := range parts {
+		parts[i] = url.PathEscape(p)
+	}
+	return strings.Join(parts, "/")
+}
+
+func textResponse(status int, body string) *http.Response {
+	return &http.Response{StatusCode: status, Header: http.Header{"Content-Type": {"application/json"}},
+		Body: io.NopCloser(strings.NewReader(body)), ContentLength: int64(len(body))}
 }
