@@ -28,18 +28,21 @@ staticcheck:
 # (the npm oidc-provider: e2e/oidcprovider_test.go; SPIRE v1.13.3 server and
 # agent, built from their own tools module tools/spire/go.mod:
 # e2e/spire_test.go; Debian's chromium and npm's axe-core:
-# internal/server/console_browser_test.go; all skipped by plain `go test ./...`, which stays
+# internal/server/console_browser_test.go; the machine's PostgreSQL: the store suite and
+# TestDevOnPostgres; all skipped by plain `go test ./...`, which stays
 # self-contained).
 real-components:
 	scripts/oidc-provider/install.sh
 	scripts/spire/install.sh
 	scripts/browser/install.sh
+	scripts/postgres/ensure.sh
 
 unit: real-components
 	mkdir -p $(CURDIR)/.tools/test-output
 	QBROKER_OIDC_PROVIDER=$(CURDIR)/scripts/oidc-provider \
 	QBROKER_SPIRE_BIN=$(CURDIR)/.tools/spire/bin \
 	QBROKER_CHROMIUM=$$(command -v chromium) \
+	QBROKER_TEST_POSTGRES='postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable' \
 	QBROKER_AXE=$(CURDIR)/scripts/browser/node_modules/axe-core/axe.min.js \
 	$(GO) test -race -count=1 -timeout 20m -artifacts -outputdir=$(CURDIR)/.tools/test-output ./...
 

@@ -22,6 +22,7 @@ type Config struct {
 	PublicURL string   `yaml:"public_url"` // how agents and gateways reach the broker; the job tokens' issuer
 	DataDir   string   `yaml:"data_dir"`
 	Seal      Seal     `yaml:"seal"`
+	Store     Store    `yaml:"store"`
 	Policies  []string `yaml:"policies"`  // Cedar policy files; empty: the built-in demo policies
 	TimeZone  string   `yaml:"time_zone"` // zone for the hour/weekday policies see; default UTC
 	// WatchPolicies reloads when a policy file or this file changes
@@ -36,6 +37,16 @@ type Config struct {
 	TLS           TLS        `yaml:"tls"`
 	Audit         Audit      `yaml:"audit"`
 	Log           LogOptions `yaml:"log"`
+}
+
+// Store chooses the database: the embedded SQLite in data_dir (default),
+// or PostgreSQL for several replicas. The DSN comes from the environment
+// (it usually holds a password), never from this file.
+type Store struct {
+	Type             string        `yaml:"type"`              // sqlite (default) or postgres
+	DSNEnv           string        `yaml:"dsn_env"`           // postgres: env var holding the DSN; default QBROKER_POSTGRES_DSN
+	MaxOpenConns     int           `yaml:"max_open_conns"`    // postgres: pool size; default 10
+	StatementTimeout time.Duration `yaml:"statement_timeout"` // postgres: per statement; default 5s
 }
 
 // Anomaly configures the streaming anomaly rules over the audit trail.
@@ -329,6 +340,12 @@ func (c *Config) ApplyDefaults() {
 		c.WatchPolicies = &watch
 	}
 	c.Approvals.applyDefaults()
+	if c.Store.Type == "" {
+		c.Store.Type = "sqlite"
+	}
+	if c.Store.Type == "postgres" && c.Store.DSNEnv == "" {
+		c.Store.DSNEnv = "QBROKER_POSTGRES_DSN"
+	}
 	if len(c.Providers.AWS.Roles) > 0 && c.Providers.AWS.Region == "" {
 		c.Providers.AWS.Region = "us-east-1"
 	}
@@ -387,6 +404,14 @@ func (c *Config) Validate() error {
 		seen[k] = true
 	}
 	c.Approvals.validate(bad)
+	switch c.Store.Type {
+	case "sqlite", "postgres":
+	default:
+		bad("store.type: %q is not one of sqlite, postgres", c.Store.Type)
+	}
+	if c.Store.MaxOpenConns < 0 || c.Store.StatementTimeout < 0 {
+		bad("store: max_open_conns and statement_timeout must not be negative")
+	}
 	c.Providers.AWS.validate(bad)
 	if _, err := time.LoadLocation(c.TimeZone); err != nil {
 		bad("time_zone: %q is not a known IANA time zone", c.TimeZone)

@@ -44,7 +44,9 @@ type DevOptions struct {
 	// Approvals replaces DevApprovals (tests of other consent setups).
 	Approvals *config.Approvals
 	// AWS configures dynamic AWS credentials (tests point it at braketsim).
-	AWS    config.AWS
+	AWS config.AWS
+	// Store chooses the database (default: SQLite in DataDir).
+	Store  config.Store
 	Logger *slog.Logger
 }
 
@@ -141,7 +143,7 @@ func StartDev(ctx context.Context, o DevOptions) (_ *Dev, err error) {
 	if o.Approvals != nil {
 		approvals = *o.Approvals
 	}
-	cfg := &config.Config{Listen: o.Addr, DataDir: o.DataDir, Gateway: config.Gateway{Listen: o.GatewayAddr}, Policies: o.PolicyFiles, Auth: o.Auth, TLS: o.TLS, Audit: o.Audit, Approvals: approvals, Providers: config.Providers{AWS: o.AWS}}
+	cfg := &config.Config{Listen: o.Addr, DataDir: o.DataDir, Gateway: config.Gateway{Listen: o.GatewayAddr}, Policies: o.PolicyFiles, Auth: o.Auth, TLS: o.TLS, Audit: o.Audit, Approvals: approvals, Providers: config.Providers{AWS: o.AWS}, Store: o.Store}
 	cfg.ApplyDefaults()
 	cfg.PublicURL, cfg.Gateway.PublicURL = "", "" // derive from the bound listeners
 	if err := cfg.Validate(); err != nil {

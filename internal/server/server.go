@@ -136,7 +136,7 @@ func Start(ctx context.Context, o Options) (_ *Server, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("seal: %w", err)
 	}
-	if s.store, err = sqlstore.OpenSQLite(ctx, filepath.Join(cfg.DataDir, "qbroker.db"), sqlstore.Options{Logger: log}); err != nil {
+	if s.store, err = openStore(ctx, cfg, log); err != nil {
 		return nil, fmt.Errorf("store: %w", err)
 	}
 	auditKey, err := broker.LoadAuditSigningKey(ctx, s.store, sealer)
@@ -422,4 +422,18 @@ func (s *Server) Close(ctx context.Context) error {
 // Initialize creates the initial root token on first start.
 func (s *Server) Initialize(ctx context.Context) (root string, created bool, err error) {
 	return s.Broker.Initialize(ctx, broker.Caller{RequestID: "init", Path: "init"})
+}
+
+// openStore opens the configured store: SQLite in the data dir (the
+// default), or PostgreSQL from the DSN in store.dsn_env.
+func openStore(ctx context.Context, cfg *config.Config, log *slog.Logger) (*sqlstore.Store, error) {
+	if cfg.Store.Type != "postgres" {
+		return sqlstore.OpenSQLite(ctx, filepath.Join(cfg.DataDir, "qbroker.db"), sqlstore.Options{Logger: log})
+	}
+	dsn := os.Getenv(cfg.Store.DSNEnv)
+	if dsn == "" {
+		return nil, fmt.Errorf("store: %s (store.dsn_env) is empty", cfg.Store.DSNEnv)
+	}
+	return sqlstore.OpenPostgres(ctx, dsn, sqlstore.Options{Logger: log,
+		MaxOpenConns: cfg.Store.MaxOpenConns, StatementTimeout: cfg.Store.StatementTimeout})
 }
