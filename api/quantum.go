@@ -137,3 +137,15 @@ type AWSCredsData struct {
 	ARN           string    `json:"arn,omitempty"` // the assumed-role session
 	Expiration    time.Time `json:"expiration"`
 }
+
+// UpstreamData is the data of GET /v1/sys/gateway/upstream/<provider>?role=R
+// (gateway tokens only): the short-lived upstream credential the gateway
+// uses for a broker role, and the scope it enforces. Secret.
+type UpstreamData struct {
+	AccessKeyID  string    `json:"access_key_id,omitempty"`
+	Secret       string    `json:"secret"`
+	SessionToken string    `json:"session_token,omitempty"`
+	Expires      time.Time `json:"expires"`
+	Bucket       string    `json:"bucket,omitempty"`
+	Prefix       string    `json:"prefix,omitempty"`
+}

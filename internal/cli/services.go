@@ -154,7 +154,7 @@ func serverCmd(env Env) *cobra.Command {
 }
 
 func gatewayCmd(env Env) *cobra.Command {
-	var brokerAddr, addr, ionqUpstream, logLevel string
+	var brokerAddr, addr, ionqUpstream, logLevel, cfgPath string
 	cmd := &cobra.Command{
 		Use:   "gateway",
 		Short: "Run a standalone gateway in front of the providers (token from QBROKER_GATEWAY_TOKEN)",
@@ -182,7 +182,20 @@ func gatewayCmd(env Env) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			gw, err := gateway.New(gateway.Config{Broker: gateway.NewRemoteBroker(brokerAddr, tok, hc), Verifier: v, IonQUpstream: u, Logger: log})
+			var fronts []gateway.Front
+			if cfgPath != "" { // the providers and devices sections: the fronts beyond IonQ
+				cfg, err := config.Load(cfgPath)
+				if err != nil {
+					return err
+				}
+				if err := cfg.Finish(); err != nil {
+					return fmt.Errorf("config %s: %w", cfgPath, err)
+				}
+				if fronts, err = server.GatewayFronts(cfg); err != nil {
+					return err
+				}
+			}
+			gw, err := gateway.New(gateway.Config{Broker: gateway.NewRemoteBroker(brokerAddr, tok, hc), Verifier: v, IonQUpstream: u, Logger: log, Fronts: fronts})
 			if err != nil {
 				return err
 			}
@@ -194,6 +207,7 @@ func gatewayCmd(env Env) *cobra.Command {
 	f.StringVar(&addr, "addr", "127.0.0.1:8300", "listen address")
 	f.StringVar(&ionqUpstream, "ionq-upstream", "https://api.ionq.co", "IonQ API base URL")
 	f.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
+	f.StringVar(&cfgPath, "config", "", "the broker's config file: its providers and devices enable the fronts beyond IonQ (/braket)")
 	return cmd
 }
 

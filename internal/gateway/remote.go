@@ -16,6 +16,7 @@ import (
 
 	"github.com/qbroker/qbroker/api"
 	"github.com/qbroker/qbroker/internal/audit"
+	"github.com/qbroker/qbroker/internal/provider"
 )
 
 // Cache bounds of RemoteBroker.
@@ -54,6 +55,8 @@ type RemoteBroker struct {
 	creds  map[string]string           // provider -> API key
 	agents map[[32]byte]agentEntry     // sha256(broker token) -> agent
 	jobs   map[[2]string]api.JobRecord // {provider, id} -> record
+	// upstreams: "<provider>/<role>" -> credential and scope (memory only)
+	upstreams map[string]cachedUpstream
 }
 
 type agentEntry struct {
@@ -358,3 +361,43 @@ func (b *RemoteBroker) Audit(ctx context.Context, e *audit.Event) error {
 	}
 	return nil
 }
+
+// Upstream implements UpstreamSource over HTTP. The broker caches what it
+// mints; the gateway keeps each answer until shortly before it expires.
+func (b *RemoteBroker) Upstream(ctx context.Context, prov, role string) (provider.Credential, provider.Scope, error) {
+	key := prov + "/" + role
+	b.mu.Lock()
+	if u, ok := b.upstreams[key]; ok && b.now().Add(time.Minute).Before(u.c.Expires) {
+		b.mu.Unlock()
+		return u.c, u.s, nil
+	}
+	b.mu.Unlock()
+	var out struct {
+		Data api.UpstreamData `json:"data"`
+	}
+	status, msg, err := b.call(ctx, http.MethodGet, "/v1/sys/gateway/upstream/"+url.PathEscape(prov)+"?role="+url.QueryEscape(role), nil, &out)
+	if err != nil {
+		return provider.Credential{}, provider.Scope{}, err
+	}
+	if status != http.StatusOK {
+		return provider.Credential{}, provider.Scope{}, &brokerStatusError{op: "upstream", status: status, msg: msg}
+	}
+	u := cachedUpstream{
+		c: provider.Credential{AccessKeyID: out.Data.AccessKeyID, Secret: out.Data.Secret, SessionToken: out.Data.SessionToken, Expires: out.Data.Expires},
+		s: provider.Scope{Bucket: out.Data.Bucket, Prefix: out.Data.Prefix},
+	}
+	b.mu.Lock()
+	if b.upstreams == nil {
+		b.upstreams = map[string]cachedUpstream{}
+	}
+	b.upstreams[key] = u
+	b.mu.Unlock()
+	return u.c, u.s, nil
+}
+
+type cachedUpstream struct {
+	c provider.Credential
+	s provider.Scope
+}
+
+var _ UpstreamSource = (*RemoteBroker)(nil)

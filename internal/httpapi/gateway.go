@@ -130,3 +130,25 @@ func (s *Server) gatewayAuthorize(r *http.Request, c broker.Caller) (*api.Respon
 	}
 	return nil, 0, nil
 }
+
+// upstream answers GET /v1/sys/gateway/upstream/{provider}?role=R for a
+// standalone gateway's provider fronts (gateway tokens only; audited).
+func (s *Server) upstream(r *http.Request, c broker.Caller) (*api.Response, int, error) {
+	t, err := s.gatewayCaller(r)
+	if err != nil {
+		return nil, 0, err
+	}
+	p, role := r.PathValue("provider"), r.URL.Query().Get("role")
+	if role == "" {
+		return nil, 0, core.Errorf(core.KindBadRequest, "role is required")
+	}
+	cred, scope, err := s.b.Upstream(r.Context(), p, role)
+	if err != nil {
+		return nil, 0, core.Wrap(core.KindUnavailable, err, "no upstream credential for provider "+p+" and role "+role)
+	}
+	if err := s.b.Audit(r.Context(), c, &audit.Event{Type: "credential", Action: "ReadUpstreamCredential", Provider: p, Role: role, Agent: t.AgentID, Accessor: t.Accessor, Decision: "allow"}); err != nil {
+		return nil, 0, err
+	}
+	return data(api.UpstreamData{AccessKeyID: cred.AccessKeyID, Secret: cred.Secret, SessionToken: cred.SessionToken, Expires: cred.Expires.UTC(),
+		Bucket: scope.Bucket, Prefix: scope.Prefix}), 0, nil
+}

@@ -24,9 +24,9 @@ func awsCredentials(c config.AWS) *broker.AWSCredentials {
 	return out
 }
 
-// gatewayFronts are the provider fronts beyond IonQ that the configuration
+// GatewayFronts are the provider fronts beyond IonQ that the configuration
 // enables: /braket when AWS roles are configured.
-func gatewayFronts(cfg *config.Config) ([]gateway.Front, error) {
+func GatewayFronts(cfg *config.Config) ([]gateway.Front, error) {
 	var out []gateway.Front
 	if a := cfg.Providers.AWS; len(a.Roles) > 0 {
 		endpoint := a.BraketEndpoint

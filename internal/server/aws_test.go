@@ -26,6 +26,7 @@ import (
 	"github.com/qbroker/qbroker/api"
 	"github.com/qbroker/qbroker/internal/audit"
 	"github.com/qbroker/qbroker/internal/config"
+	"github.com/qbroker/qbroker/internal/gateway"
 	"github.com/qbroker/qbroker/internal/sim/braketsim"
 )
 
@@ -354,5 +355,40 @@ when { resource.owner == principal };
 		return ev.Type == "submit" && ev.Provider == "aws" && ev.Decision == "allow" && ev.JobID == created.ARN && ev.Agent == lab.EntityID
 	}) != 1 {
 		t.Fatal("the submission is not audited with the task ARN and the agent")
+	}
+}
+
+// A standalone gateway gets its upstream sessions from the broker over
+// HTTP with its gateway token; nobody else does.
+func TestRemoteGatewayUpstream(t *testing.T) {
+	sim := startAWSSim(t)
+	d := startDevWith(t, DevOptions{AWS: config.AWS{
+		Region: "us-east-1", STSEndpoint: sim.url,
+		Roles: []config.AWSRole{{Name: "braket-lab", RoleARN: awsRoleARN, DeviceARNs: []string{braketsim.SV1ARN},
+			S3Bucket: awsBucket, S3Prefix: awsPrefix, BrokerRoles: []string{"lab"}}},
+	}})
+	e := &env{t: t, d: d, hc: &http.Client{Timeout: 20 * time.Second}}
+	want(t, "store the root key", e.broker(http.MethodPost, "/v1/sys/providers/aws/credential", d.RootToken, fmt.Sprintf(`{"api_key":%q}`, awsRootID+":"+sim.secret)), http.StatusNoContent)
+	r := e.broker(http.MethodPost, "/v1/auth/token/create", d.RootToken, `{"policies":["gateway"]}`)
+	want(t, "gateway token", r, http.StatusOK)
+	var created struct {
+		Auth api.Auth `json:"auth"`
+	}
+	json.Unmarshal(r.body, &created)
+
+	rb := gateway.NewRemoteBroker(d.BrokerURL, created.Auth.ClientToken, e.hc)
+	c, s, err := rb.Upstream(context.Background(), "aws", "lab")
+	if err != nil || !strings.HasPrefix(c.AccessKeyID, "ASIA") || c.Secret == "" || c.SessionToken == "" || s.Bucket != awsBucket || s.Prefix != awsPrefix {
+		t.Fatalf("remote upstream: %+v %+v %v", c.AccessKeyID, s, err)
+	}
+	if c2, _, err := rb.Upstream(context.Background(), "aws", "lab"); err != nil || c2.AccessKeyID != c.AccessKeyID {
+		t.Fatalf("second call minted again or failed: %v", err)
+	}
+	if _, _, err := rb.Upstream(context.Background(), "aws", "nobody"); err == nil {
+		t.Fatal("a role with no AWS role got a session")
+	}
+	agentRB := gateway.NewRemoteBroker(d.BrokerURL, e.agent(), e.hc)
+	if _, _, err := agentRB.Upstream(context.Background(), "aws", "lab"); err == nil {
+		t.Fatal("an agent token read the gateway's upstream session")
 	}
 }

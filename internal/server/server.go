@@ -240,7 +240,7 @@ func Start(ctx context.Context, o Options) (_ *Server, err error) {
 		s.Broker.SetCanceller(canceller)
 	}
 	if gwLn != nil {
-		fronts, err := gatewayFronts(cfg)
+		fronts, err := GatewayFronts(cfg)
 		if err != nil {
 			return nil, err
 		}
