@@ -1,8 +1,8 @@
 // Package store defines qbroker's persistence contract, split by aggregate.
 //
 // Every method is its own transaction; Store.Update runs several changes in
-// one. Implementations live in sub-packages (sqlstore: SQLite now,
-// PostgreSQL later) and must pass the shared suite in storetest. Nothing
+// one. Implementations live in sub-packages (sqlstore: SQLite and
+// PostgreSQL) and must pass the shared suite in storetest. Nothing
 // secret is handed to a store in clear: tokens and secret IDs arrive hashed,
 // key material arrives sealed.
 package store
@@ -159,6 +159,19 @@ type Secrets interface {
 // acts on the outcome. If wait fails, nothing fn did persisted.
 type Pipeliner interface {
 	UpdatePipelined(ctx context.Context, fn func(tx Aggregates) error) (wait func() error, err error)
+}
+
+// Broadcaster is an optional extra a Store may implement: a message one
+// process publishes reaches every process subscribed to the same database
+// (PostgreSQL's LISTEN/NOTIFY), so replicas can drop cached state another
+// replica changed (a revoked token, an edited role).
+type Broadcaster interface {
+	Publish(ctx context.Context, msg string) error
+	// Subscribe calls fn for each message (this process's own included)
+	// until ctx ends, and reset whenever the subscription (re)starts,
+	// since messages may have been missed before it. It returns at once
+	// when the store has no other processes to hear (SQLite).
+	Subscribe(ctx context.Context, fn func(msg string), reset func()) error
 }
 
 // UpdatePipelined uses s's Pipeliner when it has one, and Update otherwise.

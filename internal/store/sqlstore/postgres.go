@@ -78,7 +78,9 @@ func OpenPostgres(ctx context.Context, dsn string, opts Options) (*Store, error)
 		db.Close()
 		return nil, err
 	}
-	return newStore(d, db, db, log, false), nil
+	st := newStore(d, db, db, log, false)
+	st.pg = &pgBroadcast{cfg: cfg, channel: pgChannel(cfg)}
+	return st, nil
 }
 
 // withDefaults fills in the PostgreSQL defaults of zero fields; negative

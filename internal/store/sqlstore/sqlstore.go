@@ -148,6 +148,8 @@ type Store struct {
 	// otherwise each is a plain transaction of its own (tx.go).
 	grouped bool
 
+	pg *pgBroadcast // PostgreSQL's LISTEN/NOTIFY settings; nil on SQLite
+
 	base   handle     // the aggregates outside any transaction
 	wc, rc *stmtCache // SQLite's prepared statements; nil when not grouped
 
