@@ -52,6 +52,7 @@ func (b *Broker) PutRole(ctx context.Context, c Caller, caller core.Token, name 
 		return tx.Roles().Put(ctx, r)
 	})
 	b.roles.drop(name)
+	b.tell(ctx, "role:"+name)
 	if err != nil {
 		return api.Role{}, fmt.Errorf("put role: %w", err)
 	}
@@ -171,6 +172,7 @@ func (b *Broker) DeleteRole(ctx context.Context, c Caller, caller core.Token, na
 	}
 	err := b.cfg.Store.Roles().Delete(ctx, name)
 	b.roles.drop(name)
+	b.tell(ctx, "role:"+name)
 	if err != nil && !errors.Is(err, store.ErrNotFound) {
 		return err
 	}

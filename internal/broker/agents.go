@@ -94,6 +94,7 @@ func (b *Broker) revokeAgent(ctx context.Context, c Caller, agentID string, susp
 		return 0, err
 	}
 	b.tokens.dropAgent(agentID)
+	b.tell(ctx, "agent:"+agentID)
 	accessors := make([]string, 0, len(revoked))
 	for _, t := range revoked {
 		accessors = append(accessors, t.Accessor)
@@ -193,6 +194,7 @@ func (b *Broker) RevokeRole(ctx context.Context, c Caller, caller core.Token, ro
 	accessors := make([]string, 0, len(gone))
 	for _, t := range gone {
 		b.tokens.drop(t.Hash)
+		b.tell(ctx, "tok:"+t.Hash)
 		accessors = append(accessors, t.Accessor)
 	}
 	if err := b.revokeChildren(ctx, accessors...); err != nil {

@@ -579,6 +579,7 @@ func (b *Broker) ExpireApprovals(ctx context.Context) (int, error) {
 
 func (b *Broker) approvalChanged(event string, a api.Approval) {
 	b.approvals.fire()
+	b.tell(context.Background(), "appr")
 	if event != "" && b.cfg.OnApproval != nil {
 		b.cfg.OnApproval(event, a)
 	}

@@ -316,6 +316,7 @@ func (b *Broker) RenewSelf(ctx context.Context, c Caller, raw string, t core.Tok
 		return nil, err
 	}
 	b.tokens.drop(t.Hash)
+	b.tell(ctx, "tok:"+t.Hash)
 	t.ExpiresAt = exp
 	ev.Decision = "allow"
 	if err := b.record(ctx, c, ev); err != nil {
@@ -330,6 +331,7 @@ func (b *Broker) RevokeSelf(ctx context.Context, c Caller, t core.Token) error {
 		return err
 	}
 	b.tokens.drop(t.Hash)
+	b.tell(ctx, "tok:"+t.Hash)
 	if err := b.revokeChildren(ctx, t.Accessor); err != nil {
 		return err
 	}
@@ -357,6 +359,7 @@ func (b *Broker) RevokeAccessor(ctx context.Context, c Caller, caller core.Token
 		return err
 	}
 	b.tokens.drop(target.Hash)
+	b.tell(ctx, "tok:"+target.Hash)
 	if err := b.revokeChildren(ctx, accessor); err != nil {
 		return err
 	}

@@ -55,6 +55,13 @@ func (c *tokenCache) dropAgent(agentID string) {
 	c.mu.Unlock()
 }
 
+// reset empties the cache.
+func (c *tokenCache) reset() {
+	c.mu.Lock()
+	clear(c.m)
+	c.mu.Unlock()
+}
+
 func (c *tokenCache) drop(hash string) {
 	c.mu.Lock()
 	delete(c.m, hash)
@@ -136,6 +143,14 @@ func (c *roleCache) put(r core.Role, now time.Time) {
 	if r.RoleID != "" {
 		c.byID[r.RoleID] = r.Name
 	}
+	c.mu.Unlock()
+}
+
+// reset empties the cache.
+func (c *roleCache) reset() {
+	c.mu.Lock()
+	clear(c.byName)
+	clear(c.byID)
 	c.mu.Unlock()
 }
 

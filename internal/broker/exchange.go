@@ -103,6 +103,7 @@ func (b *Broker) revokeChildren(ctx context.Context, accessors ...string) error 
 		}
 		for _, t := range gone {
 			b.tokens.drop(t.Hash)
+			b.tell(ctx, "tok:"+t.Hash)
 		}
 	}
 	return errors.Join(errs...)

@@ -39,6 +39,7 @@ func (b *Broker) SetHardwareFreeze(ctx context.Context, c Caller, caller core.To
 		}
 		b.freeze.Store(nil)
 	}
+	b.tell(ctx, "freeze")
 	ev.Decision = audit.DecisionAllow
 	return b.record(ctx, c, ev)
 }

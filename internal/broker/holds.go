@@ -38,6 +38,7 @@ func (b *Broker) placeHold(ctx context.Context, agent, rule string) error {
 		return err
 	}
 	b.holds.Store(agent, h)
+	b.tell(ctx, "hold:"+agent)
 	return nil
 }
 
@@ -75,6 +76,7 @@ func (b *Broker) loadHolds(ctx context.Context) error {
 // liftHold removes a hold (resume).
 func (b *Broker) liftHold(ctx context.Context, agent string) error {
 	b.holds.Delete(agent)
+	defer b.tell(ctx, "hold:"+agent)
 	err := b.cfg.Store.Secrets().Delete(ctx, secretHoldPrefix+agent)
 	if errors.Is(err, store.ErrNotFound) {
 		return nil

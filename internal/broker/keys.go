@@ -263,5 +263,6 @@ func (b *Broker) storeRoot(ctx context.Context, provider, key string) error {
 	b.credMu.Lock()
 	b.creds[provider] = key
 	b.credMu.Unlock()
+	b.tell(ctx, "cred:"+provider)
 	return nil
 }

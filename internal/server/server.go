@@ -78,6 +78,8 @@ type Server struct {
 	errc    chan error
 	stop    context.CancelFunc
 	swept   chan struct{}
+	// stopListen ends the broker's subscription to other replicas' changes.
+	stopListen context.CancelFunc
 
 	stopWatch   context.CancelFunc
 	jwt         *jwtMethod
@@ -251,6 +253,9 @@ func Start(ctx context.Context, o Options) (_ *Server, err error) {
 		s.serve(gwLn, s.metrics.Middleware("gateway", gw))
 	}
 	s.startSweeper()
+	lctx, stopListen := context.WithCancel(context.Background())
+	s.stopListen = stopListen
+	go s.Broker.Listen(lctx) //nolint:errcheck // returns only when stopped; failures are logged and retried inside
 	if o.Watch {
 		wctx, cancel := context.WithCancel(context.Background())
 		s.stopWatch = cancel
@@ -389,6 +394,9 @@ func (s *Server) Close(ctx context.Context) error {
 	if s.stop != nil {
 		s.stop()
 		<-s.swept
+	}
+	if s.stopListen != nil {
+		s.stopListen()
 	}
 	if s.stopWatch != nil {
 		s.stopWatch()
