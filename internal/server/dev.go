@@ -106,7 +106,7 @@ func StartDev(ctx context.Context, o DevOptions) (_ *Dev, err error) {
 		o.SimAddr = "127.0.0.1:8400"
 	}
 	if o.Logger == nil {
-		o.Logger = slog.New(slog.DiscardHandler)
+		o.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	}
 	if o.DataDir == "" {
 		if o.DataDir, err = os.MkdirTemp("", "qbroker-dev-"); err != nil {
