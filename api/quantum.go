@@ -77,6 +77,9 @@ type HealthData struct {
 	Standby     bool   `json:"standby"`
 	Version     string `json:"version"`
 	ServerTime  int64  `json:"server_time_utc"`
+	Store       string `json:"store"` // ok or failing
+	Audit       string `json:"audit"` // ok or failing (the last write failed)
+	Draining    bool   `json:"draining"`
 }
 
 // Gateway-facing calls (token policy "gateway").

@@ -151,10 +151,13 @@ type Broker struct {
 	jobs   *jobCache
 	roles  *roleCache
 
-	approvals signal   // wakes long polls when an approval changes
-	holds     sync.Map // agent id → hold: anomaly holds in force (see holds.go)
-	upstreams upstreamCache
-	scopes    map[string]provider.Scope // guarded by upstreams.mu
+	approvals   signal   // wakes long polls when an approval changes
+	holds       sync.Map // agent id → hold: anomaly holds in force (see holds.go)
+	upstreams   upstreamCache
+	auditDown   atomic.Bool                 // the last audit write failed
+	draining    atomic.Bool                 // shutting down: health says 503 so load balancers move on
+	healthCache atomic.Pointer[storeHealth] // the store check, reused for a second
+	scopes      map[string]provider.Scope   // guarded by upstreams.mu
 
 	credMu sync.RWMutex
 	creds  map[string]string // provider → upstream credential, unsealed in memory only
@@ -262,8 +265,12 @@ func (b *Broker) record(ctx context.Context, c Caller, e *audit.Event) error {
 		e.Path = c.Path
 	}
 	if err := b.cfg.Audit.Write(ctx, e); err != nil {
+		b.auditDown.Store(true)
 		b.log.Error("audit write failed; refusing request", "type", e.Type, "err", err)
 		return core.Wrap(core.KindUnavailable, err, "audit log unavailable; request refused")
+	}
+	if b.auditDown.Load() {
+		b.auditDown.Store(false)
 	}
 	b.cfg.Metrics.Event(e.Type, e.Decision)
 	b.observe(e)

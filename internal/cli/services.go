@@ -94,6 +94,7 @@ func wait(ctx context.Context, errc <-chan error, closeFn func(context.Context) 
 
 func serverCmd(env Env) *cobra.Command {
 	var cfgPath, dataDir, listen string
+	var drainDelay time.Duration
 	cmd := &cobra.Command{
 		Use:   "server",
 		Short: "Run the broker (and, if configured, an in-process gateway)",
@@ -143,13 +144,23 @@ func serverCmd(env Env) *cobra.Command {
 			if created {
 				fmt.Fprintf(env.Stdout, "Initial root token (shown once; store it safely): %s\n", root)
 			}
-			return wait(cmd.Context(), s.Err(), s.Close)
+			return wait(cmd.Context(), s.Err(), func(ctx context.Context) error {
+				// Drain: /v1/sys/health turns 503 so load balancers send new
+				// requests elsewhere; then in-flight requests finish.
+				s.Broker.Drain()
+				if drainDelay > 0 {
+					log.Info("draining", "delay", drainDelay)
+					time.Sleep(drainDelay)
+				}
+				return s.Close(ctx)
+			})
 		},
 	}
 	f := cmd.Flags()
 	f.StringVar(&cfgPath, "config", "", "YAML config file (docs/config.md)")
 	f.StringVar(&dataDir, "data", "", "data directory (overrides the config; default ./qbroker-data)")
 	f.StringVar(&listen, "addr", "", "listen address (overrides the config)")
+	f.DurationVar(&drainDelay, "drain-delay", 0, "on SIGTERM, answer health checks with 503 for this long before closing (e.g. 5s behind a load balancer); in-flight requests always finish")
 	return cmd
 }
 

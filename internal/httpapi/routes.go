@@ -89,6 +89,27 @@ func (s *Server) jwks(w http.ResponseWriter, r *http.Request) {
 	_, _ = w.Write(s.b.JWKS())
 }
 
+// health answers GET /v1/sys/health with Vault's status codes: 200 when
+// initialized and serving, 501 when not initialized, 503 when the store
+// or the audit trail is failing or the broker is draining (so a load
+// balancer moves on). No token is needed; nothing secret is shown.
 func (s *Server) health(r *http.Request, c broker.Caller) (*api.Response, int, error) {
-	return data(api.HealthData{Initialized: true, Version: s.version, ServerTime: time.Now().Unix()}), 0, nil
+	h := s.b.Health(r.Context())
+	d := api.HealthData{Initialized: h.Initialized, Sealed: !h.StoreOK, Version: s.version, ServerTime: time.Now().Unix(),
+		Store: okOr(h.StoreOK), Audit: okOr(h.AuditOK), Draining: h.Draining}
+	status := http.StatusOK
+	switch {
+	case !h.StoreOK || !h.AuditOK || h.Draining:
+		status = http.StatusServiceUnavailable
+	case !h.Initialized:
+		status = http.StatusNotImplemented
+	}
+	return data(d), status, nil
+}
+
+func okOr(ok bool) string {
+	if ok {
+		return "ok"
+	}
+	return "failing"
 }
