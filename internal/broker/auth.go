@@ -429,5 +429,18 @@ func (b *Broker) Initialize(ctx context.Context, c Caller) (root string, created
 	if err := b.putSealed(ctx, b.cfg.Store, secretInitialized, []byte(b.now().UTC().Format(time.RFC3339))); err != nil {
 		return "", false, err
 	}
+	b.healthCache.Store(nil)
 	return root, true, nil
+}
+
+// MarkInitialized records that the store is in use without minting the
+// initial root token (qbroker dev makes its own admin token).
+func (b *Broker) MarkInitialized(ctx context.Context) error {
+	if _, err := b.cfg.Store.Secrets().Get(ctx, secretInitialized); err == nil {
+		return nil
+	} else if !errors.Is(err, store.ErrNotFound) {
+		return err
+	}
+	b.healthCache.Store(nil)
+	return b.putSealed(ctx, b.cfg.Store, secretInitialized, []byte(b.now().UTC().Format(time.RFC3339)))
 }

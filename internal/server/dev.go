@@ -164,6 +164,9 @@ func StartDev(ctx context.Context, o DevOptions) (_ *Dev, err error) {
 func (d *Dev) bootstrap(ctx context.Context, ionqKey string) error {
 	c := broker.Caller{RequestID: "dev-bootstrap", Path: "dev"}
 	b := d.Broker
+	if err := b.MarkInitialized(ctx); err != nil {
+		return err
+	}
 	var err error
 	if d.RootToken, err = b.CreateRootToken(ctx, c, "dev-admin"); err != nil {
 		return err

@@ -38,7 +38,6 @@ func TestHealthStatusCodes(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(1100 * time.Millisecond) // the store check is reused for a second
 	if st, h := health(); st != http.StatusOK || !h.Initialized || h.Audit != "ok" || h.Draining {
 		t.Fatalf("serving: %d %+v", st, h)
 	}
