@@ -181,6 +181,16 @@ type Gateway struct {
 type Providers struct {
 	IonQ IonQ `yaml:"ionq"`
 	AWS  AWS  `yaml:"aws"`
+	IBM  IBM  `yaml:"ibm"`
+}
+
+// IBM configures IBM Quantum (Qiskit Runtime on IBM Cloud): the broker
+// exchanges the sealed API key (`qbroker provider set ibm`) for IAM bearer
+// tokens, and the gateway serves the Runtime REST API under /ibm.
+type IBM struct {
+	InstanceCRN string `yaml:"instance_crn"` // the Qiskit Runtime instance (Service-CRN)
+	BaseURL     string `yaml:"base_url"`     // Runtime service root; default https://quantum.cloud.ibm.com
+	IAMURL      string `yaml:"iam_url"`      // default https://iam.cloud.ibm.com
 }
 
 // AWS configures dynamic AWS credentials (GET /v1/aws/creds/<role>). The
@@ -256,6 +266,8 @@ func DefaultDevices() []Device {
 			Qubits: 34, MaxShots: 100_000, Price: Price{PerMinuteUSD: 0.075, MinMinutes: 0.05}},
 		{Provider: "aws", Name: "forte-1", Kind: "qpu", Vendor: "ionq", ARN: "arn:aws:braket:us-east-1::device/qpu/ionq/Forte-1",
 			Qubits: 36, MaxShots: 10_000, Price: Price{PerTaskUSD: 0.30, PerShotUSD: 0.08}},
+		// IBM Quantum: the device's ARN field holds the backend name.
+		{Provider: "ibm", Name: "kingston", Kind: "qpu", Vendor: "ibm", ARN: "ibm_kingston", Qubits: 156, MaxShots: 100_000},
 	}
 }
 
@@ -413,6 +425,17 @@ func (c *Config) Validate() error {
 		bad("store: max_open_conns and statement_timeout must not be negative")
 	}
 	c.Providers.AWS.validate(bad)
+	for name, v := range map[string]string{"providers.ibm.base_url": c.Providers.IBM.BaseURL, "providers.ibm.iam_url": c.Providers.IBM.IAMURL} {
+		if v == "" {
+			continue
+		}
+		if u, err := url.Parse(v); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.User != nil {
+			bad("%s: %q is not an http(s) URL", name, v)
+		}
+	}
+	if c.Providers.IBM.InstanceCRN != "" && !strings.HasPrefix(c.Providers.IBM.InstanceCRN, "crn:") {
+		bad("providers.ibm.instance_crn: %q is not a CRN", c.Providers.IBM.InstanceCRN)
+	}
 	if _, err := time.LoadLocation(c.TimeZone); err != nil {
 		bad("time_zone: %q is not a known IANA time zone", c.TimeZone)
 	}

@@ -111,7 +111,7 @@ func (g *Gateway) frontSubmit(f *front, w http.ResponseWriter, r *http.Request, 
 	}
 	raw, ok := f.Adapter.Token(r.Header)
 	if !ok {
-		g.frontRefuse(ctx, f, w, ev, http.StatusUnauthorized, "missing job token: send it as the session token (X-Amz-Security-Token) or Authorization: Bearer")
+		g.frontRefuse(ctx, f, w, ev, http.StatusUnauthorized, "missing job token: send it where the provider's client sends its credential (Authorization: Bearer, or X-Amz-Security-Token for AWS SDKs)")
 		return
 	}
 	claims, err := g.verifier.Verify(ctx, raw)
@@ -225,7 +225,7 @@ func (g *Gateway) frontJob(f *front, w http.ResponseWriter, r *http.Request, res
 	name := f.Adapter.Name()
 	tok, ok := f.Adapter.Token(r.Header)
 	if !ok {
-		f.Adapter.WriteError(w, http.StatusUnauthorized, "missing broker token: send it as the session token (X-Amz-Security-Token) or Authorization: Bearer")
+		f.Adapter.WriteError(w, http.StatusUnauthorized, "missing broker token: send it where the provider's client sends its credential (Authorization: Bearer, or X-Amz-Security-Token for AWS SDKs)")
 		return
 	}
 	agent, err := g.broker.AgentForToken(ctx, tok)

@@ -7,7 +7,9 @@ import (
 	"github.com/qbroker/qbroker/internal/broker"
 	"github.com/qbroker/qbroker/internal/config"
 	"github.com/qbroker/qbroker/internal/gateway"
+	"github.com/qbroker/qbroker/internal/provider"
 	"github.com/qbroker/qbroker/internal/provider/awsbraket"
+	"github.com/qbroker/qbroker/internal/provider/ibm"
 )
 
 // awsCredentials turns providers.aws into the broker's AWS minter, or nil
@@ -49,5 +51,37 @@ func GatewayFronts(cfg *config.Config) ([]gateway.Front, error) {
 		}
 		out = append(out, gateway.Front{Prefix: "/braket", Adapter: awsbraket.Adapter{Region: a.Region, Braket: endpoint, S3: s3}, Upstream: u, Devices: devices})
 	}
+	if c := cfg.Providers.IBM; c.InstanceCRN != "" {
+		base := c.BaseURL
+		if base == "" {
+			base = "https://quantum.cloud.ibm.com"
+		}
+		u, err := url.Parse(base)
+		if err != nil {
+			return nil, fmt.Errorf("providers.ibm.base_url: %w", err)
+		}
+		out = append(out, gateway.Front{Prefix: "/ibm", Adapter: ibm.Adapter{InstanceCRN: c.InstanceCRN}, Upstream: u, Devices: providerDevices(cfg, "ibm")})
+	}
 	return out, nil
+}
+
+// providerDevices maps a provider's catalogue names to its own device ids
+// (the catalogue's arn field).
+func providerDevices(cfg *config.Config, prov string) map[string]string {
+	out := map[string]string{}
+	for _, d := range cfg.Devices {
+		if d.Provider == prov && d.ARN != "" {
+			out[d.Name] = d.ARN
+		}
+	}
+	return out
+}
+
+// providerMinters are the upstream credential minters beyond AWS's.
+func providerMinters(cfg *config.Config) map[string]provider.Minter {
+	out := map[string]provider.Minter{}
+	if c := cfg.Providers.IBM; c.InstanceCRN != "" {
+		out["ibm"] = &ibm.Minter{IAMURL: c.IAMURL}
+	}
+	return out
 }

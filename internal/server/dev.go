@@ -46,7 +46,9 @@ type DevOptions struct {
 	// AWS configures dynamic AWS credentials (tests point it at braketsim).
 	AWS config.AWS
 	// Store chooses the database (default: SQLite in DataDir).
-	Store  config.Store
+	Store config.Store
+	// IBM configures IBM Quantum (tests point it at ibmsim).
+	IBM    config.IBM
 	Logger *slog.Logger
 }
 
@@ -143,7 +145,7 @@ func StartDev(ctx context.Context, o DevOptions) (_ *Dev, err error) {
 	if o.Approvals != nil {
 		approvals = *o.Approvals
 	}
-	cfg := &config.Config{Listen: o.Addr, DataDir: o.DataDir, Gateway: config.Gateway{Listen: o.GatewayAddr}, Policies: o.PolicyFiles, Auth: o.Auth, TLS: o.TLS, Audit: o.Audit, Approvals: approvals, Providers: config.Providers{AWS: o.AWS}, Store: o.Store}
+	cfg := &config.Config{Listen: o.Addr, DataDir: o.DataDir, Gateway: config.Gateway{Listen: o.GatewayAddr}, Policies: o.PolicyFiles, Auth: o.Auth, TLS: o.TLS, Audit: o.Audit, Approvals: approvals, Providers: config.Providers{AWS: o.AWS, IBM: o.IBM}, Store: o.Store}
 	cfg.ApplyDefaults()
 	cfg.PublicURL, cfg.Gateway.PublicURL = "", "" // derive from the bound listeners
 	if err := cfg.Validate(); err != nil {

@@ -1,0 +1,135 @@
+package server
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/qbroker/qbroker/api"
+	"github.com/qbroker/qbroker/internal/audit"
+	"github.com/qbroker/qbroker/internal/config"
+	"github.com/qbroker/qbroker/internal/sim/ibmsim"
+)
+
+// bellIBM is a Bell pair in ibmsim's (Heron) basis: H as rz·sx·rz, CX as
+// H·CZ·H.
+const bellIBM = "OPENQASM 3.0;\ninclude \"stdgates.inc\";\nqubit[2] q;\nbit[2] c;\n" +
+	"rz(pi/2) q[0];\nsx q[0];\nrz(pi/2) q[0];\n" +
+	"rz(pi/2) q[1];\nsx q[1];\nrz(pi/2) q[1];\n" +
+	"cz q[0], q[1];\n" +
+	"rz(pi/2) q[1];\nsx q[1];\nrz(pi/2) q[1];\n" +
+	"c = measure q;\n"
+
+// IBM Quantum end to end: the broker holds the IBM Cloud API key and
+// exchanges it for IAM bearer tokens; the agent sends the Runtime's own
+// Sampler request to the gateway with its job token as the bearer; the
+// gateway checks backend, shots and circuit against the token, injects the
+// IAM token and the instance CRN; the owner reads status and results with
+// its broker token. The API key never reaches the agent.
+func TestIBMThroughGateway(t *testing.T) {
+	const apiKey = "ibm-cloud-api-key-for-tests-0123456789"
+	sim, err := ibmsim.New(ibmsim.Config{APIKey: apiKey, StepDelay: 5 * time.Millisecond, JobsPerMinute: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(sim)
+	t.Cleanup(func() { srv.Close(); sim.Close() })
+	path := filepath.Join(t.TempDir(), "policies.cedar")
+	writeAtomic(t, path, demoPolicy(t)+`
+@id("q-kingston") permit (principal in Role::"q", action == Action::"SubmitJob", resource == Device::"ibm/kingston");
+@id("q-own-jobs") permit (principal in Role::"q", action in [Action::"ReadJob", Action::"ReadResult", Action::"CancelJob"], resource is Job)
+when { resource.owner == principal };
+`)
+	d := startDevWith(t, DevOptions{PolicyFiles: []string{path}, Approvals: &config.Approvals{},
+		IBM: config.IBM{InstanceCRN: sim.InstanceCRN(), BaseURL: srv.URL, IAMURL: srv.URL}})
+	e := &env{t: t, d: d, hc: &http.Client{Timeout: 20 * time.Second}}
+	want(t, "store the API key", e.broker(http.MethodPost, "/v1/sys/providers/ibm/credential", d.RootToken, fmt.Sprintf(`{"api_key":%q}`, apiKey)), http.StatusNoContent)
+	e.putRole("q", `{"provider":"ibm","devices":["kingston"],"max_shots":2000}`)
+	agent := e.mustLogin(e.roleID("q"), e.newSecretID("q", "qiskit-agent", "").SecretID)
+
+	b, _ := json.Marshal(api.JobTokenRequest{Provider: "ibm", Device: "kingston", Shots: 1000, Program: mustJSON(bellIBM), Format: api.FormatQASM3})
+	r := e.broker(http.MethodPost, "/v1/quantum/jobtoken/q", agent.ClientToken, string(b))
+	want(t, "ibm job token", r, http.StatusOK)
+	var jt api.JobTokenData
+	decodeData(t, r, &jt)
+
+	call := func(method, p, tok string, body []byte) (int, string) {
+		t.Helper()
+		req, _ := http.NewRequest(method, d.GatewayURL+"/ibm"+p, bytes.NewReader(body))
+		req.Header.Set("Authorization", "Bearer "+tok)
+		req.Header.Set("Content-Type", "application/json")
+		resp, err := e.hc.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		out, _ := io.ReadAll(resp.Body)
+		if strings.Contains(string(out), apiKey) {
+			t.Fatal("the IBM API key reached the agent")
+		}
+		return resp.StatusCode, string(out)
+	}
+	job := func(src string, shots int) []byte {
+		b, _ := json.Marshal(map[string]any{"program_id": "sampler", "backend": "ibm_kingston",
+			"params": map[string]any{"pubs": []any{[]any{src, nil, shots}}, "version": 2}})
+		return b
+	}
+	if st, out := call(http.MethodPost, "/api/v1/jobs", jt.Token, job(bellIBM, 1500)); st != http.StatusForbidden || !strings.Contains(out, "at most 1000") {
+		t.Fatalf("more shots: %d %s", st, out)
+	}
+	if st, out := call(http.MethodPost, "/api/v1/jobs", jt.Token, job(strings.Replace(bellIBM, "cz q[0], q[1];", "", 1), 1000)); st != http.StatusForbidden || !strings.Contains(out, "digest") {
+		t.Fatalf("another circuit: %d %s", st, out)
+	}
+	st, out := call(http.MethodPost, "/api/v1/jobs", jt.Token, job(bellIBM, 1000))
+	if st/100 != 2 {
+		t.Fatalf("submit: %d %s", st, out)
+	}
+	var created struct {
+		ID string `json:"id"`
+	}
+	json.Unmarshal([]byte(out), &created)
+	if st, _ := call(http.MethodPost, "/api/v1/jobs", jt.Token, job(bellIBM, 1000)); st != http.StatusUnauthorized {
+		t.Fatalf("replayed job token: %d", st)
+	}
+
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		st, out := call(http.MethodGet, "/api/v1/jobs/"+created.ID, agent.ClientToken, nil)
+		if st != http.StatusOK {
+			t.Fatalf("status: %d %s", st, out)
+		}
+		if strings.Contains(out, `"Completed"`) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("job not completed: %s", out)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	st, out = call(http.MethodGet, "/api/v1/jobs/"+created.ID+"/results", agent.ClientToken, nil)
+	if st != http.StatusOK {
+		t.Fatalf("results: %d %s", st, out)
+	}
+	var res ibmsim.Result
+	if err := json.Unmarshal([]byte(out), &res); err != nil || len(res.Results) != 1 {
+		t.Fatalf("results: %v %s", err, out)
+	}
+	counts, err := ibmsim.Counts(res.Results[0].Data["c"])
+	if err != nil || len(counts) != 2 || counts["00"] < 400 || counts["11"] < 400 {
+		t.Fatalf("Bell counts %v (%v): want only 00 and 11, about 500 each", counts, err)
+	}
+	other := e.mustLogin(e.roleID("q"), e.newSecretID("q", "someone-else", "").SecretID)
+	if st, _ := call(http.MethodGet, "/api/v1/jobs/"+created.ID+"/results", other.ClientToken, nil); st != http.StatusNotFound {
+		t.Fatalf("another agent reads the results: %d", st)
+	}
+	if e.count(func(ev audit.Event) bool { return ev.Type == "submit" && ev.Provider == "ibm" && ev.JobID == created.ID && ev.Decision == "allow" }) != 1 {
+		t.Fatal("the IBM submission is not audited")
+	}
+}
