@@ -18,6 +18,11 @@ import (
 // with its own data dir (audit file) and the shared seal key (QB_TEST_SEAL).
 func startReplica(t *testing.T, dsnEnv string) *Server {
 	t.Helper()
+	return startReplicaWith(t, dsnEnv, 0)
+}
+
+func startReplicaWith(t *testing.T, dsnEnv string, sweep time.Duration) *Server {
+	t.Helper()
 	cfg := &config.Config{Listen: "127.0.0.1:0", DataDir: t.TempDir(),
 		Seal:  config.Seal{Type: "env", Env: "QB_TEST_SEAL"},
 		Store: config.Store{Type: "postgres", DSNEnv: dsnEnv}}
@@ -25,7 +30,7 @@ func startReplica(t *testing.T, dsnEnv string) *Server {
 		t.Fatal(err)
 	}
 	cfg.PublicURL = "" // from the bound listener
-	s, err := Start(context.Background(), Options{Config: cfg})
+	s, err := Start(context.Background(), Options{Config: cfg, SweepInterval: sweep})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -103,5 +108,51 @@ func TestRevocationReachesOtherReplica(t *testing.T) {
 			t.Fatal("replica B does not see the freeze after a second")
 		}
 		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// Background sweeps run on one replica at a time, and move to another when
+// that one goes away.
+func TestSweeperRunsOnOneReplica(t *testing.T) {
+	t.Setenv("QB_TEST_PG_DSN", postgresDSN(t))
+	key := make([]byte, 32)
+	rand.Read(key)
+	t.Setenv("QB_TEST_SEAL", base64.StdEncoding.EncodeToString(key))
+	const tick = 30 * time.Millisecond
+	a := startReplicaWith(t, "QB_TEST_PG_DSN", tick)
+	b := startReplicaWith(t, "QB_TEST_PG_DSN", tick)
+	leaders := func() int {
+		n := 0
+		for _, s := range []*Server{a, b} {
+			if s.Leading() {
+				n++
+			}
+		}
+		return n
+	}
+	deadline := time.Now().Add(3 * time.Second)
+	for leaders() != 1 {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d replicas lead the sweeper, want 1", leaders())
+		}
+		time.Sleep(tick)
+	}
+	time.Sleep(5 * tick)
+	if n := leaders(); n != 1 {
+		t.Fatalf("%d leaders after a while, want 1", n)
+	}
+	leader, follower := a, b
+	if !a.Leading() {
+		leader, follower = b, a
+	}
+	if err := leader.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	deadline = time.Now().Add(3 * time.Second)
+	for !follower.Leading() {
+		if time.Now().After(deadline) {
+			t.Fatal("the other replica did not take over the sweeps")
+		}
+		time.Sleep(tick)
 	}
 }

@@ -18,6 +18,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/qbroker/qbroker/internal/anomaly"
@@ -59,6 +60,8 @@ type Options struct {
 	DiscardAudit bool
 	// DevConsoleLogin allows one-time console login links (qbroker dev).
 	DevConsoleLogin bool
+	// SweepInterval overrides how often expired state is swept (tests).
+	SweepInterval time.Duration
 }
 
 // Server is a running broker (and optional in-process gateway).
@@ -80,6 +83,7 @@ type Server struct {
 	swept   chan struct{}
 	// stopListen ends the broker's subscription to other replicas' changes.
 	stopListen context.CancelFunc
+	leading    atomic.Bool // holds the sweeper lease
 
 	stopWatch   context.CancelFunc
 	jwt         *jwtMethod
@@ -252,7 +256,7 @@ func Start(ctx context.Context, o Options) (_ *Server, err error) {
 		}
 		s.serve(gwLn, s.metrics.Middleware("gateway", gw))
 	}
-	s.startSweeper()
+	s.startSweeper(o.SweepInterval)
 	lctx, stopListen := context.WithCancel(context.Background())
 	s.stopListen = stopListen
 	go s.Broker.Listen(lctx) //nolint:errcheck // returns only when stopped; failures are logged and retried inside
@@ -362,25 +366,58 @@ func (s *Server) serve(ln net.Listener, h http.Handler) {
 	}()
 }
 
-func (s *Server) startSweeper() {
+func (s *Server) startSweeper(interval time.Duration) {
+	if interval <= 0 {
+		interval = sweepInterval
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	s.stop, s.swept = cancel, make(chan struct{})
 	go func() {
 		defer close(s.swept)
-		t := time.NewTicker(sweepInterval)
+		t := time.NewTicker(interval)
 		defer t.Stop()
+		// One replica at a time sweeps (a store lease; always granted on
+		// SQLite); when it dies, another takes over at its next tick.
+		var alive func(context.Context) bool
+		var release func()
+		defer func() {
+			if release != nil {
+				release()
+			}
+		}()
 		for {
 			select {
 			case <-ctx.Done():
 				return
 			case <-t.C:
-				if err := s.Broker.Sweep(ctx); err != nil && ctx.Err() == nil {
-					s.log.Warn("sweep failed", "err", err)
+			}
+			if alive == nil || !alive(ctx) {
+				if release != nil {
+					release()
+					release, alive = nil, nil
+					s.leading.Store(false)
+					s.log.Warn("sweeper: lost the lease")
 				}
+				a, r, ok, err := s.store.TryLead(ctx, "sweeper")
+				if err != nil && ctx.Err() == nil {
+					s.log.Warn("sweeper: lease", "err", err)
+				}
+				if !ok {
+					continue
+				}
+				alive, release = a, r
+				s.leading.Store(true)
+				s.log.Info("sweeper: this replica runs the background sweeps")
+			}
+			if err := s.Broker.Sweep(ctx); err != nil && ctx.Err() == nil {
+				s.log.Warn("sweep failed", "err", err)
 			}
 		}
 	}()
 }
+
+// Leading reports whether this replica holds the sweeper lease.
+func (s *Server) Leading() bool { return s.leading.Load() }
 
 // Err reports a listener that stopped unexpectedly.
 func (s *Server) Err() <-chan error { return s.errc }

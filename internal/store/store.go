@@ -184,3 +184,15 @@ func UpdatePipelined(ctx context.Context, s Store, fn func(tx Aggregates) error)
 	}
 	return func() error { return nil }, nil
 }
+
+// Leaser is an optional extra a Store may implement: a named lease that
+// one process at a time holds, so that background work (expiry sweeps)
+// runs on one replica and moves to another when that one dies. On
+// PostgreSQL it is a session advisory lock on a dedicated connection,
+// released when the process or its connection dies.
+type Leaser interface {
+	// TryLead takes the lease name if nobody holds it. While held, alive
+	// reports whether it still is (the connection may have died); release
+	// gives it up.
+	TryLead(ctx context.Context, name string) (alive func(context.Context) bool, release func(), ok bool, err error)
+}

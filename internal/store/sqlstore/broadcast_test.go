@@ -64,3 +64,30 @@ func TestSQLiteBroadcastIsLocal(t *testing.T) {
 		t.Fatal("Subscribe on SQLite blocked")
 	}
 }
+
+// One process at a time holds a lease; when it lets go (or its
+// connection dies), another takes it.
+func TestPostgresLease(t *testing.T) {
+	dsn := pgSchema(t)
+	a, b := openPG(t, dsn, Options{}), openPG(t, dsn, Options{})
+	t.Cleanup(func() { a.Close(); b.Close() })
+	ctx := context.Background()
+	aliveA, releaseA, ok, err := a.TryLead(ctx, "sweeper")
+	if err != nil || !ok || !aliveA(ctx) {
+		t.Fatalf("first lead: %v %v", ok, err)
+	}
+	if _, _, ok, err := b.TryLead(ctx, "sweeper"); err != nil || ok {
+		t.Fatalf("second process took a held lease: %v %v", ok, err)
+	}
+	if _, release, ok, _ := b.TryLead(ctx, "other-work"); !ok {
+		t.Fatal("a different lease was refused")
+	} else {
+		release()
+	}
+	releaseA()
+	_, releaseB, ok, err := b.TryLead(ctx, "sweeper")
+	if err != nil || !ok {
+		t.Fatalf("lead after release: %v %v", ok, err)
+	}
+	releaseB()
+}
