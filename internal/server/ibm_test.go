@@ -129,7 +129,9 @@ when { resource.owner == principal };
 	if st, _ := call(http.MethodGet, "/api/v1/jobs/"+created.ID+"/results", other.ClientToken, nil); st != http.StatusNotFound {
 		t.Fatalf("another agent reads the results: %d", st)
 	}
-	if e.count(func(ev audit.Event) bool { return ev.Type == "submit" && ev.Provider == "ibm" && ev.JobID == created.ID && ev.Decision == "allow" }) != 1 {
+	if e.count(func(ev audit.Event) bool {
+		return ev.Type == "submit" && ev.Provider == "ibm" && ev.JobID == created.ID && ev.Decision == "allow"
+	}) != 1 {
 		t.Fatal("the IBM submission is not audited")
 	}
 }
