@@ -9,6 +9,7 @@ import (
 	"net/http/httptest"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -133,5 +134,88 @@ when { resource.owner == principal };
 		return ev.Type == "submit" && ev.Provider == "ibm" && ev.JobID == created.ID && ev.Decision == "allow"
 	}) != 1 {
 		t.Fatal("the IBM submission is not audited")
+	}
+}
+
+// Issue 6, criterion 4: a cached upstream token is replaced before it
+// expires, so requests under load across many refreshes never fail. IAM
+// tokens live 2 s here; 8 clients read a job through the gateway for 5 s.
+func TestUpstreamTokenRefreshUnderLoad(t *testing.T) {
+	const apiKey = "ibm-cloud-api-key-for-tests-0123456789"
+	sim, err := ibmsim.New(ibmsim.Config{APIKey: apiKey, StepDelay: time.Millisecond, JobsPerMinute: -1, TokenTTL: 2 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(sim)
+	t.Cleanup(func() { srv.Close(); sim.Close() })
+	path := filepath.Join(t.TempDir(), "policies.cedar")
+	writeAtomic(t, path, demoPolicy(t)+`
+@id("q-kingston") permit (principal in Role::"q", action == Action::"SubmitJob", resource == Device::"ibm/kingston");
+@id("q-own-jobs") permit (principal in Role::"q", action in [Action::"ReadJob", Action::"ReadResult"], resource is Job)
+when { resource.owner == principal };
+`)
+	d := startDevWith(t, DevOptions{PolicyFiles: []string{path}, Approvals: &config.Approvals{},
+		IBM: config.IBM{InstanceCRN: sim.InstanceCRN(), BaseURL: srv.URL, IAMURL: srv.URL}})
+	e := &env{t: t, d: d, hc: &http.Client{Timeout: 20 * time.Second}}
+	want(t, "store the API key", e.broker(http.MethodPost, "/v1/sys/providers/ibm/credential", d.RootToken, fmt.Sprintf(`{"api_key":%q}`, apiKey)), http.StatusNoContent)
+	e.putRole("q", `{"provider":"ibm","devices":["kingston"],"max_shots":2000}`)
+	agent := e.mustLogin(e.roleID("q"), e.newSecretID("q", "qiskit-agent", "").SecretID)
+	b, _ := json.Marshal(api.JobTokenRequest{Provider: "ibm", Device: "kingston", Shots: 100, Program: mustJSON(bellIBM), Format: api.FormatQASM3})
+	r := e.broker(http.MethodPost, "/v1/quantum/jobtoken/q", agent.ClientToken, string(b))
+	want(t, "ibm job token", r, http.StatusOK)
+	var jt api.JobTokenData
+	decodeData(t, r, &jt)
+	body, _ := json.Marshal(map[string]any{"program_id": "sampler", "backend": "ibm_kingston",
+		"params": map[string]any{"pubs": []any{[]any{bellIBM, nil, 100}}, "version": 2}})
+	req, _ := http.NewRequest(http.MethodPost, d.GatewayURL+"/ibm/api/v1/jobs", bytes.NewReader(body))
+	req.Header.Set("Authorization", "Bearer "+jt.Token)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := e.hc.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var created struct {
+		ID string `json:"id"`
+	}
+	json.NewDecoder(resp.Body).Decode(&created)
+	resp.Body.Close()
+	if created.ID == "" {
+		t.Fatalf("submit: %d", resp.StatusCode)
+	}
+
+	var mu sync.Mutex
+	var ok, failed int
+	var firstFail string
+	stop := time.Now().Add(5 * time.Second)
+	var wg sync.WaitGroup
+	for range 8 {
+		wg.Go(func() {
+			for time.Now().Before(stop) {
+				req, _ := http.NewRequest(http.MethodGet, d.GatewayURL+"/ibm/api/v1/jobs/"+created.ID, nil)
+				req.Header.Set("Authorization", "Bearer "+agent.ClientToken)
+				resp, err := e.hc.Do(req)
+				status := 0
+				if err == nil {
+					io.Copy(io.Discard, resp.Body)
+					resp.Body.Close()
+					status = resp.StatusCode
+				}
+				mu.Lock()
+				if status == http.StatusOK {
+					ok++
+				} else {
+					failed++
+					if firstFail == "" {
+						firstFail = fmt.Sprintf("status %d, err %v", status, err)
+					}
+				}
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	t.Logf("%d reads over 5 s with 2 s IAM tokens (without a refresh they would fail after 2 s), %d failed", ok, failed)
+	if failed != 0 || ok < 100 {
+		t.Fatalf("%d of %d reads failed across token refreshes (first: %s)", failed, ok+failed, firstFail)
 	}
 }
