@@ -1,4 +1,5 @@
-// Package qasm parses a subset of OpenQASM 3 into a flat list of gates and
+// Package qasm parses a subset of OpenQASM 3 (and of OpenQASM 2.0, the
+// language of Quantinuum's API) into a flat list of gates and
 // measurements, and converts between that form and IonQ QIS circuits (package
 // circuit). It is shared by the provider emulators (which simulate the
 // program), the gateway (program digest, qubit count) and the approval
@@ -48,6 +49,39 @@
 // [ErrUnsupported]; exceeded limits wrap [ErrLimit]. The parser also checks
 // gate arity and parameter counts, index bounds, repeated qubits within one
 // gate, duplicate declarations and undeclared names.
+//
+// # OpenQASM 2.0
+//
+// A program whose header is "OPENQASM 2.0;" is parsed as OpenQASM 2.0
+// (Program.Version "2.0"; "OPENQASM 2;" and other versions are refused),
+// with this subset:
+//
+//   - include "qelib1.inc"; and include "hqslib1.inc"; (Quantinuum's
+//     library, which provides the qelib1.inc gates too); no other file;
+//   - qreg q[n]; creg c[n]; (qubit and bit declarations are OpenQASM 3);
+//     names start with a lower-case letter;
+//   - the built-in gates U and CX; after an include of either library,
+//     u3 u2 u1 cx id x y z h s sdg t tdg rx ry rz cz cy ch ccx crz cu1 cu3
+//     swap, and Qiskit's u p sx sxdg cp crx cry cswap; after
+//     include "hqslib1.inc", Quantinuum's native Rz U1q ZZ RZZ. They map to
+//     the canonical ops of [Op], u2, cu3, U1q, ZZ and RZZ to one or several
+//     exactly (see gateOf2 in qasm2.go for each definition; cu3 is the one
+//     of the OpenQASM 2.0 specification's qelib1.inc, as Quantinuum's).
+//     "g() q;" is accepted for gates without parameters. Broadcast over
+//     whole registers is as in OpenQASM 3;
+//   - measure q[0] -> c[0]; and measure q -> c; (the arrow is required);
+//   - barrier with at least one operand;
+//   - parameter expressions with pi, + - * / ^ (power), unary minus,
+//     parentheses and sin cos tan exp ln sqrt;
+//   - // comments only.
+//
+// Refused with an [*Error]: gate definitions, opaque, if, reset (these wrap
+// [ErrUnsupported]), the other gates of Qiskit's or Quantinuum's libraries
+// (u0, cu, csx, rxx, rzz, Rxxyyzz, …, also [ErrUnsupported]), and every
+// OpenQASM 3 construct: qubit/bit declarations, "c = measure q",
+// "measure q;" without a target, physical qubits, box, #pragma, block
+// comments, **, tau and euler, and the stdgates aliases (cnot,
+// phaseshift, …).
 //
 // # Digest
 //

@@ -157,7 +157,14 @@ func (p *parser) unary(depth int) (float64, *Error) {
 	if err != nil {
 		return 0, err
 	}
-	if p.tok.is("**") {
+	pow := "**"
+	if p.v2 {
+		if p.tok.is("**") {
+			return 0, p.errAt(p.tok, nil, "\"**\" is OpenQASM 3; OpenQASM 2.0 writes powers with \"^\"")
+		}
+		pow = "^"
+	}
+	if p.tok.is(pow) {
 		if err := p.advance(); err != nil {
 			return 0, err
 		}
@@ -189,8 +196,14 @@ func (p *parser) primary(depth int) (float64, *Error) {
 		}
 		return v, p.expect(")")
 	case t.kind == tIdent && isConstant(t.text):
+		if p.v2 && t.text != "pi" {
+			return 0, p.errAt(t, nil, "%s is not OpenQASM 2.0, whose only constant is pi", quote(t.text))
+		}
 		return constantValue(t.text), p.advance()
 	case t.kind == tIdent && isFunction(t.text):
+		if p.v2 && !isFunction2(t.text) {
+			return 0, p.errAt(t, nil, "%s is not an OpenQASM 2.0 function (sin, cos, tan, exp, ln, sqrt)", quote(t.text))
+		}
 		if err := p.advance(); err != nil {
 			return 0, err
 		}

@@ -20,6 +20,11 @@ var fuzzSeeds = []string{
 	"OPENQASM 3;\nqubit q;\nrx(((((((((1))))))))) q;\nh q[0:1];\nh q[{0}];\nrx(1 % 2) q;",
 	"OPENQASM 3;\nqubit[64] q;\nh q;\nmeasure q;",
 	"OPENQASM 3;\nh $63;\n#pragma braket unitary([[0,1],[1,0]]) $0\n",
+	bell2,
+	ghz2,
+	"OPENQASM 2.0;\ninclude \"qelib1.inc\";\nqreg q[3];\ncreg c[3];\nu3(1,2,3) q[0];\nu2(pi/2^2,-pi) q[1];\ncu3(1,2,3) q[0],q[2];\ncu1(0.5) q[1],q[2];\ncrz(-1) q[2],q[0];\nccx q[0],q[1],q[2];\nbarrier q;\nmeasure q -> c;",
+	"OPENQASM 2.0;\ninclude \"hqslib1.inc\";\nqreg q[2];\nU1q(0.5*pi,0.25) q[0];\nRz(1) q;\nZZ() q[0],q[1];\nRZZ(0.3) q[1],q[0];\nmeasure q[0] -> c[0];",
+	"OPENQASM 2.0;\nqreg q[1];\ncreg c[1];\ngate g a { U(0,0,0) a; }\nopaque o a;\nif(c==1) CX q[0],q[0];\nreset q[0];\n/* x */",
 }
 
 // FuzzParse checks that no input makes the parser panic, that every error
@@ -67,7 +72,7 @@ func FuzzParse(f *testing.F) {
 
 func checkProgram(t *testing.T, p *Program, l Limits) {
 	t.Helper()
-	if p.Version != "3" && p.Version != "3.0" {
+	if p.Version != "3" && p.Version != "3.0" && p.Version != "2.0" {
 		t.Fatalf("version %q", p.Version)
 	}
 	if p.Qubits < 0 || p.Qubits > l.MaxQubits || p.Clbits < 0 || p.Clbits > l.MaxOps {
@@ -119,6 +124,42 @@ func FuzzStatements(f *testing.F) {
 		}
 		for _, b := range code {
 			src = append(src, fuzzVocab[int(b)%len(fuzzVocab)]...)
+		}
+		prog, err := Parse(src)
+		if err != nil {
+			var pe *Error
+			if !errors.As(err, &pe) {
+				t.Fatalf("error %v is %T, not *Error", err, err)
+			}
+			return
+		}
+		checkProgram(t, prog, Limits{}.withDefaults())
+		if prog.Qubits > 0 {
+			if _, err := prog.ToIonQ(); err != nil {
+				t.Fatalf("ToIonQ of an accepted program: %v", err)
+			}
+		}
+	})
+}
+
+// fuzzVocab2 is the token vocabulary of FuzzStatements2 (OpenQASM 2.0).
+var fuzzVocab2 = []string{
+	"h ", "CX ", "cx ", "U", "u3", "u2", "cu3", "cu1", "crz", "ccx ", "swap ", "U1q", "ZZ ", "RZZ", "Rz", "measure ", "barrier ",
+	"qreg ", "creg ", "q", "r", "c", "[", "]", "0", "1", "2", "(", ")", ",", ";", "->", "-", "+", "*", "/", "^", "pi", "sin",
+	".5", "1e3", "//c\n", "\n", " ", "include \"qelib1.inc\";", "include \"hqslib1.inc\";", "reset ", "if", "==", "$0", "**", "/*",
+}
+
+// FuzzStatements2 is FuzzStatements for OpenQASM 2.0 programs.
+func FuzzStatements2(f *testing.F) {
+	f.Add(true, []byte{0, 19, 20, 25, 21, 30, 2, 19, 20, 24, 21, 29, 19, 20, 25, 21, 30})
+	f.Add(false, []byte{8, 27, 24, 29, 24, 29, 25, 28, 19, 20, 24, 21, 29, 19, 20, 25, 21, 30})
+	f.Fuzz(func(t *testing.T, declare bool, code []byte) {
+		src := []byte("OPENQASM 2.0;\ninclude \"hqslib1.inc\";\n")
+		if declare {
+			src = append(src, "qreg q[3];\nqreg r[1];\ncreg c[3];\n"...)
+		}
+		for _, b := range code {
+			src = append(src, fuzzVocab2[int(b)%len(fuzzVocab2)]...)
 		}
 		prog, err := Parse(src)
 		if err != nil {

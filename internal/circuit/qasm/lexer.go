@@ -53,6 +53,10 @@ type lexer struct {
 	pos       int
 	line      int
 	lineStart int
+	// v2 refuses block comments (OpenQASM 2.0 has none); block is where
+	// the first one was seen, for a header that turns out to be 2.0.
+	v2    bool
+	block struct{ line, col int }
 }
 
 func newLexer(src []byte) *lexer { return &lexer{src: src, line: 1} }
@@ -105,6 +109,12 @@ func (lx *lexer) skipSpace() *Error {
 			}
 		case c == '/' && lx.pos+1 < len(lx.src) && lx.src[lx.pos+1] == '*':
 			line, col := lx.line, lx.col()
+			if lx.v2 {
+				return lx.errAt(line, col, "%s", blockCommentV2)
+			}
+			if lx.block.line == 0 {
+				lx.block.line, lx.block.col = line, col
+			}
 			lx.pos += 2
 			for {
 				if lx.pos+1 >= len(lx.src) {

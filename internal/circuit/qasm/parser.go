@@ -45,6 +45,11 @@ type parser struct {
 	regs    map[string]*register
 	physTok *token // first physical qubit seen
 	maxPhys int
+	// v2 is set by an "OPENQASM 2.0;" header: the rest is parsed as
+	// OpenQASM 2.0 (see qasm2.go).
+	v2 bool
+	// libs are the OpenQASM 2.0 gate libraries included so far.
+	libs gateLibs
 }
 
 func newParser(src []byte, l Limits) *parser {
@@ -110,7 +115,7 @@ func (p *parser) parse() (*Program, *Error) {
 
 func (p *parser) header() *Error {
 	if !p.tok.isIdent("OPENQASM") {
-		return p.errAt(p.tok, nil, "a program must start with the header \"OPENQASM 3;\" (found %s)", p.tok.describe())
+		return p.errAt(p.tok, nil, "a program must start with the header \"OPENQASM 3;\" (or \"OPENQASM 2.0;\") (found %s)", p.tok.describe())
 	}
 	if err := p.advance(); err != nil {
 		return err
@@ -118,8 +123,12 @@ func (p *parser) header() *Error {
 	v := p.tok
 	switch {
 	case (v.kind == tInt && v.text == "3") || (v.kind == tFloat && v.text == "3.0"):
+	case v.kind == tFloat && v.text == "2.0":
+		if err := p.startV2(); err != nil {
+			return err
+		}
 	case v.kind == tInt || v.kind == tFloat:
-		return p.errAt(v, ErrUnsupported, "OpenQASM version %s is unsupported (only 3 and 3.0)", quote(v.text))
+		return p.errAt(v, ErrUnsupported, "OpenQASM version %s is unsupported (only 3, 3.0 and 2.0)", quote(v.text))
 	default:
 		return p.errAt(v, nil, "expected a version number after OPENQASM, found %s", v.describe())
 	}
@@ -136,8 +145,14 @@ func (p *parser) statement(inBox bool) *Error {
 	t := p.tok
 	switch t.kind {
 	case tPragma:
+		if p.v2 {
+			return p.errAt(t, nil, "#pragma is not OpenQASM 2.0")
+		}
 		return p.pragma()
 	case tIdent:
+		if p.v2 {
+			return p.statement2(t)
+		}
 	case tPunct:
 		switch t.text {
 		case "@":
@@ -291,8 +306,11 @@ func (p *parser) declaration() *Error {
 	if name.kind != tIdent {
 		return p.errAt(name, nil, "expected a register name, found %s", name.describe())
 	}
-	if reservedName(name.text) {
+	if reservedName(name.text) || (p.v2 && reservedName2(name.text)) {
 		return p.errAt(name, nil, "%s is a reserved name and cannot name a register", quote(name.text))
+	}
+	if p.v2 && (name.text[0] < 'a' || name.text[0] > 'z') {
+		return p.errAt(name, nil, "OpenQASM 2.0 names start with a lower-case letter (%s)", quote(name.text))
 	}
 	if prev := p.regs[name.text]; prev != nil {
 		return p.errAt(name, nil, "duplicate declaration of %s (first declared at line %d:%d)", quote(name.text), prev.line, prev.col)
@@ -356,6 +374,9 @@ func (p *parser) operand(quantum bool) (operand, *Error) {
 	t := p.tok
 	switch t.kind {
 	case tPhys:
+		if p.v2 {
+			return operand{}, p.errAt(t, nil, "physical qubits ($%s) are not OpenQASM 2.0; declare a qreg", clip(t.text))
+		}
 		return p.physical()
 	case tIdent:
 	default:

@@ -10,9 +10,11 @@ import (
 	"strconv"
 )
 
-// Program is a parsed OpenQASM 3 program of the supported subset.
+// Program is a parsed OpenQASM 3 or OpenQASM 2.0 program of the supported
+// subset.
 type Program struct {
-	// Version is the version written in the header: "3" or "3.0".
+	// Version is the version written in the header: "3", "3.0" or "2.0".
+	// Callers that take only OpenQASM 3 (Braket, IBM Runtime) check it.
 	Version string
 	// Qubits is the number of qubits: the sum of all declared qubit
 	// registers, flattened in declaration order (a register q declared after
@@ -33,7 +35,9 @@ type Op struct {
 	// Name is the canonical lower-case stdgates name: h x y z s sdg t tdg sx
 	// sxdg id rx ry rz p cx cy cz ch cp crx cry crz swap ccx cswap u. Aliases
 	// (Braket's cnot, phaseshift, si, ti, v, vi, i, cphaseshift, ccnot and
-	// stdgates' CX, U, u1, u3, phase, cphase) are mapped to these.
+	// stdgates' CX, U, u1, u3, phase, cphase) are mapped to these; the
+	// OpenQASM 2.0 gates too, some to several ops (see the package
+	// documentation).
 	Name string
 	// Qubits are flattened qubit indices, controls first then targets, in the
 	// order written in the source.

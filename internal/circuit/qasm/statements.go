@@ -1,6 +1,7 @@
 package qasm
 
 import (
+	"math"
 	"slices"
 	"strconv"
 )
@@ -8,9 +9,18 @@ import (
 // gateCall parses "name[(params)] operand, ...;" and appends one Op per
 // broadcast index.
 func (p *parser) gateCall() *Error {
-	name := p.tok
-	canon, _ := canonicalGate(name.text)
+	canon, _ := canonicalGate(p.tok.text)
 	spec, _ := specOf(canon)
+	return p.applyGate(spec, 1, func(qs []int, params []float64) []Op {
+		return []Op{{Name: canon, Qubits: qs, Params: slices.Clone(params)}}
+	})
+}
+
+// applyGate parses the parameters and operands of the gate named by the
+// current token, of shape spec, and appends expand's ops (size of them)
+// for each broadcast index.
+func (p *parser) applyGate(spec gateSpec, size int, expand func(qs []int, params []float64) []Op) *Error {
+	name := p.tok
 	if err := p.advance(); err != nil {
 		return err
 	}
@@ -25,7 +35,7 @@ func (p *parser) gateCall() *Error {
 		if err := p.advance(); err != nil {
 			return err
 		}
-		for {
+		for !(p.v2 && len(params) == 0 && p.tok.is(")")) { // OpenQASM 2.0 allows "g() q;"
 			if len(params) == spec.params {
 				return p.errAt(name, nil, "gate %s takes %s, got more", quote(name.text), plural(spec.params, "parameter"))
 			}
@@ -75,7 +85,7 @@ func (p *parser) gateCall() *Error {
 	if err != nil {
 		return err
 	}
-	if err := p.room(name, n); err != nil {
+	if err := p.room(name, n*size); err != nil {
 		return err
 	}
 	for i := range n {
@@ -86,7 +96,18 @@ func (p *parser) gateCall() *Error {
 				return p.errAt(o.tok, nil, "gate %s applied to qubit %d twice", quote(name.text), qs[j])
 			}
 		}
-		p.prog.Ops = append(p.prog.Ops, Op{Name: canon, Qubits: qs, Params: slices.Clone(params)})
+		expanded := expand(qs, params)
+		for _, o := range expanded {
+			for j, v := range o.Params {
+				if math.IsNaN(v) || math.IsInf(v, 0) {
+					return p.errAt(name, nil, "gate %s: a parameter does not evaluate to a finite number", quote(name.text))
+				}
+				if v == 0 {
+					o.Params[j] = 0 // no negative zero
+				}
+			}
+		}
+		p.prog.Ops = append(p.prog.Ops, expanded...)
 	}
 	return nil
 }
@@ -130,6 +151,9 @@ func (p *parser) measureStmt() *Error {
 	q, err := p.operand(true)
 	if err != nil {
 		return err
+	}
+	if p.v2 && !p.tok.is("->") {
+		return p.errAt(p.tok, nil, "expected \"->\" and a bit operand: OpenQASM 2.0 measures with \"measure q -> c;\"")
 	}
 	var c *operand
 	if p.tok.is("->") {
@@ -203,6 +227,9 @@ func (p *parser) addMeasures(at token, q operand, c *operand) *Error {
 func (p *parser) barrier() *Error {
 	if err := p.advance(); err != nil {
 		return err
+	}
+	if p.v2 && p.tok.is(";") {
+		return p.errAt(p.tok, nil, "an OpenQASM 2.0 barrier needs operands")
 	}
 	for !p.tok.is(";") {
 		if _, err := p.operand(true); err != nil {
