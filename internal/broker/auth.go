@@ -229,6 +229,7 @@ func (b *Broker) Authenticate(ctx context.Context, raw string) (core.Token, erro
 		b.tokens.drop(h)
 		return core.Token{}, errBadToken
 	}
+	gen := b.tokens.generation() // before the read: see putIfCurrent
 	t, err := b.cfg.Store.Tokens().Get(ctx, h)
 	if errors.Is(err, store.ErrNotFound) {
 		return core.Token{}, errBadToken
@@ -239,7 +240,7 @@ func (b *Broker) Authenticate(ctx context.Context, raw string) (core.Token, erro
 	if !t.Live(now) {
 		return core.Token{}, errBadToken
 	}
-	b.tokens.put(t)
+	b.tokens.putIfCurrent(t, gen)
 	return t, nil
 }
 

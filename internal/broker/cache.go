@@ -16,6 +16,27 @@ type tokenCache struct {
 	mu  sync.RWMutex
 	m   map[string]core.Token
 	max int
+	// gen counts invalidations. A reader notes it before reading the
+	// store and caches what it read only if no invalidation happened in
+	// between: otherwise a read that began before a revocation could put
+	// the revoked token back after the revocation dropped it.
+	gen uint64
+}
+
+// generation returns the invalidation count (see putIfCurrent).
+func (c *tokenCache) generation() uint64 {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	return c.gen
+}
+
+// putIfCurrent caches t unless the cache was invalidated since gen.
+func (c *tokenCache) putIfCurrent(t core.Token, gen uint64) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.gen == gen {
+		c.putLocked(t)
+	}
 }
 
 func newTokenCache(max int) *tokenCache {
@@ -31,6 +52,11 @@ func (c *tokenCache) get(hash string) (core.Token, bool) {
 
 func (c *tokenCache) put(t core.Token) {
 	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.putLocked(t)
+}
+
+func (c *tokenCache) putLocked(t core.Token) {
 	if len(c.m) >= c.max {
 		// Drop an arbitrary half: simple, bounded, and a miss only costs a read.
 		n := 0
@@ -42,11 +68,11 @@ func (c *tokenCache) put(t core.Token) {
 		}
 	}
 	c.m[t.Hash] = t
-	c.mu.Unlock()
 }
 
 func (c *tokenCache) dropAgent(agentID string) {
 	c.mu.Lock()
+	c.gen++
 	for k, t := range c.m {
 		if t.AgentID == agentID {
 			delete(c.m, k)
@@ -58,12 +84,14 @@ func (c *tokenCache) dropAgent(agentID string) {
 // reset empties the cache.
 func (c *tokenCache) reset() {
 	c.mu.Lock()
+	c.gen++
 	clear(c.m)
 	c.mu.Unlock()
 }
 
 func (c *tokenCache) drop(hash string) {
 	c.mu.Lock()
+	c.gen++
 	delete(c.m, hash)
 	c.mu.Unlock()
 }
