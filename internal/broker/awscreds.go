@@ -139,6 +139,17 @@ func (b *Broker) Upstream(ctx context.Context, prov, role string) (provider.Cred
 		return provider.Credential{}, provider.Scope{}, fmt.Errorf("no %s root credential is stored", prov)
 	}
 	cur, scope, rotated, err := m.Mint(ctx, root, role)
+	if err != nil && rotated == "" {
+		// Another replica may have rotated the root since this one read
+		// it: read the stored one again and try once more.
+		b.credMu.Lock()
+		delete(b.creds, prov)
+		b.credMu.Unlock()
+		if again, rerr := b.Credential(ctx, prov); rerr == nil && again != root {
+			root = again
+			cur, scope, rotated, err = m.Mint(ctx, root, role)
+		}
+	}
 	if rotated != "" && rotated != root {
 		// Persist the rotation first: losing it would lock the account out.
 		if perr := b.storeRoot(ctx, prov, rotated); perr != nil {

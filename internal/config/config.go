@@ -179,9 +179,19 @@ type Gateway struct {
 
 // Providers configures upstreams.
 type Providers struct {
-	IonQ IonQ `yaml:"ionq"`
-	AWS  AWS  `yaml:"aws"`
-	IBM  IBM  `yaml:"ibm"`
+	IonQ    IonQ    `yaml:"ionq"`
+	AWS     AWS     `yaml:"aws"`
+	IBM     IBM     `yaml:"ibm"`
+	Rigetti Rigetti `yaml:"rigetti"`
+}
+
+// Rigetti configures Rigetti QCS token custody: the broker keeps the
+// rotating OAuth refresh token sealed (`qbroker provider set rigetti`),
+// stores each rotation before using it, and mints access tokens.
+type Rigetti struct {
+	Enabled  bool   `yaml:"enabled"`
+	Issuer   string `yaml:"issuer"`    // default: QCS's authorization server
+	ClientID string `yaml:"client_id"` // default: QCS's public client
 }
 
 // IBM configures IBM Quantum (Qiskit Runtime on IBM Cloud): the broker

@@ -10,6 +10,7 @@ import (
 	"github.com/qbroker/qbroker/internal/provider"
 	"github.com/qbroker/qbroker/internal/provider/awsbraket"
 	"github.com/qbroker/qbroker/internal/provider/ibm"
+	"github.com/qbroker/qbroker/internal/provider/rigetti"
 )
 
 // awsCredentials turns providers.aws into the broker's AWS minter, or nil
@@ -82,6 +83,9 @@ func providerMinters(cfg *config.Config) map[string]provider.Minter {
 	out := map[string]provider.Minter{}
 	if c := cfg.Providers.IBM; c.InstanceCRN != "" {
 		out["ibm"] = &ibm.Minter{IAMURL: c.IAMURL}
+	}
+	if c := cfg.Providers.Rigetti; c.Enabled {
+		out["rigetti"] = &rigetti.Minter{Issuer: c.Issuer, ClientID: c.ClientID}
 	}
 	return out
 }

@@ -48,8 +48,10 @@ type DevOptions struct {
 	// Store chooses the database (default: SQLite in DataDir).
 	Store config.Store
 	// IBM configures IBM Quantum (tests point it at ibmsim).
-	IBM    config.IBM
-	Logger *slog.Logger
+	IBM config.IBM
+	// Rigetti configures Rigetti QCS token custody (tests: rigettisim).
+	Rigetti config.Rigetti
+	Logger  *slog.Logger
 }
 
 // Dev is a running all-in-one: broker, gateway and IonQ emulator, with a
@@ -145,7 +147,7 @@ func StartDev(ctx context.Context, o DevOptions) (_ *Dev, err error) {
 	if o.Approvals != nil {
 		approvals = *o.Approvals
 	}
-	cfg := &config.Config{Listen: o.Addr, DataDir: o.DataDir, Gateway: config.Gateway{Listen: o.GatewayAddr}, Policies: o.PolicyFiles, Auth: o.Auth, TLS: o.TLS, Audit: o.Audit, Approvals: approvals, Providers: config.Providers{AWS: o.AWS, IBM: o.IBM}, Store: o.Store}
+	cfg := &config.Config{Listen: o.Addr, DataDir: o.DataDir, Gateway: config.Gateway{Listen: o.GatewayAddr}, Policies: o.PolicyFiles, Auth: o.Auth, TLS: o.TLS, Audit: o.Audit, Approvals: approvals, Providers: config.Providers{AWS: o.AWS, IBM: o.IBM, Rigetti: o.Rigetti}, Store: o.Store}
 	cfg.ApplyDefaults()
 	cfg.PublicURL, cfg.Gateway.PublicURL = "", "" // derive from the bound listeners
 	if err := cfg.Validate(); err != nil {
