@@ -183,6 +183,20 @@ type Providers struct {
 	AWS     AWS     `yaml:"aws"`
 	IBM     IBM     `yaml:"ibm"`
 	Rigetti Rigetti `yaml:"rigetti"`
+	Azure   Azure   `yaml:"azure"`
+}
+
+// Azure configures Azure Quantum: the broker holds the service
+// principal's credential sealed (`qbroker provider set azure`, as
+// TENANT:CLIENT_ID:SECRET or JSON; docs/providers.md) and mints Entra
+// tokens; the gateway serves the workspace's jobs API under /azure.
+type Azure struct {
+	Endpoint       string   `yaml:"endpoint"` // https://<location>.quantum.azure.com
+	SubscriptionID string   `yaml:"subscription_id"`
+	ResourceGroup  string   `yaml:"resource_group"`
+	Workspace      string   `yaml:"workspace"`
+	Storage        []string `yaml:"storage"`   // blob endpoints the workspace's SAS URIs name (https://<account>.blob.core.windows.net)
+	Authority      string   `yaml:"authority"` // Entra; default https://login.microsoftonline.com
 }
 
 // Rigetti configures Rigetti QCS token custody: the broker keeps the
@@ -276,6 +290,8 @@ func DefaultDevices() []Device {
 			Qubits: 34, MaxShots: 100_000, Price: Price{PerMinuteUSD: 0.075, MinMinutes: 0.05}},
 		{Provider: "aws", Name: "forte-1", Kind: "qpu", Vendor: "ionq", ARN: "arn:aws:braket:us-east-1::device/qpu/ionq/Forte-1",
 			Qubits: 36, MaxShots: 10_000, Price: Price{PerTaskUSD: 0.30, PerShotUSD: 0.08}},
+		// Azure Quantum: the ARN field holds the target id.
+		{Provider: "azure", Name: "ionq.simulator", Kind: "simulator", Vendor: "ionq", ARN: "ionq.simulator", Qubits: 29, MaxShots: 10_000},
 		// IBM Quantum: the device's ARN field holds the backend name.
 		{Provider: "ibm", Name: "kingston", Kind: "qpu", Vendor: "ibm", ARN: "ibm_kingston", Qubits: 156, MaxShots: 100_000},
 	}

@@ -56,6 +56,16 @@ func (g *Gateway) serveFront(f *front, w http.ResponseWriter, r *http.Request) {
 	if rest == "" {
 		rest = "/"
 	}
+	if up, ok := f.Adapter.(provider.Uploads); ok {
+		switch up.UploadRoute(r.Method, rest) {
+		case provider.UploadGrant:
+			g.frontGrant(f, up, w, r)
+			return
+		case provider.UploadStaging:
+			up.ServeStaging(w, r, rest)
+			return
+		}
+	}
 	route := f.Adapter.Route(r.Method, rest)
 	switch route.Kind {
 	case provider.Submit:
@@ -161,7 +171,12 @@ func (g *Gateway) frontSubmit(f *front, w http.ResponseWriter, r *http.Request, 
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), afterRedeemTimeout)
 	defer cancel()
 
-	resp, err := g.frontSend(ctx, f, r, rest, prepared, cred)
+	var resp *http.Response
+	if up, ok := f.Adapter.(provider.Uploads); ok {
+		resp, err = up.Send(ctx, provider.Route{Kind: provider.Submit}, rest, prepared, cred, g.rt.RoundTrip)
+	} else {
+		resp, err = g.frontSend(ctx, f, r, rest, prepared, cred)
+	}
 	if err != nil {
 		g.frontFail(ctx, f, w, ev, http.StatusBadGateway, "upstream unavailable; job not submitted", err)
 		return
@@ -208,6 +223,12 @@ func (g *Gateway) frontSubmit(f *front, w http.ResponseWriter, r *http.Request, 
 // frontCancel is a best-effort upstream cancel of a job the gateway could
 // not record or audit.
 func (g *Gateway) frontCancel(ctx context.Context, f *front, id string, cred provider.Credential) {
+	if up, ok := f.Adapter.(provider.Uploads); ok {
+		if resp, err := up.Send(ctx, provider.Route{Kind: provider.Cancel, JobID: id, Action: "CancelJob"}, "", nil, cred, g.rt.RoundTrip); err == nil {
+			drain(resp)
+		}
+		return
+	}
 	if f.Adapter.Name() != "aws" {
 		return
 	}
@@ -274,7 +295,9 @@ func (g *Gateway) frontJob(f *front, w http.ResponseWriter, r *http.Request, res
 		return
 	}
 	var resp *http.Response
-	if rf, ok := f.Adapter.(provider.ResultFetcher); ok && route.Result {
+	if up, ok := f.Adapter.(provider.Uploads); ok {
+		resp, err = up.Send(ctx, route, rest, body, cred, g.rt.RoundTrip)
+	} else if rf, ok := f.Adapter.(provider.ResultFetcher); ok && route.Result {
 		resp, err = rf.FetchResult(ctx, rec.ID, cred, g.rt.RoundTrip)
 	} else {
 		resp, err = g.frontSend(ctx, f, r, rest, body, cred)
@@ -334,4 +357,27 @@ func methodOf(in *http.Request, body []byte) string {
 		return http.MethodPut // the gateway's own cancel
 	}
 	return http.MethodGet
+}
+
+// frontGrant answers an upload grant: the caller shows a job token that
+// verifies and is for this provider; it is not redeemed here (the job
+// creation that follows redeems it, after checking the uploaded program).
+func (g *Gateway) frontGrant(f *front, up provider.Uploads, w http.ResponseWriter, r *http.Request) {
+	ctx := r.Context()
+	raw, ok := f.Adapter.Token(r.Header)
+	if !ok {
+		f.Adapter.WriteError(w, http.StatusUnauthorized, "missing job token: send it as Authorization: Bearer")
+		return
+	}
+	claims, err := g.verifier.Verify(ctx, raw)
+	if err != nil {
+		status, msg := verifyRefusal(err)
+		f.Adapter.WriteError(w, status, msg)
+		return
+	}
+	if claims.Provider != f.Adapter.Name() {
+		f.Adapter.WriteError(w, http.StatusForbidden, fmt.Sprintf("job token is for provider %q, not %s", claims.Provider, f.Adapter.Name()))
+		return
+	}
+	up.Grant(w, r, claims.ID, claims.Expiry)
 }

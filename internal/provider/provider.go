@@ -117,3 +117,27 @@ type Minter interface {
 type ResultFetcher interface {
 	FetchResult(ctx context.Context, jobID string, c Credential, send func(*http.Request) (*http.Response, error)) (*http.Response, error)
 }
+
+// Uploads is an optional extra for providers whose program travels in a
+// separate upload before the job is created (Azure Quantum's blob
+// storage). The gateway receives the upload itself, so the program it
+// checks against the job token is the one that runs:
+//
+//   - UploadRoute classifies a request before Route: UploadGrant (the
+//     holder of a verified, not yet redeemed job token asks where to
+//     upload), UploadStaging (the upload itself, authorized by the
+//     grant's own key), or "" (not an upload: go on with Route).
+//   - Send makes the upstream calls of a Submit (after the token is
+//     redeemed), Read or Cancel route and returns the answer for the agent.
+type Uploads interface {
+	UploadRoute(method, escapedPath string) string
+	Grant(w http.ResponseWriter, r *http.Request, jti string, expires time.Time)
+	ServeStaging(w http.ResponseWriter, r *http.Request, escapedPath string)
+	Send(ctx context.Context, route Route, escapedPath string, body []byte, c Credential, send func(*http.Request) (*http.Response, error)) (*http.Response, error)
+}
+
+// UploadRoute results.
+const (
+	UploadGrant   = "grant"
+	UploadStaging = "staging"
+)

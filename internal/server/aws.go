@@ -3,12 +3,14 @@ package server
 import (
 	"fmt"
 	"net/url"
+	"strings"
 
 	"github.com/qbroker/qbroker/internal/broker"
 	"github.com/qbroker/qbroker/internal/config"
 	"github.com/qbroker/qbroker/internal/gateway"
 	"github.com/qbroker/qbroker/internal/provider"
 	"github.com/qbroker/qbroker/internal/provider/awsbraket"
+	"github.com/qbroker/qbroker/internal/provider/azure"
 	"github.com/qbroker/qbroker/internal/provider/ibm"
 	"github.com/qbroker/qbroker/internal/provider/rigetti"
 )
@@ -63,6 +65,22 @@ func GatewayFronts(cfg *config.Config) ([]gateway.Front, error) {
 		}
 		out = append(out, gateway.Front{Prefix: "/ibm", Adapter: ibm.Adapter{InstanceCRN: c.InstanceCRN}, Upstream: u, Devices: providerDevices(cfg, "ibm")})
 	}
+	if c := cfg.Providers.Azure; c.Workspace != "" {
+		public := ""
+		if cfg.Gateway.PublicURL != "" {
+			public = strings.TrimSuffix(cfg.Gateway.PublicURL, "/") + "/azure"
+		}
+		a, err := azure.New(azure.Config{Endpoint: c.Endpoint, SubscriptionID: c.SubscriptionID, ResourceGroup: c.ResourceGroup,
+			Workspace: c.Workspace, Storage: c.Storage, PublicURL: public, Prefix: "/azure"})
+		if err != nil {
+			return nil, fmt.Errorf("providers.azure: %w", err)
+		}
+		u, err := url.Parse(c.Endpoint)
+		if err != nil {
+			return nil, fmt.Errorf("providers.azure.endpoint: %w", err)
+		}
+		out = append(out, gateway.Front{Prefix: "/azure", Adapter: a, Upstream: u, Devices: providerDevices(cfg, "azure")})
+	}
 	return out, nil
 }
 
@@ -83,6 +101,9 @@ func providerMinters(cfg *config.Config) map[string]provider.Minter {
 	out := map[string]provider.Minter{}
 	if c := cfg.Providers.IBM; c.InstanceCRN != "" {
 		out["ibm"] = &ibm.Minter{IAMURL: c.IAMURL}
+	}
+	if c := cfg.Providers.Azure; c.Workspace != "" {
+		out["azure"] = &azure.Minter{Authority: c.Authority}
 	}
 	if c := cfg.Providers.Rigetti; c.Enabled {
 		out["rigetti"] = &rigetti.Minter{Issuer: c.Issuer, ClientID: c.ClientID}
