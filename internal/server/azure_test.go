@@ -141,7 +141,9 @@ when { resource.owner == principal };
 	if st, _ := call(http.MethodGet, wsURL+"/jobs/"+id+"/output?"+av, someone.ClientToken, nil, nil); st != http.StatusNotFound {
 		t.Fatalf("another agent reads the output: %d", st)
 	}
-	if e.count(func(ev audit.Event) bool { return ev.Type == "submit" && ev.Provider == "azure" && ev.JobID == id && ev.Decision == "allow" }) != 1 {
+	if e.count(func(ev audit.Event) bool {
+		return ev.Type == "submit" && ev.Provider == "azure" && ev.JobID == id && ev.Decision == "allow"
+	}) != 1 {
 		t.Fatal("the Azure submission is not audited")
 	}
 }
