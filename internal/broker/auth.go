@@ -28,6 +28,7 @@ var (
 
 // LoginAppRole exchanges an AppRole role_id and secret_id for a broker token.
 func (b *Broker) LoginAppRole(ctx context.Context, c Caller, req api.AppRoleLoginRequest) (*api.Auth, error) {
+	defer b.stage("login", time.Now())
 	ev := &audit.Event{Type: "login", AuthMethod: "approle", Action: "Login"}
 	src, start := hostOf(c.RemoteAddr), b.now()
 	if err := b.guard.admit(src, start); err != nil {

@@ -277,6 +277,11 @@ func (b *Broker) record(ctx context.Context, c Caller, e *audit.Event) error {
 	return nil
 }
 
+// stage records how long a stage that began at start took (metrics).
+func (b *Broker) stage(name string, start time.Time) {
+	b.cfg.Metrics.Stage(name, time.Since(start))
+}
+
 // Audit records an event on behalf of a gateway.
 func (b *Broker) Audit(ctx context.Context, c Caller, e *audit.Event) error {
 	return b.record(ctx, c, e)

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"time"
 
 	"github.com/qbroker/qbroker/api"
 	"github.com/qbroker/qbroker/internal/audit"
@@ -24,6 +25,7 @@ import (
 // the caller's role → request validation → role ceilings → Cedar → sign →
 // record the grant → audit. Nothing is issued unless every step allows it.
 func (b *Broker) IssueJobToken(ctx context.Context, c Caller, caller core.Token, roleName string, req api.JobTokenRequest) (api.JobTokenData, error) {
+	defer b.stage("issue", time.Now())
 	ev := &audit.Event{
 		Type: "issue", Action: "SubmitJob", Agent: caller.AgentID, Role: roleName, AuthMethod: caller.AuthMethod,
 		Accessor: caller.Accessor, Provider: req.Provider, Device: req.Device, Shots: req.Shots, ActingFor: caller.ActingFor,
@@ -65,6 +67,7 @@ func (b *Broker) IssueJobToken(ctx context.Context, c Caller, caller core.Token,
 	local := now.In(b.cfg.Location)
 	est := dev.EstimateUSD(req.Shots)
 	decide := func(approved bool) policy.Decision {
+		defer b.stage("decision", time.Now())
 		return rs.policy.Decide(policy.Request{
 			Agent:    policy.Agent{ID: caller.AgentID, Role: roleName, Owner: role.Owner, Team: role.Team, AuthMethod: caller.AuthMethod, ActingFor: caller.ActingFor},
 			Action:   "SubmitJob",
@@ -266,6 +269,7 @@ var (
 
 // Redeem marks a job token used, exactly once across every gateway.
 func (b *Broker) Redeem(ctx context.Context, c Caller, jti string) error {
+	defer b.stage("redeem", time.Now())
 	ev := &audit.Event{Type: "redeem", JTI: jti}
 	if jti == "" {
 		return b.refuse(ctx, c, ev, core.Errorf(core.KindBadRequest, "jti is required"))

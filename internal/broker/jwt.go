@@ -34,6 +34,7 @@ type SPIFFEAuthenticator interface {
 // LoginSPIFFE is auth/cert (method "cert": the SVID of the TLS connection)
 // and auth/spiffe-jwt (method "spiffe-jwt": a JWT-SVID).
 func (b *Broker) LoginSPIFFE(ctx context.Context, c Caller, method, role, jwtSVID string, cs *tls.ConnectionState) (*api.Auth, error) {
+	defer b.stage("login", time.Now())
 	ev := &audit.Event{Type: "login", AuthMethod: method, Action: "Login"}
 	if b.cfg.SPIFFE == nil {
 		return nil, b.refuse(ctx, c, ev, core.Errorf(core.KindBadRequest, "auth method %s is not configured", method))
@@ -72,6 +73,7 @@ type JWTAuthenticator interface {
 // LoginJWT is auth/jwt and auth/oidc login: {"role","jwt"} → broker token,
 // as in Vault's JWT method. method is "jwt" or "oidc" (the mount path).
 func (b *Broker) LoginJWT(ctx context.Context, c Caller, method string, req api.JWTLoginRequest) (*api.Auth, error) {
+	defer b.stage("login", time.Now())
 	ev := &audit.Event{Type: "login", AuthMethod: method, Action: "Login"}
 	if b.cfg.JWT == nil {
 		return nil, b.refuse(ctx, c, ev, core.Errorf(core.KindBadRequest, "auth method %s is not configured", method))

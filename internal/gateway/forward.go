@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
+	"time"
 
 	"github.com/qbroker/qbroker/internal/provider/ionq"
 )
@@ -123,7 +124,9 @@ func (g *Gateway) sendOnce(ctx context.Context, req upstreamReq, key string) (*h
 	if g.timeout > 0 {
 		tctx, cancel := context.WithTimeout(ctx, g.timeout)
 		out = out.WithContext(tctx)
+		start := time.Now()
 		resp, err := g.rt.RoundTrip(out)
+		g.observe(providerIonQ, time.Since(start))
 		if err != nil {
 			cancel()
 			return nil, fmt.Errorf("gateway: upstream %s %s: %w", req.method, req.path, err)
@@ -131,7 +134,9 @@ func (g *Gateway) sendOnce(ctx context.Context, req upstreamReq, key string) (*h
 		resp.Body = &cancelOnClose{ReadCloser: resp.Body, cancel: cancel}
 		return resp, nil
 	}
+	start := time.Now()
 	resp, err := g.rt.RoundTrip(out)
+	g.observe(providerIonQ, time.Since(start))
 	if err != nil {
 		return nil, fmt.Errorf("gateway: upstream %s %s: %w", req.method, req.path, err)
 	}

@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/qbroker/qbroker/api"
 	"github.com/qbroker/qbroker/internal/audit"
@@ -173,7 +174,7 @@ func (g *Gateway) frontSubmit(f *front, w http.ResponseWriter, r *http.Request, 
 
 	var resp *http.Response
 	if up, ok := f.Adapter.(provider.Uploads); ok {
-		resp, err = up.Send(ctx, provider.Route{Kind: provider.Submit}, rest, prepared, cred, g.rt.RoundTrip)
+		resp, err = up.Send(ctx, provider.Route{Kind: provider.Submit}, rest, prepared, cred, g.timedRT(f))
 	} else {
 		resp, err = g.frontSend(ctx, f, r, rest, prepared, cred)
 	}
@@ -224,7 +225,7 @@ func (g *Gateway) frontSubmit(f *front, w http.ResponseWriter, r *http.Request, 
 // not record or audit.
 func (g *Gateway) frontCancel(ctx context.Context, f *front, id string, cred provider.Credential) {
 	if up, ok := f.Adapter.(provider.Uploads); ok {
-		if resp, err := up.Send(ctx, provider.Route{Kind: provider.Cancel, JobID: id, Action: "CancelJob"}, "", nil, cred, g.rt.RoundTrip); err == nil {
+		if resp, err := up.Send(ctx, provider.Route{Kind: provider.Cancel, JobID: id, Action: "CancelJob"}, "", nil, cred, g.timedRT(f)); err == nil {
 			drain(resp)
 		}
 		return
@@ -296,9 +297,9 @@ func (g *Gateway) frontJob(f *front, w http.ResponseWriter, r *http.Request, res
 	}
 	var resp *http.Response
 	if up, ok := f.Adapter.(provider.Uploads); ok {
-		resp, err = up.Send(ctx, route, rest, body, cred, g.rt.RoundTrip)
+		resp, err = up.Send(ctx, route, rest, body, cred, g.timedRT(f))
 	} else if rf, ok := f.Adapter.(provider.ResultFetcher); ok && route.Result {
-		resp, err = rf.FetchResult(ctx, rec.ID, cred, g.rt.RoundTrip)
+		resp, err = rf.FetchResult(ctx, rec.ID, cred, g.timedRT(f))
 	} else {
 		resp, err = g.frontSend(ctx, f, r, rest, body, cred)
 	}
@@ -342,11 +343,21 @@ func (g *Gateway) frontSend(ctx context.Context, f *front, in *http.Request, res
 	if err := f.Adapter.Authenticate(ctx, req, body, cred); err != nil {
 		return nil, fmt.Errorf("gateway: authenticate upstream request: %w", err)
 	}
-	resp, err := g.rt.RoundTrip(req)
+	resp, err := g.timedRT(f)(req)
 	if err != nil {
 		return nil, fmt.Errorf("gateway: upstream %s %s: %w", req.Method, rest, err)
 	}
 	return resp, nil
+}
+
+// timedRT sends upstream requests for f, observing their latency.
+func (g *Gateway) timedRT(f *front) func(*http.Request) (*http.Response, error) {
+	return func(req *http.Request) (*http.Response, error) {
+		start := time.Now()
+		resp, err := g.rt.RoundTrip(req)
+		g.observe(f.Adapter.Name(), time.Since(start))
+		return resp, err
+	}
 }
 
 func methodOf(in *http.Request, body []byte) string {

@@ -120,6 +120,9 @@ type Config struct {
 	// Fronts serve other providers' own API shapes through their adapters
 	// (the broker connection must implement UpstreamSource).
 	Fronts []Front
+	// Observe, when set, is told how long each upstream request took to
+	// answer (headers), by provider: the upstream latency histogram.
+	Observe func(provider string, d time.Duration)
 }
 
 // Defaults.
@@ -146,7 +149,8 @@ type Gateway struct {
 	log      *slog.Logger
 	now      func() time.Time
 
-	fronts []*front
+	fronts  []*front
+	observe func(provider string, d time.Duration)
 
 	credMu sync.Mutex                 // serializes credential fetches
 	cred   atomic.Pointer[cachedCred] // nil until fetched
@@ -182,6 +186,10 @@ func New(cfg Config) (*Gateway, error) {
 	}
 	if g.maxBody <= 0 {
 		g.maxBody = DefaultMaxBody
+	}
+	g.observe = cfg.Observe
+	if g.observe == nil {
+		g.observe = func(string, time.Duration) {}
 	}
 	for _, f := range cfg.Fronts {
 		fr, err := newFront(f)

@@ -20,6 +20,8 @@ type Metrics struct {
 	requests *prometheus.CounterVec
 	latency  *prometheus.HistogramVec
 	events   *prometheus.CounterVec
+	stages   *prometheus.HistogramVec
+	upstream *prometheus.HistogramVec
 }
 
 // New builds the metrics on a fresh registry, with Go and process
@@ -38,7 +40,15 @@ func New() *Metrics {
 			Name: "qbroker_audit_events_total", Help: "Durable audit events by type and decision: logins, issuances, redemptions, submissions, refusals, revocations, anomalies.",
 		}, []string{"type", "decision"}),
 	}
-	m.reg.MustRegister(m.requests, m.latency, m.events, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	m.stages = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name: "qbroker_stage_duration_seconds", Help: "Time spent in the broker's stages: decision (Cedar), issue (a job token, end to end), redeem, login.",
+		Buckets: []float64{.00001, .000025, .00005, .0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, 1},
+	}, []string{"stage"})
+	m.upstream = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name: "qbroker_upstream_duration_seconds", Help: "Gateway requests to the providers, by provider, until the answer's headers.",
+		Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10},
+	}, []string{"provider"})
+	m.reg.MustRegister(m.requests, m.latency, m.events, m.stages, m.upstream, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
 
@@ -53,6 +63,23 @@ func (m *Metrics) Event(typ, decision string) {
 		return
 	}
 	m.events.WithLabelValues(typ, decision).Inc()
+}
+
+// Stage records the duration of one broker stage (decision, issue,
+// redeem, login).
+func (m *Metrics) Stage(stage string, d time.Duration) {
+	if m == nil {
+		return
+	}
+	m.stages.WithLabelValues(stage).Observe(d.Seconds())
+}
+
+// Upstream records one gateway request to a provider.
+func (m *Metrics) Upstream(provider string, d time.Duration) {
+	if m == nil {
+		return
+	}
+	m.upstream.WithLabelValues(provider).Observe(d.Seconds())
 }
 
 // GaugeFunc registers a gauge read at scrape time (e.g. the audit sink's

@@ -24,6 +24,11 @@ func TestMetrics(t *testing.T) {
 		`qbroker_audit_events_total{decision="allow",type="redeem"} 1`,
 		`qbroker_http_requests_total{code="201",route="gateway"} 1`,
 		`qbroker_audit_fsyncs`,
+		`qbroker_stage_duration_seconds_count{stage="issue"} 1`,
+		`qbroker_stage_duration_seconds_count{stage="decision"} 1`,
+		`qbroker_stage_duration_seconds_count{stage="redeem"} 1`,
+		`qbroker_stage_duration_seconds_count{stage="login"} 2`,
+		`qbroker_upstream_duration_seconds_count{provider="ionq"} 1`,
 	} {
 		if !strings.Contains(body, w) {
 			t.Errorf("metrics lack %s", w)

@@ -250,7 +250,7 @@ func Start(ctx context.Context, o Options) (_ *Server, err error) {
 		if err != nil {
 			return nil, err
 		}
-		gw, err := NewInProcessGateway(s.Broker, upstream, log, fronts...)
+		gw, err := newInProcessGateway(s.Broker, upstream, log, s.metrics.Upstream, fronts...)
 		if err != nil {
 			return nil, err
 		}
@@ -274,6 +274,10 @@ func Start(ctx context.Context, o Options) (_ *Server, err error) {
 // NewInProcessGateway builds a gateway that talks to b directly.
 // fronts serve other providers' own API shapes (gateway.Front).
 func NewInProcessGateway(b *broker.Broker, ionqUpstream string, log *slog.Logger, fronts ...gateway.Front) (*gateway.Gateway, error) {
+	return newInProcessGateway(b, ionqUpstream, log, nil, fronts...)
+}
+
+func newInProcessGateway(b *broker.Broker, ionqUpstream string, log *slog.Logger, observe func(string, time.Duration), fronts ...gateway.Front) (*gateway.Gateway, error) {
 	u, err := url.Parse(ionqUpstream)
 	if err != nil {
 		return nil, fmt.Errorf("ionq upstream: %w", err)
@@ -282,7 +286,7 @@ func NewInProcessGateway(b *broker.Broker, ionqUpstream string, log *slog.Logger
 	if err != nil {
 		return nil, err
 	}
-	return gateway.New(gateway.Config{Broker: inProcess{b}, Verifier: v, IonQUpstream: u, Logger: log, Fronts: fronts})
+	return gateway.New(gateway.Config{Broker: inProcess{b}, Verifier: v, IonQUpstream: u, Logger: log, Fronts: fronts, Observe: observe})
 }
 
 func catalogue(in []config.Device) []broker.Device {
