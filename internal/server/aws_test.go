@@ -356,6 +356,8 @@ when { resource.owner == principal };
 	}) != 1 {
 		t.Fatal("the submission is not audited with the task ARN and the agent")
 	}
+	e.wantNotInAudit(sim.secret)
+	assertDirHasNo(t, d.DataDir, sim.secret)
 }
 
 // A standalone gateway gets its upstream sessions from the broker over

@@ -10,10 +10,12 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
+	"io/fs"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
@@ -430,4 +432,33 @@ func (e *env) countingGateway() (gwURL string, jobPosts func() int64) {
 	gs := httptest.NewServer(gw)
 	e.t.Cleanup(gs.Close)
 	return gs.URL, posts.Load
+}
+
+// assertDirHasNo fails if any file under dir (database, WAL, audit trail,
+// keys) holds one of the secrets verbatim, hex- or base64-encoded.
+func assertDirHasNo(t *testing.T, dir string, secrets ...string) {
+	t.Helper()
+	err := filepath.WalkDir(dir, func(p string, de fs.DirEntry, err error) error {
+		if err != nil || de.IsDir() {
+			return err
+		}
+		b, err := os.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		for i, s := range secrets {
+			if s == "" {
+				continue
+			}
+			for _, enc := range []string{s, hex.EncodeToString([]byte(s)), base64.StdEncoding.EncodeToString([]byte(s)), base64.RawURLEncoding.EncodeToString([]byte(s))} {
+				if bytes.Contains(b, []byte(enc)) {
+					t.Fatalf("secret #%d is on disk in %s", i, filepath.Base(p))
+				}
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
 }

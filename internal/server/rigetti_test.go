@@ -50,6 +50,8 @@ func TestRigettiTokenCustody(t *testing.T) {
 	if stored == first || stored == "" {
 		t.Fatal("the rotated refresh token was not stored")
 	}
+	e.wantNotInAudit(first, stored, c.Secret)
+	assertDirHasNo(t, dir, first, stored, c.Secret)
 	if err := d.Close(context.Background()); err != nil {
 		t.Fatal(err)
 	}
