@@ -48,6 +48,7 @@ type JobTokenRequest struct {
 const (
 	FormatIonQ  = "ionq.circuit.v1"
 	FormatQASM3 = "qasm3"
+	FormatQASM2 = "qasm2" // OpenQASM 2.0 (Quantinuum)
 )
 
 // JobTokenData is the data of a job token response.

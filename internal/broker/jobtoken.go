@@ -203,18 +203,21 @@ func checkProgram(req *api.JobTokenRequest, dev Device) (int, error) {
 			return 0, core.Errorf(core.KindBadRequest, "program: %s", err)
 		}
 		qubits = in.Qubits
-	case api.FormatQASM3:
+	case api.FormatQASM3, api.FormatQASM2:
 		var src string
 		if err := json.Unmarshal(req.Program, &src); err != nil {
-			return 0, core.Errorf(core.KindBadRequest, "program: format qasm3 takes the OpenQASM 3 source as a JSON string")
+			return 0, core.Errorf(core.KindBadRequest, "program: format %s takes the OpenQASM source as a JSON string", req.Format)
 		}
 		p, err := qasm.Parse([]byte(src))
 		if err != nil {
 			return 0, core.Errorf(core.KindBadRequest, "program: %s", err)
 		}
+		if want := map[string]string{api.FormatQASM3: "3", api.FormatQASM2: "2.0"}[req.Format]; p.Version != want && !(want == "3" && p.Version == "3.0") {
+			return 0, core.Errorf(core.KindBadRequest, "program: format %s given an OpenQASM %s program", req.Format, p.Version)
+		}
 		qubits, digest = p.Qubits, qasm.Digest([]byte(src))
 	default:
-		return 0, core.Errorf(core.KindBadRequest, "format %q is not supported (%s or %s)", req.Format, api.FormatIonQ, api.FormatQASM3)
+		return 0, core.Errorf(core.KindBadRequest, "format %q is not supported (%s, %s or %s)", req.Format, api.FormatIonQ, api.FormatQASM3, api.FormatQASM2)
 	}
 	if qubits > dev.Qubits {
 		return 0, core.Errorf(core.KindBadRequest, "program uses %d qubits; device %s/%s has %d", qubits, dev.Provider, dev.Name, dev.Qubits)

@@ -57,7 +57,7 @@ func renderProgram(format string, program json.RawMessage) (console.Diagram, err
 			return console.Diagram{}, err
 		}
 		c = diagram.FromIonQ(in)
-	case api.FormatQASM3:
+	case api.FormatQASM3, api.FormatQASM2:
 		var src string
 		if err := json.Unmarshal(program, &src); err != nil {
 			return console.Diagram{}, fmt.Errorf("qasm3 program is not a JSON string")

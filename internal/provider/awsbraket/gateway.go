@@ -141,6 +141,9 @@ func (Adapter) ParseSubmit(body []byte) (provider.Submission, error) {
 		return provider.Submission{}, fmt.Errorf("action: only braket.ir.openqasm.program version 1 is accepted (got %q %q)", prog.Header.Name, prog.Header.Version)
 	}
 	p, err := qasm.Parse([]byte(prog.Source))
+	if err == nil && p.Version == "2.0" {
+		err = errors.New("OpenQASM 2.0 is not accepted: braket.ir.openqasm.program is OpenQASM 3")
+	}
 	if err != nil {
 		return provider.Submission{}, fmt.Errorf("action source: %w", err)
 	}

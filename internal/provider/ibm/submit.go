@@ -71,6 +71,9 @@ func (Adapter) ParseSubmit(body []byte) (provider.Submission, error) {
 		return provider.Submission{}, err
 	}
 	prog, err := qasm.Parse([]byte(pub.source))
+	if err == nil && prog.Version == "2.0" {
+		err = errors.New("OpenQASM 2.0: Qiskit Runtime takes OpenQASM 3 circuits")
+	}
 	if err != nil {
 		return provider.Submission{}, fmt.Errorf("params.pubs[0]: the circuit is not OpenQASM 3 that qbroker can check: %w", err)
 	}

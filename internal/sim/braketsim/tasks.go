@@ -247,6 +247,9 @@ func parseAction(action string) (json.RawMessage, *qasm.Program, *apiError) {
 		}
 	}
 	prog, err := qasm.Parse([]byte(source))
+	if err == nil && prog.Version == "2.0" {
+		err = errors.New("OpenQASM 2.0 is not accepted: braket.ir.openqasm.program is OpenQASM 3")
+	}
 	if err != nil {
 		return nil, nil, validation("Invalid OpenQASM program: %s", err)
 	}

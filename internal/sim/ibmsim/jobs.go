@@ -126,6 +126,9 @@ func compilePubs(specs []pubSpec, b Backend) ([]pub, *apiError) {
 		}
 		total += s.shots
 		prog, err := qasm.Parse([]byte(s.source))
+		if err == nil && prog.Version == "2.0" {
+			err = errors.New("OpenQASM 2.0: Qiskit Runtime takes OpenQASM 3 circuits")
+		}
 		if err != nil {
 			return nil, validationError("params.pubs[%d]: the circuit is not valid OpenQASM 3 for the emulator: %s", i, err)
 		}

@@ -159,7 +159,6 @@ func TestSubmitRefusals(t *testing.T) {
 		{"no program", jobBody(t, "H1-1E", 10, bellQASM, map[string]any{"program": nil}), 400, "program"},
 		{"QIR", jobBody(t, "H1-1E", 10, "AAAA", map[string]any{"language": "QIR 1.0"}), 400, "QIR"},
 		{"OpenQASM 3 label", jobBody(t, "H1-1E", 10, bellQASM, map[string]any{"language": "OPENQASM 3.0"}), 400, "unknown language"},
-		{"OpenQASM 2.0 text", jobBody(t, "H1-1E", 10, "OPENQASM 2.0;\ninclude \"hqslib1.inc\";\nqreg q[1];\ncreg c[1];\nh q[0];\nmeasure q[0] -> c[0];\n", nil), 400, "OpenQASM 2.0 text is not supported"},
 		{"syntax error", jobBody(t, "H1-1E", 10, "OPENQASM 3;\nqreg q[2];\nfoo q[0];\n", nil), 400, "line 3"},
 		{"mid-circuit measurement", jobBody(t, "H1-1E", 10, "OPENQASM 3;\ninclude \"stdgates.inc\";\nqreg q[2];\ncreg c[2];\nmeasure q[0] -> c[0];\nh q[0];\n", nil), 400, "mid-circuit"},
 		{"count 0", jobBody(t, "H1-1E", 0, bellQASM, nil), 400, "count"},

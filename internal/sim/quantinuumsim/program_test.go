@@ -49,7 +49,6 @@ b = measure q[1]; // trailing
 	bad := map[string]string{
 		"gate after measure, other qubit": "OPENQASM 3;\ninclude \"stdgates.inc\";\nqubit[2] q;\nbit[2] c;\nc[0] = measure q[0];\nx q[1];\n",
 		"gate after measure in box":       "OPENQASM 3;\ninclude \"stdgates.inc\";\nqubit[1] q;\nbit[1] c;\nmeasure q[0] -> c[0];\nbox { x q[0]; }\n",
-		"OpenQASM 2.0 header":             "// c\nOPENQASM 2.0;\ninclude \"qelib1.inc\";\nqreg q[1];\n",
 		"no qubits":                       "OPENQASM 3;\n",
 	}
 	for name, src := range bad {
