@@ -179,11 +179,23 @@ type Gateway struct {
 
 // Providers configures upstreams.
 type Providers struct {
-	IonQ    IonQ    `yaml:"ionq"`
-	AWS     AWS     `yaml:"aws"`
-	IBM     IBM     `yaml:"ibm"`
-	Rigetti Rigetti `yaml:"rigetti"`
-	Azure   Azure   `yaml:"azure"`
+	IonQ       IonQ       `yaml:"ionq"`
+	AWS        AWS        `yaml:"aws"`
+	IBM        IBM        `yaml:"ibm"`
+	Rigetti    Rigetti    `yaml:"rigetti"`
+	Azure      Azure      `yaml:"azure"`
+	Quantinuum Quantinuum `yaml:"quantinuum"`
+}
+
+// Quantinuum configures Quantinuum: the broker keeps the account's refresh
+// token (or email:password) sealed (`qbroker provider set quantinuum`) and
+// mints id-tokens; the gateway serves the job API under /quantinuum and
+// caps every job's max-cost.
+type Quantinuum struct {
+	Enabled    bool    `yaml:"enabled"`
+	BaseURL    string  `yaml:"base_url"`     // default https://qapi.quantinuum.com
+	MaxCostHQC float64 `yaml:"max_cost_hqc"` // the ceiling forced on every job (required when enabled)
+	Group      string  `yaml:"group"`        // the only group jobs may bill to (optional)
 }
 
 // Azure configures Azure Quantum: the broker holds the service
@@ -290,6 +302,8 @@ func DefaultDevices() []Device {
 			Qubits: 34, MaxShots: 100_000, Price: Price{PerMinuteUSD: 0.075, MinMinutes: 0.05}},
 		{Provider: "aws", Name: "forte-1", Kind: "qpu", Vendor: "ionq", ARN: "arn:aws:braket:us-east-1::device/qpu/ionq/Forte-1",
 			Qubits: 36, MaxShots: 10_000, Price: Price{PerTaskUSD: 0.30, PerShotUSD: 0.08}},
+		// Quantinuum: the ARN field holds the machine name.
+		{Provider: "quantinuum", Name: "h1-1e", Kind: "simulator", Vendor: "quantinuum", ARN: "H1-1E", Qubits: 20, MaxShots: 10_000},
 		// Azure Quantum: the ARN field holds the target id.
 		{Provider: "azure", Name: "ionq.simulator", Kind: "simulator", Vendor: "ionq", ARN: "ionq.simulator", Qubits: 29, MaxShots: 10_000},
 		// IBM Quantum: the device's ARN field holds the backend name.
@@ -458,6 +472,9 @@ func (c *Config) Validate() error {
 		if u, err := url.Parse(v); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.User != nil {
 			bad("%s: %q is not an http(s) URL", name, v)
 		}
+	}
+	if q := c.Providers.Quantinuum; q.Enabled && q.MaxCostHQC <= 0 {
+		bad("providers.quantinuum.max_cost_hqc: a positive ceiling is required (every job's max-cost is capped at it)")
 	}
 	if c.Providers.IBM.InstanceCRN != "" && !strings.HasPrefix(c.Providers.IBM.InstanceCRN, "crn:") {
 		bad("providers.ibm.instance_crn: %q is not a CRN", c.Providers.IBM.InstanceCRN)

@@ -12,6 +12,7 @@ import (
 	"github.com/qbroker/qbroker/internal/provider/awsbraket"
 	"github.com/qbroker/qbroker/internal/provider/azure"
 	"github.com/qbroker/qbroker/internal/provider/ibm"
+	"github.com/qbroker/qbroker/internal/provider/quantinuum"
 	"github.com/qbroker/qbroker/internal/provider/rigetti"
 )
 
@@ -65,6 +66,17 @@ func GatewayFronts(cfg *config.Config) ([]gateway.Front, error) {
 		}
 		out = append(out, gateway.Front{Prefix: "/ibm", Adapter: ibm.Adapter{InstanceCRN: c.InstanceCRN}, Upstream: u, Devices: providerDevices(cfg, "ibm")})
 	}
+	if c := cfg.Providers.Quantinuum; c.Enabled {
+		base := c.BaseURL
+		if base == "" {
+			base = "https://qapi.quantinuum.com"
+		}
+		u, err := url.Parse(base)
+		if err != nil {
+			return nil, fmt.Errorf("providers.quantinuum.base_url: %w", err)
+		}
+		out = append(out, gateway.Front{Prefix: "/quantinuum", Adapter: quantinuum.Adapter{MaxCostHQC: c.MaxCostHQC, Group: c.Group}, Upstream: u, Devices: providerDevices(cfg, "quantinuum")})
+	}
 	if c := cfg.Providers.Azure; c.Workspace != "" {
 		public := ""
 		if cfg.Gateway.PublicURL != "" {
@@ -104,6 +116,9 @@ func providerMinters(cfg *config.Config) map[string]provider.Minter {
 	}
 	if c := cfg.Providers.Azure; c.Workspace != "" {
 		out["azure"] = &azure.Minter{Authority: c.Authority}
+	}
+	if c := cfg.Providers.Quantinuum; c.Enabled {
+		out["quantinuum"] = &quantinuum.Minter{BaseURL: c.BaseURL}
 	}
 	if c := cfg.Providers.Rigetti; c.Enabled {
 		out["rigetti"] = &rigetti.Minter{Issuer: c.Issuer, ClientID: c.ClientID}

@@ -49,6 +49,8 @@ type DevOptions struct {
 	Store config.Store
 	// IBM configures IBM Quantum (tests point it at ibmsim).
 	IBM config.IBM
+	// Quantinuum configures Quantinuum (tests point it at quantinuumsim).
+	Quantinuum config.Quantinuum
 	// Azure configures Azure Quantum (tests point it at azuresim).
 	Azure config.Azure
 	// Rigetti configures Rigetti QCS token custody (tests: rigettisim).
@@ -149,7 +151,7 @@ func StartDev(ctx context.Context, o DevOptions) (_ *Dev, err error) {
 	if o.Approvals != nil {
 		approvals = *o.Approvals
 	}
-	cfg := &config.Config{Listen: o.Addr, DataDir: o.DataDir, Gateway: config.Gateway{Listen: o.GatewayAddr}, Policies: o.PolicyFiles, Auth: o.Auth, TLS: o.TLS, Audit: o.Audit, Approvals: approvals, Providers: config.Providers{AWS: o.AWS, IBM: o.IBM, Rigetti: o.Rigetti, Azure: o.Azure}, Store: o.Store}
+	cfg := &config.Config{Listen: o.Addr, DataDir: o.DataDir, Gateway: config.Gateway{Listen: o.GatewayAddr}, Policies: o.PolicyFiles, Auth: o.Auth, TLS: o.TLS, Audit: o.Audit, Approvals: approvals, Providers: config.Providers{AWS: o.AWS, IBM: o.IBM, Rigetti: o.Rigetti, Azure: o.Azure, Quantinuum: o.Quantinuum}, Store: o.Store}
 	cfg.ApplyDefaults()
 	cfg.PublicURL, cfg.Gateway.PublicURL = "", "" // derive from the bound listeners
 	if err := cfg.Validate(); err != nil {
