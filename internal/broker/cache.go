@@ -50,12 +50,6 @@ func (c *tokenCache) get(hash string) (core.Token, bool) {
 	return t, ok
 }
 
-func (c *tokenCache) put(t core.Token) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.putLocked(t)
-}
-
 func (c *tokenCache) putLocked(t core.Token) {
 	if len(c.m) >= c.max {
 		// Drop an arbitrary half: simple, bounded, and a miss only costs a read.
