@@ -6,10 +6,13 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
 	"slices"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -28,16 +31,35 @@ func startReplica(t *testing.T, dsnEnv string) *Server {
 
 func startReplicaWith(t *testing.T, dsnEnv string, sweep time.Duration) *Server {
 	t.Helper()
-	cfg := &config.Config{Listen: "127.0.0.1:0", DataDir: t.TempDir(),
+	return startReplicaFull(t, dsnEnv, sweep, "")
+}
+
+// startReplicaFull starts a replica; public, when set, is the URL every
+// replica shares (what a load balancer would be): the job tokens' issuer.
+func startReplicaFull(t *testing.T, dsnEnv string, sweep time.Duration, public string) *Server {
+	t.Helper()
+	listen := "127.0.0.1:0"
+	if public != "" { // the replica's own address is not its public URL: pick it here
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		listen = l.Addr().String()
+		l.Close()
+	}
+	cfg := &config.Config{Listen: listen, DataDir: t.TempDir(),
 		Seal:  config.Seal{Type: "env", Env: "QB_TEST_SEAL"},
 		Store: config.Store{Type: "postgres", DSNEnv: dsnEnv}}
 	if err := cfg.Finish(); err != nil {
 		t.Fatal(err)
 	}
-	cfg.PublicURL = "" // from the bound listener
+	cfg.PublicURL = public // "": from the bound listener
 	s, err := Start(context.Background(), Options{Config: cfg, SweepInterval: sweep})
 	if err != nil {
 		t.Fatal(err)
+	}
+	if public != "" {
+		s.BrokerURL = "http://" + listen // where this test reaches it (the issuer stays public)
 	}
 	t.Cleanup(func() { s.Close(context.Background()) })
 	return s
@@ -197,8 +219,15 @@ func TestSweeperRunsOnOneReplica(t *testing.T) {
 // does: JWKS fetched over HTTP, everything else through RemoteBroker.
 func standaloneGateway(t *testing.T, broker, gwToken string) string {
 	t.Helper()
+	return standaloneGatewayFor(t, broker, broker, gwToken)
+}
+
+// standaloneGatewayFor is standaloneGateway for job tokens issued as
+// issuer (the replicas' shared public URL).
+func standaloneGatewayFor(t *testing.T, broker, issuer, gwToken string) string {
+	t.Helper()
 	hc := &http.Client{Timeout: 10 * time.Second}
-	v, err := token.NewVerifier(token.VerifierConfig{Issuer: broker, Audience: Audience,
+	v, err := token.NewVerifier(token.VerifierConfig{Issuer: issuer, Audience: Audience,
 		Keys: token.NewJWKSCache(broker+"/.well-known/jwks.json", hc, 5*time.Second)})
 	if err != nil {
 		t.Fatal(err)
@@ -211,4 +240,57 @@ func standaloneGateway(t *testing.T, broker, gwToken string) string {
 	srv := httptest.NewServer(gw)
 	t.Cleanup(srv.Close)
 	return srv.URL
+}
+
+// Issue 11, criterion 4: a job token is redeemed exactly once across the
+// fleet — two replicas, a standalone gateway on each, 16 concurrent
+// submissions of one token split between them: exactly one gets past
+// redemption (its upstream is unreachable here, so it ends in 502); the
+// other fifteen are refused as already used.
+func TestJobTokenRedeemedOnceAcrossGateways(t *testing.T) {
+	t.Setenv("QB_TEST_PG_DSN", postgresDSN(t))
+	key := make([]byte, 32)
+	rand.Read(key)
+	t.Setenv("QB_TEST_SEAL", base64.StdEncoding.EncodeToString(key))
+	const public = "https://qbroker.example.test" // the shared issuer
+	a := startReplicaFull(t, "QB_TEST_PG_DSN", 0, public)
+	root, _, err := a.Initialize(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := startReplicaFull(t, "QB_TEST_PG_DSN", 0, public)
+	ea := &env{t: t, d: &Dev{Server: a, RootToken: root}, hc: &http.Client{Timeout: 10 * time.Second}}
+	eb := &env{t: t, d: &Dev{Server: b, RootToken: root}, hc: ea.hc}
+	gwTok := func(e *env) string {
+		r := e.broker(http.MethodPost, "/v1/auth/token/create", root, `{"policies":["gateway"]}`)
+		var out struct {
+			Auth api.Auth `json:"auth"`
+		}
+		json.Unmarshal(r.body, &out)
+		return out.Auth.ClientToken
+	}
+	gws := []string{standaloneGatewayFor(t, a.BrokerURL, public, gwTok(ea)), standaloneGatewayFor(t, b.BrokerURL, public, gwTok(eb))}
+	ea.putRole("demo", `{"provider":"ionq","devices":["simulator"],"max_shots":100}`)
+	agent := ea.mustLogin(ea.roleID("demo"), ea.newSecretID("demo", "racer", "").SecretID).ClientToken
+	for trial := range 5 {
+		jt := ea.mustJobToken(agent, "simulator", 10, "")
+		var mu sync.Mutex
+		codes := map[int]int{}
+		var wg sync.WaitGroup
+		for i := range 16 {
+			wg.Go(func() {
+				r := ea.submitTo(gws[i%2], jt.Token, ionqBody("simulator", 10, bellInput))
+				mu.Lock()
+				defer mu.Unlock()
+				codes[r.status]++
+				if r.status == http.StatusUnauthorized && !strings.Contains(r.msg(), "already used") {
+					t.Errorf("a refusal that is not a replay refusal: %s", r)
+				}
+			})
+		}
+		wg.Wait()
+		if codes[http.StatusUnauthorized] != 15 || codes[http.StatusBadGateway] != 1 {
+			t.Fatalf("trial %d: 16 concurrent submissions of one job token across two gateways and replicas: %v; want one past redemption (502: no upstream here) and fifteen 401", trial, codes)
+		}
+	}
 }
