@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/url"
 	"time"
 
 	"github.com/qbroker/qbroker/api"
@@ -164,6 +165,9 @@ func (b *Broker) act(f anomaly.Finding) {
 		b.log.Error("anomaly: audit failed", "rule", f.Rule, "err", err)
 	}
 	b.log.Warn("anomaly", "rule", f.Rule, "severity", f.Severity, "agent", f.Agent, "actions", f.Actions, "detail", f.Detail)
+	if f.Has(anomaly.ActionAlert) && b.cfg.OnFinding != nil {
+		b.cfg.OnFinding(f)
+	}
 	if f.Has(anomaly.ActionAlert) && b.cfg.AlertWebhook != "" {
 		b.alert(ctx, f)
 	}
@@ -219,8 +223,12 @@ func (b *Broker) alert(ctx context.Context, f anomaly.Finding) {
 		return
 	}
 	req.Header.Set("Content-Type", "application/json")
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := (&http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}).Do(req)
 	if err != nil {
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err // *url.Error quotes the whole URL, which may hold a secret
+		}
 		b.log.Warn("anomaly alert not delivered", "rule", f.Rule, "err", err)
 		return
 	}

@@ -100,8 +100,12 @@ type Config struct {
 	// Anomaly, when set, sees every durable audit event; its findings are
 	// audited and acted on (suspension revokes the agent's tokens).
 	Anomaly *anomaly.Engine
-	// AlertWebhook receives each finding as JSON (best effort).
+	// AlertWebhook receives each finding as JSON (best effort, unsigned;
+	// prefer OnFinding).
 	AlertWebhook string
+	// OnFinding is told of every anomaly finding whose actions include
+	// alert (the signed approvals webhook); it must not block.
+	OnFinding func(anomaly.Finding)
 	// AWS mints dynamic AWS credentials (GET /v1/aws/creds/<role>); nil
 	// when not configured.
 	AWS *AWSCredentials

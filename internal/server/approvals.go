@@ -2,6 +2,8 @@ package server
 
 import (
 	"fmt"
+
+	"github.com/qbroker/qbroker/internal/anomaly"
 	"os"
 	"strings"
 
@@ -25,6 +27,17 @@ func newNotifier(w config.Webhook, o Options) (*notify.Notifier, error) {
 		return nil, fmt.Errorf("approvals.webhook: %w", err)
 	}
 	return n, nil
+}
+
+// onFinding sends an anomaly finding that asks for an alert through the
+// signed webhook, when one is configured.
+func (s *Server) onFinding(f anomaly.Finding) {
+	if s.notifier == nil {
+		return
+	}
+	id := fmt.Sprintf("finding.%s.%d", f.Rule, f.Time.UnixNano())
+	text := fmt.Sprintf("Anomaly *%s* (%s) for agent %s: %s", notify.Escape(f.Rule), f.Severity, notify.Escape(f.Agent), notify.Escape(f.Detail))
+	s.notifier.Notify(notify.Event{ID: id, Type: "anomaly.finding", Text: text, Data: f})
 }
 
 // onApproval tells people about new, decided and expired approvals: a log

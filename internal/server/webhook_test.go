@@ -95,3 +95,39 @@ func TestApprovalWebhookDeadReceiver(t *testing.T) {
 		t.Fatalf("5 requests and approvals took %v with a hanging webhook receiver", el)
 	}
 }
+
+// Anomaly findings that ask for an alert go through the same signed
+// webhook as approvals.
+func TestAnomalyAlertThroughSignedWebhook(t *testing.T) {
+	const secret = "webhook-secret-for-tests-0123456789"
+	t.Setenv("QB_TEST_WEBHOOK_SECRET", secret)
+	got := make(chan string, 16)
+	recv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		if err := notify.Verify([]byte(secret), r.Header, body, time.Now(), time.Minute); err != nil {
+			t.Errorf("webhook signature: %v", err)
+			return
+		}
+		got <- r.Header.Get(notify.HeaderEvent)
+	}))
+	defer recv.Close()
+	approvals := DevApprovals()
+	approvals.Webhook.URL, approvals.Webhook.SecretEnv = recv.URL, "QB_TEST_WEBHOOK_SECRET"
+	d := startDevWith(t, DevOptions{Approvals: &approvals})
+	e := &env{t: t, d: d, hc: &http.Client{Timeout: 20 * time.Second}}
+	agent := e.agent()
+	for range 8 { // probing for what policy refuses: repeated denials
+		e.jobToken(agent, DemoRole, "qpu.forte-1", 5000, "")
+	}
+	deadline := time.After(10 * time.Second)
+	for {
+		select {
+		case typ := <-got:
+			if typ == "anomaly.finding" {
+				return
+			}
+		case <-deadline:
+			t.Fatal("no signed anomaly.finding event reached the webhook")
+		}
+	}
+}
