@@ -230,14 +230,18 @@ func (g *Gateway) frontCancel(ctx context.Context, f *front, id string, cred pro
 		}
 		return
 	}
-	if f.Adapter.Name() != "aws" {
+	cc, ok := f.Adapter.(provider.CancelCaller)
+	if !ok {
+		g.log.WarnContext(ctx, "cannot cancel upstream: the adapter has no cancel call", "provider", f.Adapter.Name(), "job", id)
 		return
 	}
-	body := []byte(`{"clientToken":"qbroker-cancel"}`)
-	resp, err := g.frontSend(ctx, f, nil, "/quantum-task/"+url.PathEscape(id)+"/cancel", body, cred)
-	if err == nil {
-		drain(resp)
+	method, path, body := cc.CancelCall(id)
+	resp, err := g.frontSendMethod(ctx, f, nil, method, path, body, cred)
+	if err != nil {
+		g.log.WarnContext(ctx, "upstream cancel failed", "provider", f.Adapter.Name(), "job", id, "err", err)
+		return
 	}
+	drain(resp)
 }
 
 // frontJob serves reads and cancels of a recorded job: the caller's broker
@@ -315,6 +319,12 @@ func (g *Gateway) frontJob(f *front, w http.ResponseWriter, r *http.Request, res
 // received (percent-encoding kept), only Accept, User-Agent and
 // Content-Type from the client, and the adapter's credential.
 func (g *Gateway) frontSend(ctx context.Context, f *front, in *http.Request, rest string, body []byte, cred provider.Credential) (*http.Response, error) {
+	return g.frontSendMethod(ctx, f, in, in.Method, rest, body, cred)
+}
+
+// frontSendMethod is frontSend with an explicit method (in may be nil for
+// the gateway's own requests).
+func (g *Gateway) frontSendMethod(ctx context.Context, f *front, in *http.Request, method, rest string, body []byte, cred provider.Credential) (*http.Response, error) {
 	target := f.base + rest
 	u, err := url.Parse(target)
 	if err != nil {
@@ -323,7 +333,7 @@ func (g *Gateway) frontSend(ctx context.Context, f *front, in *http.Request, res
 	if in != nil && in.URL.RawQuery != "" {
 		u.RawQuery = forwardQuery(in.URL.RawQuery)
 	}
-	req, err := http.NewRequestWithContext(ctx, methodOf(in, body), u.String(), bytes.NewReader(body))
+	req, err := http.NewRequestWithContext(ctx, method, u.String(), bytes.NewReader(body))
 	if err != nil {
 		return nil, fmt.Errorf("gateway: build upstream request: %w", err)
 	}
@@ -358,16 +368,6 @@ func (g *Gateway) timedRT(f *front) func(*http.Request) (*http.Response, error) 
 		g.observe(f.Adapter.Name(), time.Since(start))
 		return resp, err
 	}
-}
-
-func methodOf(in *http.Request, body []byte) string {
-	switch {
-	case in != nil:
-		return in.Method
-	case len(body) > 0:
-		return http.MethodPut // the gateway's own cancel
-	}
-	return http.MethodGet
 }
 
 // frontGrant answers an upload grant: the caller shows a job token that

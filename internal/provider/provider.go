@@ -111,6 +111,13 @@ type Minter interface {
 	Mint(ctx context.Context, root string, role string) (c Credential, s Scope, rotated string, err error)
 }
 
+// CancelCaller is an optional extra: how to cancel a job upstream, for the
+// gateway's own cancel of a job it could not record or audit (so the
+// agent, told the job failed, is not billed for one that runs).
+type CancelCaller interface {
+	CancelCall(jobID string) (method, escapedPath string, body []byte)
+}
+
 // ResultFetcher is an optional extra for providers whose results live
 // elsewhere (Braket writes them to S3): FetchResult fetches job id's
 // results with the credential, sending each request it builds with send.

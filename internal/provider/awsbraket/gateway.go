@@ -324,3 +324,8 @@ func textResponse(status int, body string) *http.Response {
 	return &http.Response{StatusCode: status, Header: http.Header{"Content-Type": {"application/json"}},
 		Body: io.NopCloser(strings.NewReader(body)), ContentLength: int64(len(body))}
 }
+
+// CancelCall implements provider.CancelCaller (CancelQuantumTask).
+func (Adapter) CancelCall(arn string) (string, string, []byte) {
+	return http.MethodPut, "/quantum-task/" + url.PathEscape(arn) + "/cancel", []byte(`{"clientToken":"qbroker-cancel"}`)
+}

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/url"
 	"regexp"
 	"strings"
 
@@ -234,4 +235,9 @@ func traceID() string {
 	b[6] = b[6]&0x0f | 0x40
 	b[8] = b[8]&0x3f | 0x80
 	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:16])
+}
+
+// CancelCall implements provider.CancelCaller.
+func (Adapter) CancelCall(id string) (string, string, []byte) {
+	return http.MethodPost, "/api/v1/jobs/" + url.PathEscape(id) + "/cancel", nil
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
+	"net/url"
 	"regexp"
 	"strings"
 
@@ -161,4 +162,9 @@ func (Adapter) WriteError(w http.ResponseWriter, status int, msg string) {
 	}
 	body.Error.Code, body.Error.Text = status, msg
 	_ = json.NewEncoder(w).Encode(body)
+}
+
+// CancelCall implements provider.CancelCaller.
+func (Adapter) CancelCall(id string) (string, string, []byte) {
+	return http.MethodPost, "/v1/job/" + url.PathEscape(id) + "/cancel", nil
 }
