@@ -199,3 +199,26 @@ type Vote struct {
 	Via      string // console or api
 	At       time.Time
 }
+
+// Reservation states.
+const (
+	ReservationReserved  = "reserved"  // the job token is out; its estimate counts
+	ReservationConfirmed = "confirmed" // the gateway submitted the job
+	ReservationSettled   = "settled"   // the job finished; its actual cost counts
+	ReservationReleased  = "released"  // the token expired unused; nothing counts
+)
+
+// Reservation is what one job token holds against the budgets: its shots
+// and estimated cost, counted against its agent, role and team.
+type Reservation struct {
+	JTI          string
+	AgentID      string
+	Role, Team   string
+	Class        string // "hardware" or "simulator"
+	Shots        int
+	EstimatedUSD float64
+	ActualUSD    float64 // settled cost; -1 until settled
+	State        string
+	CreatedAt    time.Time
+	ExpiresAt    time.Time // the job token's expiry: unused, it is released then
+}

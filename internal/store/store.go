@@ -36,6 +36,7 @@ type Aggregates interface {
 	Jobs() Jobs
 	Secrets() Secrets
 	Approvals() Approvals
+	Budgets() Budgets
 }
 
 // Store is the whole persistence layer.
@@ -133,6 +134,49 @@ type Approvals interface {
 	// ExpirePending closes the pending approvals whose expiry is at or
 	// before now as expired, and returns them.
 	ExpirePending(ctx context.Context, now time.Time) ([]core.Approval, error)
+}
+
+// Budgets holds the reservations job tokens make against spend and rate
+// limits. Usage is always the sum of what reservations hold, so used =
+// settled + outstanding by construction.
+type Budgets interface {
+	// Reserve records r if, with it, every check stays within its limit;
+	// otherwise it records nothing and returns a *BudgetExceeded. The
+	// checks and the insert are one atomic step across every process on
+	// the database.
+	Reserve(ctx context.Context, r core.Reservation, checks []BudgetCheck) error
+	// Used sums what the reservations matching c hold (c.Limit ignored).
+	Used(ctx context.Context, c BudgetCheck) (float64, error)
+	// Confirm marks a reservation's job submitted (reserved → confirmed).
+	Confirm(ctx context.Context, jti string) error
+	// Settle records the job's actual cost (idempotent; a released
+	// reservation stays released).
+	Settle(ctx context.Context, jti string, actualUSD float64) error
+	// ReleaseExpired releases the reservations of tokens that expired
+	// unused, returning how many.
+	ReleaseExpired(ctx context.Context, now time.Time) (int, error)
+	Get(ctx context.Context, jti string) (core.Reservation, error)
+}
+
+// BudgetCheck is one limit a reservation must stay within.
+type BudgetCheck struct {
+	Name      string    // the limit's name, for the refusal
+	ScopeKind string    // "agent", "role" or "team"
+	ScopeID   string    // the agent id, role name or team
+	Class     string    // "hardware", "simulator", or "" for both
+	Metric    string    // "jobs", "shots", "usd" or "in_flight"
+	Since     time.Time // the window's start (ignored for in_flight)
+	Limit     float64
+}
+
+// BudgetExceeded is Reserve's refusal: which check, and what is used.
+type BudgetExceeded struct {
+	Check BudgetCheck
+	Used  float64
+}
+
+func (e *BudgetExceeded) Error() string {
+	return "budget " + e.Check.Name + " exceeded"
 }
 
 // ApprovalFilter selects approvals for List.

@@ -29,6 +29,10 @@ type dialect interface {
 	// read-check-writes of the same rows take turns. Empty where
 	// write transactions are serial anyway (SQLite).
 	rowLock(m lockMode) string
+	// lockKey takes a transaction-scoped lock on key, so that
+	// transactions computing a sum and inserting against it take turns
+	// across processes. A no-op where write transactions are serial.
+	lockKey(ctx context.Context, q querier, key int64) error
 	// isUniqueViolation reports a unique or primary-key violation.
 	isUniqueViolation(err error) bool
 	// isForeignKeyViolation reports a foreign-key violation.

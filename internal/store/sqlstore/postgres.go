@@ -106,7 +106,12 @@ type postgresDialect struct{}
 
 var _ dialect = postgresDialect{}
 
-func (postgresDialect) name() string            { return "postgres" }
+func (postgresDialect) name() string { return "postgres" }
+
+func (postgresDialect) lockKey(ctx context.Context, q querier, key int64) error {
+	_, err := q.ExecContext(ctx, `SELECT pg_advisory_xact_lock($1)`, key)
+	return err
+}
 func (postgresDialect) rebind(q string) string  { return pgRebind(q) }
 func (postgresDialect) migrations() []migration { return postgresMigrations() }
 

@@ -27,6 +27,10 @@ import "fmt"
 //	v4  Approvals (a request held for human consent, with the program and
 //	    its estimated cost) and approval_votes (one per approver); jobs
 //	    indexed by agent and device for "first use of a device" rules.
+//	v5  Budget reservations: one per job token (keyed by its jti), with the
+//	    agent, role, team and device class it counts against, its shots,
+//	    estimated and settled cost, state and times; indexed by each scope
+//	    and time for the windowed sums.
 //
 // schemaSummaries()[i] is the summary of version i+1.
 func schemaSummaries() []string {
@@ -35,6 +39,7 @@ func schemaSummaries() []string {
 		"index tokens and jobs by agent",                                               // v2
 		"delegated tokens: acting_for and parent_accessor",                             // v3
 		"approvals and their votes",                                                    // v4
+		"budget reservations",                                                          // v5
 	}
 }
 

@@ -166,5 +166,25 @@ func postgresMigrations() []migration {
 			)`,
 			`CREATE INDEX jobs_agent_device ON jobs (agent_id, provider, device)`,
 		},
+		// v5
+		[]string{
+			`CREATE TABLE reservations (
+				jti           TEXT COLLATE "C" NOT NULL PRIMARY KEY,
+				agent_id      TEXT COLLATE "C" NOT NULL,
+				role          TEXT COLLATE "C" NOT NULL,
+				team          TEXT COLLATE "C" NOT NULL,
+				class         TEXT COLLATE "C" NOT NULL,
+				shots         BIGINT NOT NULL,
+				estimated_usd DOUBLE PRECISION NOT NULL,
+				actual_usd    DOUBLE PRECISION NOT NULL,
+				state         TEXT COLLATE "C" NOT NULL,
+				created_at    BIGINT NOT NULL,
+				expires_at    BIGINT NOT NULL
+			)`,
+			`CREATE INDEX reservations_agent ON reservations (agent_id, created_at)`,
+			`CREATE INDEX reservations_role ON reservations (role, created_at)`,
+			`CREATE INDEX reservations_team ON reservations (team, created_at)`,
+			`CREATE INDEX reservations_open ON reservations (expires_at) WHERE state = 'reserved'`,
+		},
 	)
 }

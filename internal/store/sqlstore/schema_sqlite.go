@@ -162,5 +162,25 @@ func sqliteMigrations() []migration {
 			) STRICT`,
 			`CREATE INDEX jobs_agent_device ON jobs (agent_id, provider, device)`,
 		},
+		// v5
+		[]string{
+			`CREATE TABLE reservations (
+				jti           TEXT    NOT NULL PRIMARY KEY,
+				agent_id      TEXT    NOT NULL,
+				role          TEXT    NOT NULL,
+				team          TEXT    NOT NULL,
+				class         TEXT    NOT NULL,
+				shots         INTEGER NOT NULL,
+				estimated_usd REAL    NOT NULL,
+				actual_usd    REAL    NOT NULL,
+				state         TEXT    NOT NULL,
+				created_at    INTEGER NOT NULL,
+				expires_at    INTEGER NOT NULL
+			) STRICT`,
+			`CREATE INDEX reservations_agent ON reservations (agent_id, created_at)`,
+			`CREATE INDEX reservations_role ON reservations (role, created_at)`,
+			`CREATE INDEX reservations_team ON reservations (team, created_at)`,
+			`CREATE INDEX reservations_open ON reservations (expires_at) WHERE state = 'reserved'`,
+		},
 	)
 }

@@ -120,10 +120,12 @@ type sqliteDialect struct{}
 
 var _ dialect = sqliteDialect{}
 
-func (sqliteDialect) name() string            { return "sqlite" }
-func (sqliteDialect) rebind(q string) string  { return q }
-func (sqliteDialect) migrations() []migration { return sqliteMigrations() }
-func (sqliteDialect) rowLock(lockMode) string { return "" } // write transactions are serial
+func (sqliteDialect) name() string { return "sqlite" }
+
+func (sqliteDialect) lockKey(context.Context, querier, int64) error { return nil }
+func (sqliteDialect) rebind(q string) string                        { return q }
+func (sqliteDialect) migrations() []migration                       { return sqliteMigrations() }
+func (sqliteDialect) rowLock(lockMode) string                       { return "" } // write transactions are serial
 
 func (sqliteDialect) ledgerDDL() string {
 	return `CREATE TABLE IF NOT EXISTS schema_migrations (

@@ -223,6 +223,9 @@ func (s *Store) Secrets() store.Secrets { return secrets{s.base} }
 // Approvals implements store.Aggregates.
 func (s *Store) Approvals() store.Approvals { return approvals{s.base} }
 
+// Budgets implements store.Aggregates.
+func (s *Store) Budgets() store.Budgets { return budgets{s.base} }
+
 // txAggregates is the view of the store that Update hands to fn.
 type txAggregates struct{ h handle }
 
@@ -236,6 +239,7 @@ func (a txAggregates) Grants() store.Grants       { return grants(a) }
 func (a txAggregates) Jobs() store.Jobs           { return jobs(a) }
 func (a txAggregates) Secrets() store.Secrets     { return secrets(a) }
 func (a txAggregates) Approvals() store.Approvals { return approvals(a) }
+func (a txAggregates) Budgets() store.Budgets     { return budgets(a) }
 
 // Update runs fn in one write transaction. fn's reads see its own writes.
 // fn may run more than once if the database asks for a retry.

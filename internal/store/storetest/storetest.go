@@ -56,6 +56,8 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"ApprovalVotesConcurrent", testApprovalVotesConcurrent},
 		{"ApprovalExpire", testApprovalExpire},
 		{"JobsUsedDevice", testJobsUsedDevice},
+		{"Budgets", testBudgets},
+		{"BudgetsConcurrent", testBudgetsConcurrent},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
