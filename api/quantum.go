@@ -153,3 +153,15 @@ type UpstreamData struct {
 	Bucket       string    `json:"bucket,omitempty"`
 	Prefix       string    `json:"prefix,omitempty"`
 }
+
+// BudgetUsage is one limit and its use (GET /v1/sys/budgets).
+type BudgetUsage struct {
+	Limit    string     `json:"limit"`
+	Scope    string     `json:"scope"` // agent, role or team
+	ScopeID  string     `json:"scope_id"`
+	Class    string     `json:"class,omitempty"` // hardware or simulator; empty: both
+	Metric   string     `json:"metric"`          // jobs, shots, usd, in_flight
+	Max      float64    `json:"max"`
+	Used     float64    `json:"used"`
+	ResetsAt *time.Time `json:"resets_at,omitempty"`
+}

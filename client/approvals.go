@@ -72,3 +72,16 @@ func (c *Client) WaitApproval(ctx context.Context, id string, tick func(api.Appr
 		}
 	}
 }
+
+// Budgets reads usage against the limits that apply to the caller (or,
+// for root, to agent).
+func (c *Client) Budgets(ctx context.Context, agent string) ([]api.BudgetUsage, error) {
+	q := ""
+	if agent != "" {
+		q = "?agent=" + url.QueryEscape(agent)
+	}
+	var out struct {
+		Budgets []api.BudgetUsage `json:"budgets"`
+	}
+	return out.Budgets, c.doData(ctx, http.MethodGet, "/v1/sys/budgets"+q, nil, &out)
+}

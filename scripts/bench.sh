@@ -13,7 +13,7 @@ go build -o "$bin" ./cmd/qbroker
 work=$(mktemp -d)
 export QB_BENCH_IONQ_KEY="bench-$(head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \n')"
 "$bin" dev --addr 127.0.0.1:0 --gateway-addr 127.0.0.1:0 --sim-addr 127.0.0.1:0 --data "$work/data" \
-  --ionq-key-env QB_BENCH_IONQ_KEY --log-level warn >"$work/dev.out" 2>"$work/dev.err" &
+  --ionq-key-env QB_BENCH_IONQ_KEY --no-budgets --log-level warn >"$work/dev.out" 2>"$work/dev.err" &
 dev=$!
 trap 'kill $dev 2>/dev/null; wait $dev 2>/dev/null || true' EXIT
 for _ in $(seq 100); do grep -q '^export QBROKER_SECRET_ID' "$work/dev.out" 2>/dev/null && break; sleep 0.1; done

@@ -112,6 +112,8 @@ type Config struct {
 	// Minters turn sealed provider root credentials into the gateway's
 	// upstream credentials, by provider (AWS's is added from AWS).
 	Minters map[string]provider.Minter
+	// Budgets are the spend and rate limits job tokens reserve against.
+	Budgets config.Budgets
 	// Approvals configures the approval gate (groups, rules, windows).
 	Approvals config.Approvals
 	// OnApproval is told of new, decided and expired approvals (for the

@@ -131,7 +131,15 @@ func (b *Broker) IssueJobToken(ctx context.Context, c Caller, caller core.Token,
 		JTI: jti, Accessor: caller.Accessor, AgentID: caller.AgentID, Role: roleName, Provider: req.Provider, Device: req.Device,
 		MaxShots: req.Shots, ProgramSHA256: req.ProgramSHA256, IssuedAt: now.UTC(), ExpiresAt: exp.UTC(),
 	}
+	checks := b.budgetChecks(caller.AgentID, roleName, role.Team, class(dev), now)
+	resv := core.Reservation{JTI: jti, AgentID: caller.AgentID, Role: roleName, Team: role.Team, Class: class(dev), Shots: req.Shots,
+		EstimatedUSD: est, ActualUSD: -1, State: core.ReservationReserved, CreatedAt: now.UTC(), ExpiresAt: exp.UTC()}
 	wait, err := store.UpdatePipelined(ctx, b.cfg.Store, func(tx store.Aggregates) error {
+		// Reserve the token's shots and estimate against every limit, with
+		// the grant: both commit, or neither.
+		if err := tx.Budgets().Reserve(ctx, resv, storeChecks(checks)); err != nil {
+			return err
+		}
 		if approvalID != "" {
 			// Issued once: the grant and the approval's use commit together.
 			if err := tx.Approvals().MarkIssued(ctx, approvalID, jti); err != nil {
@@ -142,6 +150,12 @@ func (b *Broker) IssueJobToken(ctx context.Context, c Caller, caller core.Token,
 	})
 	if errors.Is(err, store.ErrClosed) {
 		return api.JobTokenData{}, b.refuse(ctx, c, ev, core.Errorf(core.KindConflict, "approval %s was already used; ask for a new approval", approvalID))
+	}
+	var be *store.BudgetExceeded
+	if errors.As(err, &be) {
+		ev.Type, ev.Action = "budget", "Reserve"
+		ev.EstimatedCostUSD = audit.USD(est)
+		return api.JobTokenData{}, b.refuse(ctx, c, ev, budgetRefusal(be, checks, resv))
 	}
 	if err != nil {
 		return api.JobTokenData{}, fmt.Errorf("record grant: %w", err)
@@ -287,8 +301,10 @@ func (b *Broker) Redeem(ctx context.Context, c Caller, jti string) error {
 	}
 	var g core.JobGrant
 	wait, err := store.UpdatePipelined(ctx, b.cfg.Store, func(tx store.Aggregates) (err error) {
-		g, err = tx.Grants().Redeem(ctx, jti, b.now())
-		return err
+		if g, err = tx.Grants().Redeem(ctx, jti, b.now()); err != nil {
+			return err
+		}
+		return tx.Budgets().Confirm(ctx, jti) // submitted: no longer released at the token's expiry
 	})
 	ev.Agent, ev.Role, ev.Provider, ev.Device, ev.Shots, ev.Accessor = g.AgentID, g.Role, g.Provider, g.Device, g.MaxShots, g.Accessor
 	switch {

@@ -226,6 +226,9 @@ func (b *Broker) Sweep(ctx context.Context) error {
 	if _, err := b.ExpireApprovals(ctx); err != nil {
 		errs = append(errs, fmt.Errorf("sweep approvals: %w", err))
 	}
+	if _, err := b.ReleaseExpiredReservations(ctx); err != nil {
+		errs = append(errs, fmt.Errorf("sweep reservations: %w", err))
+	}
 	if _, err := b.ExpireApprovals(ctx); err != nil {
 		errs = append(errs, fmt.Errorf("sweep approvals: %w", err))
 	}

@@ -148,3 +148,49 @@ func approvalOutcome(a api.Approval) error {
 		return errors.New("approval " + a.ID + " " + a.State + ": " + a.Reason)
 	}
 }
+
+func budgetCmd(env Env) *cobra.Command {
+	cmd := &cobra.Command{Use: "budget", Short: "Spend and rate limits, and what is used"}
+	var agent string
+	show := &cobra.Command{
+		Use: "show", Short: "Usage against every limit that applies (root: --agent ID)", Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			c, err := apiClient(env)
+			if err != nil {
+				return err
+			}
+			us, err := c.Budgets(cmd.Context(), agent)
+			if err != nil {
+				return err
+			}
+			if len(us) == 0 {
+				fmt.Fprintln(env.Stdout, "No limits apply.")
+				return nil
+			}
+			tw := tabwriter.NewWriter(env.Stdout, 0, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "LIMIT\tSCOPE\tCLASS\tUSED\tMAX\tRESETS")
+			for _, u := range us {
+				reset := "as jobs finish"
+				if u.ResetsAt != nil {
+					reset = u.ResetsAt.Format(time.RFC3339)
+				}
+				class := u.Class
+				if class == "" {
+					class = "all"
+				}
+				fmt.Fprintf(tw, "%s\t%s %s\t%s\t%s\t%s\t%s\n", u.Limit, u.Scope, u.ScopeID, class, fmtNum(u.Used), fmtNum(u.Max), reset)
+			}
+			return tw.Flush()
+		},
+	}
+	show.Flags().StringVar(&agent, "agent", "", "agent id (root only)")
+	cmd.AddCommand(show)
+	return cmd
+}
+
+func fmtNum(v float64) string {
+	if v == float64(int64(v)) {
+		return fmt.Sprintf("%d", int64(v))
+	}
+	return fmt.Sprintf("%.2f", v)
+}

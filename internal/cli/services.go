@@ -26,6 +26,7 @@ const drainTimeout = 10 * time.Second
 func devCmd(env Env) *cobra.Command {
 	var o server.DevOptions
 	var logLevel, ionqKeyEnv, cpuProfile string
+	var noBudgets bool
 	cmd := &cobra.Command{
 		Use:   "dev",
 		Short: "Run broker, gateway and IonQ emulator in one process with a demo role (quickstart)",
@@ -42,6 +43,10 @@ func devCmd(env Env) *cobra.Command {
 					return err
 				}
 				defer stop()
+			}
+			if !noBudgets {
+				b := server.DevBudgets()
+				o.Budgets = &b
 			}
 			d, err := server.StartDev(cmd.Context(), o)
 			if err != nil {
@@ -73,6 +78,8 @@ func devCmd(env Env) *cobra.Command {
 	f.StringSliceVar(&o.PolicyFiles, "policy", nil, "Cedar policy file(s) to use instead of the built-in demo policies (reloaded on change)")
 	f.StringVar(&cpuProfile, "cpuprofile", "", "write a CPU profile to this file until shutdown")
 	_ = f.MarkHidden("cpuprofile")
+	f.BoolVar(&noBudgets, "no-budgets", false, "run without the demo role's limits (for load benchmarks)")
+	_ = f.MarkHidden("no-budgets")
 	f.BoolVar(&o.DiscardAudit, "audit-discard", false, "send audit events to /dev/null (benchmark baseline only)")
 	_ = f.MarkHidden("audit-discard")
 	return cmd

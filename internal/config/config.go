@@ -34,6 +34,7 @@ type Config struct {
 	Auth          Auth       `yaml:"auth"`
 	Anomaly       Anomaly    `yaml:"anomaly"`
 	Approvals     Approvals  `yaml:"approvals"`
+	Budgets       Budgets    `yaml:"budgets"`
 	TLS           TLS        `yaml:"tls"`
 	Audit         Audit      `yaml:"audit"`
 	Log           LogOptions `yaml:"log"`
@@ -465,6 +466,7 @@ func (c *Config) Validate() error {
 		bad("store: max_open_conns and statement_timeout must not be negative")
 	}
 	c.Providers.AWS.validate(bad)
+	c.Budgets.validate(bad)
 	for name, v := range map[string]string{"providers.ibm.base_url": c.Providers.IBM.BaseURL, "providers.ibm.iam_url": c.Providers.IBM.IAMURL} {
 		if v == "" {
 			continue

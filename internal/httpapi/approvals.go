@@ -76,3 +76,20 @@ func (s *Server) decideApproval(approve bool) handler {
 		return data(a), 0, nil
 	}
 }
+
+// budgets answers GET /v1/sys/budgets[?agent=ID]: usage against every
+// limit that applies (root may ask about any agent; others see their own).
+func (s *Server) budgets(r *http.Request, c broker.Caller) (*api.Response, int, error) {
+	_, t, err := s.caller(r.Context(), r)
+	if err != nil {
+		return nil, 0, err
+	}
+	us, err := s.b.BudgetStatus(r.Context(), t, r.URL.Query().Get("agent"))
+	if err != nil {
+		return nil, 0, err
+	}
+	if us == nil {
+		us = []api.BudgetUsage{}
+	}
+	return data(map[string]any{"budgets": us}), 0, nil
+}

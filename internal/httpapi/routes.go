@@ -54,6 +54,8 @@ func (s *Server) routes() {
 	m.Handle("GET /v1/sys/audit/events", s.wrap(s.auditEvents))
 	s.writes("/v1/sys/audit/hash", s.auditHash)
 
+	m.Handle("GET /v1/sys/budgets", s.wrap(s.budgets))
+
 	// approvals
 	m.Handle("GET /v1/sys/approvals", s.wrap(s.listApprovals))
 	m.Handle("LIST /v1/sys/approvals", s.wrap(s.listApprovals))

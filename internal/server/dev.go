@@ -45,6 +45,9 @@ type DevOptions struct {
 	Approvals *config.Approvals
 	// AWS configures dynamic AWS credentials (tests point it at braketsim).
 	AWS config.AWS
+	// Budgets are the spend and rate limits (qbroker dev: DevBudgets; nil:
+	// none, for tests).
+	Budgets *config.Budgets
 	// Store chooses the database (default: SQLite in DataDir).
 	Store config.Store
 	// IBM configures IBM Quantum (tests point it at ibmsim).
@@ -93,6 +96,16 @@ func DevApprovals() config.Approvals {
 			ApprovalConsent: config.ApprovalConsent{Approvals: 1, Group: "admins"},
 		}},
 	}
+}
+
+// DevBudgets are the demo role's limits in qbroker dev: a runaway loop is
+// stopped within its first minute.
+func DevBudgets() config.Budgets {
+	return config.Budgets{Limits: []config.BudgetLimit{
+		{Name: "demo-rate", Scope: "role", Match: DemoRole, JobsPerMinute: 60},
+		{Name: "demo-simulator", Scope: "role", Match: DemoRole, Class: "simulator", ShotsPerDay: 1_000_000},
+		{Name: "demo-hardware", Scope: "role", Match: DemoRole, Class: "hardware", USDPerDay: 100},
+	}}
 }
 
 // Demo role limits.
@@ -152,6 +165,9 @@ func StartDev(ctx context.Context, o DevOptions) (_ *Dev, err error) {
 		approvals = *o.Approvals
 	}
 	cfg := &config.Config{Listen: o.Addr, DataDir: o.DataDir, Gateway: config.Gateway{Listen: o.GatewayAddr}, Policies: o.PolicyFiles, Auth: o.Auth, TLS: o.TLS, Audit: o.Audit, Approvals: approvals, Providers: config.Providers{AWS: o.AWS, IBM: o.IBM, Rigetti: o.Rigetti, Azure: o.Azure, Quantinuum: o.Quantinuum}, Store: o.Store}
+	if o.Budgets != nil {
+		cfg.Budgets = *o.Budgets
+	}
 	cfg.ApplyDefaults()
 	cfg.PublicURL, cfg.Gateway.PublicURL = "", "" // derive from the bound listeners
 	if err := cfg.Validate(); err != nil {
