@@ -149,8 +149,9 @@ type Budgets interface {
 	Used(ctx context.Context, c BudgetCheck) (float64, error)
 	// Confirm marks a reservation's job submitted (reserved → confirmed).
 	Confirm(ctx context.Context, jti string) error
-	// Settle records the job's actual cost (idempotent; a released
-	// reservation stays released).
+	// Settle records the job's actual cost, once: the first settlement
+	// wins (a repeated one changes nothing), and a released reservation
+	// stays released.
 	Settle(ctx context.Context, jti string, actualUSD float64) error
 	// ReleaseExpired releases the reservations of tokens that expired
 	// unused, returning how many.

@@ -117,3 +117,29 @@ func BenchmarkRedeem(b *testing.B) {
 		}
 	})
 }
+
+// BenchmarkReserve measures parallel budget reservations with durable
+// commits: each sums three windows (jobs a minute, shots a day, USD a
+// day) for a role and inserts, atomically, through the single writer.
+func BenchmarkReserve(b *testing.B) {
+	s := openAt(b, filepath.Join(b.TempDir(), "q.db"))
+	defer s.Close()
+	ctx := b.Context()
+	now := time.Now().UTC()
+	checks := []store.BudgetCheck{
+		{Name: "rate", ScopeKind: "role", ScopeID: "demo", Metric: "jobs", Since: now.Add(-time.Minute), Limit: 1e12},
+		{Name: "shots", ScopeKind: "role", ScopeID: "demo", Metric: "shots", Since: now.Add(-24 * time.Hour), Limit: 1e15},
+		{Name: "usd", ScopeKind: "role", ScopeID: "demo", Metric: "usd", Since: now.Add(-24 * time.Hour), Limit: 1e15},
+	}
+	var n atomic.Int64
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			i := n.Add(1)
+			r := core.Reservation{JTI: fmt.Sprintf("r%d", i), AgentID: "a", Role: "demo", Class: "simulator", Shots: 100, EstimatedUSD: 0.1,
+				ActualUSD: -1, State: core.ReservationReserved, CreatedAt: now, ExpiresAt: now.Add(5 * time.Minute)}
+			if err := s.Budgets().Reserve(ctx, r, checks); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}

@@ -119,7 +119,9 @@ func (b budgets) Confirm(ctx context.Context, jti string) error {
 }
 
 func (b budgets) Settle(ctx context.Context, jti string, actualUSD float64) error {
-	_, err := b.h.w.ExecContext(ctx, `UPDATE reservations SET state = 'settled', actual_usd = ? WHERE jti = ? AND state IN ('reserved', 'confirmed', 'settled')`, actualUSD, jti)
+	// The first settlement wins: settling again (a retry, a replayed
+	// report) changes nothing, so admissions made after it stay sound.
+	_, err := b.h.w.ExecContext(ctx, `UPDATE reservations SET state = 'settled', actual_usd = ? WHERE jti = ? AND state IN ('reserved', 'confirmed')`, actualUSD, jti)
 	if err != nil {
 		return fmt.Errorf("settle reservation %s: %w", jti, err)
 	}
