@@ -165,3 +165,11 @@ type BudgetUsage struct {
 	Used     float64    `json:"used"`
 	ResetsAt *time.Time `json:"resets_at,omitempty"`
 }
+
+// SettleRequest is POST /v1/sys/gateway/settle (gateway tokens only): a
+// job the gateway saw finish.
+type SettleRequest struct {
+	JTI       string  `json:"jti"`
+	Completed bool    `json:"completed"`
+	ActualUSD float64 `json:"actual_usd"` // < 0: no cost reported
+}

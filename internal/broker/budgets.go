@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/qbroker/qbroker/api"
+	"github.com/qbroker/qbroker/internal/audit"
 	"github.com/qbroker/qbroker/internal/core"
 	"github.com/qbroker/qbroker/internal/store"
 )
@@ -145,4 +146,32 @@ func (b *Broker) BudgetStatus(ctx context.Context, t core.Token, agent string) (
 // held (the sweeper calls it).
 func (b *Broker) ReleaseExpiredReservations(ctx context.Context) (int, error) {
 	return b.cfg.Store.Budgets().ReleaseExpired(ctx, b.now())
+}
+
+// SettleJob settles the reservation of the job token jti once its job
+// finished: at actualUSD when the provider reported a cost, otherwise at
+// the estimate (completed) or at zero (failed or cancelled, as providers
+// do not bill those). The first settlement wins; it is audited.
+func (b *Broker) SettleJob(ctx context.Context, c Caller, jti string, completed bool, actualUSD float64) error {
+	r, err := b.cfg.Store.Budgets().Get(ctx, jti)
+	if err != nil {
+		return nil // no reservation (issued before budgets existed): nothing to settle
+	}
+	if r.State == core.ReservationSettled || r.State == core.ReservationReleased {
+		return nil
+	}
+	cost := actualUSD
+	switch {
+	case cost >= 0:
+	case completed:
+		cost = r.EstimatedUSD
+	default:
+		cost = 0
+	}
+	if err := b.cfg.Store.Budgets().Settle(ctx, jti, cost); err != nil {
+		return err
+	}
+	ev := &audit.Event{Type: "settle", Action: "Settle", JTI: jti, Agent: r.AgentID, Role: r.Role, Decision: audit.DecisionAllow,
+		ActualCostUSD: audit.USD(cost), EstimatedCostUSD: audit.USD(r.EstimatedUSD)}
+	return b.record(ctx, c, ev)
 }

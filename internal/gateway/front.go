@@ -28,6 +28,32 @@ type Front struct {
 	Devices map[string]string
 }
 
+// Settler is what a [Broker] implements to settle a job's budget
+// reservation when the gateway sees the job finish (actualUSD < 0: no cost
+// reported). Best effort: the gateway never delays an answer for it.
+type Settler interface {
+	Settle(ctx context.Context, jti string, completed bool, actualUSD float64) error
+}
+
+// settle reports a finished job to the broker, off the request path.
+func (g *Gateway) settle(jti string, completed bool, cost *float64) {
+	s, ok := g.broker.(Settler)
+	if !ok || jti == "" {
+		return
+	}
+	actual := -1.0
+	if cost != nil {
+		actual = *cost
+	}
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := s.Settle(ctx, jti, completed, actual); err != nil {
+			g.log.Warn("settle failed", "jti", jti, "err", err)
+		}
+	}()
+}
+
 // UpstreamSource is what a [Broker] implements to serve [Front]s: the
 // credential (minted or stored, cached by the broker) and the scope of a
 // broker role at a provider.
@@ -312,7 +338,30 @@ func (g *Gateway) frontJob(f *front, w http.ResponseWriter, r *http.Request, res
 		f.Adapter.WriteError(w, http.StatusBadGateway, "upstream unavailable")
 		return
 	}
+	if route.Kind == provider.Read && !route.Result && resp.StatusCode == http.StatusOK {
+		// A status read: when the job has finished, settle its budget.
+		out, err := readBody(resp)
+		if err != nil {
+			f.Adapter.WriteError(w, http.StatusBadGateway, "upstream answer could not be read")
+			return
+		}
+		if oc, err := f.Adapter.Outcome(out); err == nil && oc.Terminal {
+			g.settle(rec.JTI, isCompleted(oc.Status), oc.CostUSD)
+		}
+		g.writeBuffered(w, resp, out)
+		return
+	}
 	g.passThrough(w, resp)
+}
+
+// isCompleted tells a finished job that ran from one that failed or was
+// cancelled (which providers do not bill).
+func isCompleted(status string) bool {
+	switch strings.ToLower(status) {
+	case "completed", "succeeded", "done":
+		return true
+	}
+	return false
 }
 
 // frontSend sends one authenticated request to f's upstream: the path as

@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"bytes"
+	"encoding/json"
 	"errors"
 	"net/http"
 
@@ -98,6 +99,12 @@ func (g *Gateway) jobRead(w http.ResponseWriter, r *http.Request, kind readKind,
 	if err != nil {
 		writeError(w, http.StatusBadGateway, "upstream answer could not be read")
 		return
+	}
+	var st struct {
+		Status string `json:"status"`
+	}
+	if json.Unmarshal(body, &st) == nil && ionq.IsTerminal(st.Status) {
+		g.settle(rec.JTI, st.Status == ionq.StatusCompleted, nil) // IonQ's job object reports no cost
 	}
 	g.writeBuffered(w, resp, rewriteJobURLs(body, id))
 }

@@ -401,3 +401,17 @@ type cachedUpstream struct {
 }
 
 var _ UpstreamSource = (*RemoteBroker)(nil)
+
+// Settle implements Settler over HTTP.
+func (b *RemoteBroker) Settle(ctx context.Context, jti string, completed bool, actualUSD float64) error {
+	status, msg, err := b.call(ctx, http.MethodPost, "/v1/sys/gateway/settle", api.SettleRequest{JTI: jti, Completed: completed, ActualUSD: actualUSD}, nil)
+	if err != nil {
+		return err
+	}
+	if status/100 != 2 {
+		return &brokerStatusError{op: "settle", status: status, msg: msg}
+	}
+	return nil
+}
+
+var _ Settler = (*RemoteBroker)(nil)

@@ -152,3 +152,18 @@ func (s *Server) upstream(r *http.Request, c broker.Caller) (*api.Response, int,
 	return data(api.UpstreamData{AccessKeyID: cred.AccessKeyID, Secret: cred.Secret, SessionToken: cred.SessionToken, Expires: cred.Expires.UTC(),
 		Bucket: scope.Bucket, Prefix: scope.Prefix}), 0, nil
 }
+
+// settle answers POST /v1/sys/gateway/settle (gateway tokens only).
+func (s *Server) settle(r *http.Request, c broker.Caller) (*api.Response, int, error) {
+	if _, err := s.gatewayCaller(r); err != nil {
+		return nil, 0, err
+	}
+	var in api.SettleRequest
+	if err := s.decode(r, &in, false); err != nil {
+		return nil, 0, err
+	}
+	if in.JTI == "" {
+		return nil, 0, core.Errorf(core.KindBadRequest, "jti is required")
+	}
+	return nil, 0, s.b.SettleJob(r.Context(), c, in.JTI, in.Completed, in.ActualUSD)
+}

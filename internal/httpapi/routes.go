@@ -77,6 +77,7 @@ func (s *Server) routes() {
 	m.Handle("GET /v1/sys/gateway/jobs/{provider}/{id}", s.wrap(s.getJob))
 	m.Handle("GET /v1/sys/gateway/credentials/{provider}", s.wrap(s.credential))
 	m.Handle("GET /v1/sys/gateway/upstream/{provider}", s.wrap(s.upstream))
+	s.writes("/v1/sys/gateway/settle", s.settle)
 	s.writes("/v1/sys/gateway/audit", s.gatewayAudit)
 	s.writes("/v1/sys/gateway/authorize", s.gatewayAuthorize)
 

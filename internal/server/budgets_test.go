@@ -121,3 +121,33 @@ func TestExpiredTokenReleasesReservation(t *testing.T) {
 		t.Fatalf("in-flight usage %+v", flight)
 	}
 }
+
+// When the gateway sees a job finish, its reservation settles: it no
+// longer counts as in flight, and the settlement (at the estimate, with no
+// cost reported) is audited.
+func TestFinishedJobSettles(t *testing.T) {
+	e := budgetEnv(t, config.Budgets{Limits: []config.BudgetLimit{
+		{Name: "demo-flight", Scope: "role", Match: DemoRole, InFlight: 1},
+	}})
+	agent := e.agent()
+	jt := e.mustJobToken(agent, "simulator", 10, "")
+	id := e.mustSubmit(jt.Token, ionqBody("simulator", 10, bellInput))
+	want(t, "second while the first runs", e.jobToken(agent, DemoRole, "simulator", 10, ""), http.StatusForbidden, "in_flight")
+	deadline := time.Now().Add(10 * time.Second)
+	for !strings.Contains(string(e.readJob("apiKey", agent, id).body), `"completed"`) {
+		if time.Now().After(deadline) {
+			t.Fatal("the job did not complete")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	deadline = time.Now().Add(5 * time.Second)
+	for e.jobToken(agent, DemoRole, "simulator", 10, "").status != http.StatusOK {
+		if time.Now().After(deadline) {
+			t.Fatal("the finished job still holds its in-flight place")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if e.count(func(ev audit.Event) bool { return ev.Type == "settle" && ev.JTI == jt.JTI && ev.ActualCostUSD != nil }) != 1 {
+		t.Fatal("the settlement is not audited")
+	}
+}
