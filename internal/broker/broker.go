@@ -114,6 +114,9 @@ type Config struct {
 	Minters map[string]provider.Minter
 	// Budgets are the spend and rate limits job tokens reserve against.
 	Budgets config.Budgets
+	// OnBudgetAlert is told when a budget crosses one of Budgets.AlertAt
+	// (once per limit and window); it must not block.
+	OnBudgetAlert func(api.BudgetUsage, float64)
 	// Approvals configures the approval gate (groups, rules, windows).
 	Approvals config.Approvals
 	// OnApproval is told of new, decided and expired approvals (for the
@@ -160,10 +163,11 @@ type Broker struct {
 	approvals   signal   // wakes long polls when an approval changes
 	holds       sync.Map // agent id → hold: anomaly holds in force (see holds.go)
 	upstreams   upstreamCache
-	auditDown   atomic.Bool                 // the last audit write failed
-	draining    atomic.Bool                 // shutting down: health says 503 so load balancers move on
-	healthCache atomic.Pointer[storeHealth] // the store check, reused for a second
-	scopes      map[string]provider.Scope   // guarded by upstreams.mu
+	auditDown   atomic.Bool // the last audit write failed
+	draining    atomic.Bool // shutting down: health says 503 so load balancers move on
+	healthCache atomic.Pointer[storeHealth]
+	alerted     sync.Map                  // "<limit>|<scope id>|<window start>|<threshold>" → alert sent // the store check, reused for a second
+	scopes      map[string]provider.Scope // guarded by upstreams.mu
 
 	credMu sync.RWMutex
 	creds  map[string]string // provider → upstream credential, unsealed in memory only

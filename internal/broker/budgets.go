@@ -175,3 +175,40 @@ func (b *Broker) SettleJob(ctx context.Context, c Caller, jti string, completed 
 		ActualCostUSD: audit.USD(cost), EstimatedCostUSD: audit.USD(r.EstimatedUSD)}
 	return b.record(ctx, c, ev)
 }
+
+// budgetAlerts checks, off the request path, whether the reservation just
+// made took a budget across an alert threshold, and tells OnBudgetAlert
+// once per limit, scope, window and threshold.
+func (b *Broker) budgetAlerts(checks []budgetCheck) {
+	if b.cfg.OnBudgetAlert == nil || len(b.cfg.Budgets.AlertAt) == 0 {
+		return
+	}
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		for _, c := range checks {
+			if c.rate {
+				continue
+			}
+			used, err := b.cfg.Store.Budgets().Used(ctx, c.BudgetCheck)
+			if err != nil {
+				return
+			}
+			for _, at := range b.cfg.Budgets.AlertAt {
+				if used < at*c.Limit {
+					continue
+				}
+				key := fmt.Sprintf("%s|%s|%d|%v", c.Name, c.ScopeID, c.Since.Unix(), at)
+				if _, dup := b.alerted.LoadOrStore(key, true); dup {
+					continue
+				}
+				u := api.BudgetUsage{Limit: c.Name, Scope: c.ScopeKind, ScopeID: c.ScopeID, Class: c.Class, Metric: c.Metric, Max: c.Limit, Used: used}
+				if !c.reset.IsZero() {
+					r := c.reset.UTC()
+					u.ResetsAt = &r
+				}
+				b.cfg.OnBudgetAlert(u, at)
+			}
+		}
+	}()
+}

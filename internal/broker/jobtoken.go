@@ -160,6 +160,7 @@ func (b *Broker) IssueJobToken(ctx context.Context, c Caller, caller core.Token,
 	if err != nil {
 		return api.JobTokenData{}, fmt.Errorf("record grant: %w", err)
 	}
+	b.budgetAlerts(checks)
 	ev.JTI, ev.Decision, ev.Reason = jti, "allow", dec.Reason
 	ev.Owner, ev.EstimatedCostUSD = role.Owner, audit.USD(est)
 	commitErr, auditErr := b.commitAndRecord(ctx, c, wait, ev)

@@ -7,6 +7,9 @@ import "fmt"
 // team's limit is one cap shared by all its agents and all replicas.
 type Budgets struct {
 	Limits []BudgetLimit `yaml:"limits"`
+	// AlertAt are fractions of a budget (e.g. [0.8]) at which the
+	// approvals webhook is told, once per limit and window.
+	AlertAt []float64 `yaml:"alert_at"`
 }
 
 // BudgetLimit is one set of limits for a scope.
@@ -27,6 +30,11 @@ type BudgetLimit struct {
 }
 
 func (b *Budgets) validate(bad func(string, ...any)) {
+	for _, a := range b.AlertAt {
+		if a <= 0 || a > 1 {
+			bad("budgets.alert_at: %v is not a fraction in (0, 1]", a)
+		}
+	}
 	names := map[string]bool{}
 	for i, l := range b.Limits {
 		where := fmt.Sprintf("budgets.limits[%d]", i)

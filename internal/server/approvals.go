@@ -6,6 +6,7 @@ import (
 	"github.com/qbroker/qbroker/internal/anomaly"
 	"os"
 	"strings"
+	"time"
 
 	"github.com/qbroker/qbroker/api"
 	"github.com/qbroker/qbroker/internal/config"
@@ -38,6 +39,22 @@ func (s *Server) onFinding(f anomaly.Finding) {
 	id := fmt.Sprintf("finding.%s.%d", f.Rule, f.Time.UnixNano())
 	text := fmt.Sprintf("Anomaly *%s* (%s) for agent %s: %s", notify.Escape(f.Rule), f.Severity, notify.Escape(f.Agent), notify.Escape(f.Detail))
 	s.notifier.Notify(notify.Event{ID: id, Type: "anomaly.finding", Text: text, Data: f})
+}
+
+// onBudgetAlert tells the webhook a budget crossed an alert threshold.
+func (s *Server) onBudgetAlert(u api.BudgetUsage, at float64) {
+	s.log.Warn("budget alert", "limit", u.Limit, "scope", u.Scope, "used", u.Used, "max", u.Max, "threshold", at)
+	if s.notifier == nil {
+		return
+	}
+	id := fmt.Sprintf("budget.%s.%d.%d", strings.Map(func(r rune) rune {
+		if r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '.' || r == '-' {
+			return r
+		}
+		return '-'
+	}, u.Limit), int(at*100), time.Now().UnixNano())
+	text := fmt.Sprintf("Budget *%s* for %s %s is at %.0f%%: %v of %v used", notify.Escape(u.Limit), u.Scope, notify.Escape(u.ScopeID), 100*u.Used/u.Max, u.Used, u.Max)
+	s.notifier.Notify(notify.Event{ID: id, Type: "budget.threshold", Text: text, Data: u})
 }
 
 // onApproval tells people about new, decided and expired approvals: a log

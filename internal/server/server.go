@@ -205,7 +205,7 @@ func Start(ctx context.Context, o Options) (_ *Server, err error) {
 		Issuer: s.BrokerURL, Audience: Audience, GatewayAddr: s.GatewayURL, Devices: catalogue(cfg.Devices),
 		Location: cfg.Location(), Logger: log,
 		AuditKey: auditKey.Public().(ed25519.PublicKey), AuditHead: s.sink.Head, JWT: jwtAuth, Device: deviceFlow, SPIFFE: spiffeAuth, Anomaly: rules, AlertWebhook: cfg.Anomaly.WebhookURL, Metrics: s.metrics, AuditPath: auditPath,
-		Approvals: cfg.Approvals, Budgets: cfg.Budgets, OnApproval: s.onApproval, OnFinding: s.onFinding, AWS: awsCredentials(cfg.Providers.AWS), Minters: providerMinters(cfg),
+		Approvals: cfg.Approvals, Budgets: cfg.Budgets, OnApproval: s.onApproval, OnFinding: s.onFinding, OnBudgetAlert: s.onBudgetAlert, AWS: awsCredentials(cfg.Providers.AWS), Minters: providerMinters(cfg),
 		LoginLimits: broker.LoginLimits{
 			FailuresPerMinute: cfg.Auth.LoginLimits.FailuresPerMinute,
 			PerSource:         cfg.Auth.LoginLimits.PerSourcePerSecond,

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/qbroker/qbroker/internal/config"
 	"github.com/qbroker/qbroker/internal/notify"
 )
 
@@ -129,5 +130,54 @@ func TestAnomalyAlertThroughSignedWebhook(t *testing.T) {
 		case <-deadline:
 			t.Fatal("no signed anomaly.finding event reached the webhook")
 		}
+	}
+}
+
+// A budget crossing an alert threshold is announced once, signed, through
+// the approvals webhook.
+func TestBudgetAlertThroughWebhook(t *testing.T) {
+	const secret = "webhook-secret-for-tests-0123456789"
+	t.Setenv("QB_TEST_WEBHOOK_SECRET", secret)
+	got := make(chan string, 64)
+	recv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		if err := notify.Verify([]byte(secret), r.Header, body, time.Now(), time.Minute); err != nil {
+			t.Errorf("webhook signature: %v", err)
+			return
+		}
+		got <- r.Header.Get(notify.HeaderEvent)
+	}))
+	defer recv.Close()
+	approvals := DevApprovals()
+	approvals.Webhook.URL, approvals.Webhook.SecretEnv = recv.URL, "QB_TEST_WEBHOOK_SECRET"
+	budgets := config.Budgets{AlertAt: []float64{0.8}, Limits: []config.BudgetLimit{
+		{Name: "demo-sim", Scope: "role", Match: DemoRole, Class: "simulator", ShotsPerDay: 1000},
+	}}
+	d := startDevWith(t, DevOptions{Approvals: &approvals, Budgets: &budgets})
+	e := &env{t: t, d: d, hc: &http.Client{Timeout: 20 * time.Second}}
+	agent := e.agent()
+	for range 9 { // 900 of 1000 shots: crosses 80% once
+		e.mustJobToken(agent, "simulator", 100, "")
+	}
+	alerts := 0
+	deadline := time.After(5 * time.Second)
+	for alerts == 0 {
+		select {
+		case typ := <-got:
+			if typ == "budget.threshold" {
+				alerts++
+			}
+		case <-deadline:
+			t.Fatal("no budget.threshold event")
+		}
+	}
+	time.Sleep(300 * time.Millisecond)
+	for len(got) > 0 {
+		if <-got == "budget.threshold" {
+			alerts++
+		}
+	}
+	if alerts != 1 {
+		t.Fatalf("%d budget alerts for one crossing, want 1", alerts)
 	}
 }
