@@ -117,7 +117,10 @@ func TestReplicaKilledUnderLoad(t *testing.T) {
 
 	dir := t.TempDir()
 	cfg := filepath.Join(dir, "qbroker.yaml")
-	if err := os.WriteFile(cfg, []byte("public_url: "+lbURL+"\nseal: {type: env, env: QBROKER_SEAL_KEY}\nstore: {type: postgres, dsn_env: QB_E2E_DSN}\nwatch_policies: false\n"), 0o600); err != nil {
+	// A shots budget shared by the role across the replicas, generous
+	// enough not to stop the load: it must come out exact.
+	const budgetYAML = "budgets:\n  limits:\n    - {name: demo-shots, scope: role, match: demo, shots_per_day: 100000000}\n"
+	if err := os.WriteFile(cfg, []byte("public_url: "+lbURL+"\nseal: {type: env, env: QBROKER_SEAL_KEY}\nstore: {type: postgres, dsn_env: QB_E2E_DSN}\nwatch_policies: false\n"+budgetYAML), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	var replicas []*proc
@@ -206,6 +209,21 @@ func TestReplicaKilledUnderLoad(t *testing.T) {
 		}
 	}
 	t.Logf("jobs recorded: %d; submissions audited: %d", jobs, submits)
+	// Budgets exact: every recorded job had its reservation, and the shots
+	// the budget counts are exactly those of the reservations that hold.
+	var reserved, held int
+	var shots float64
+	if err := admin.QueryRow("SELECT count(*), count(*) FILTER (WHERE state <> 'released'), COALESCE(SUM(shots) FILTER (WHERE state <> 'released'), 0) FROM " + schema + ".reservations").Scan(&reserved, &held, &shots); err != nil {
+		t.Fatal(err)
+	}
+	var orphans int
+	if err := admin.QueryRow("SELECT count(*) FROM " + schema + ".jobs j WHERE NOT EXISTS (SELECT 1 FROM " + schema + ".reservations r WHERE r.jti = j.jti)").Scan(&orphans); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("reservations: %d (%d holding %v shots)", reserved, held, shots)
+	if orphans != 0 || held < jobs || shots != float64(100*held) {
+		t.Fatalf("budget not exact: %d jobs without a reservation, %d holding reservations for %d jobs, %v shots for %d reservations of 100", orphans, held, jobs, shots, held)
+	}
 	if jobs < acked || submits < acked {
 		t.Fatalf("acknowledged %d flows but %d jobs recorded and %d submissions audited: acknowledged work was lost", acked, jobs, submits)
 	}
