@@ -213,7 +213,7 @@ func TestReplicaKilledUnderLoad(t *testing.T) {
 	// the budget counts are exactly those of the reservations that hold.
 	var reserved, held int
 	var shots float64
-	if err := admin.QueryRow("SELECT count(*), count(*) FILTER (WHERE state <> 'released'), COALESCE(SUM(shots) FILTER (WHERE state <> 'released'), 0) FROM " + schema + ".reservations").Scan(&reserved, &held, &shots); err != nil {
+	if err := admin.QueryRow("SELECT count(*), count(*) FILTER (WHERE state <> 'released'), COALESCE(SUM(shots) FILTER (WHERE state <> 'released'), 0) FROM "+schema+".reservations").Scan(&reserved, &held, &shots); err != nil {
 		t.Fatal(err)
 	}
 	var orphans int
