@@ -137,7 +137,10 @@ func (b *Broker) IssueJobToken(ctx context.Context, c Caller, caller core.Token,
 	wait, err := store.UpdatePipelined(ctx, b.cfg.Store, func(tx store.Aggregates) error {
 		// Reserve the token's shots and estimate against every limit, with
 		// the grant: both commit, or neither.
-		if err := tx.Budgets().Reserve(ctx, resv, storeChecks(checks)); err != nil {
+		start := time.Now()
+		err := tx.Budgets().Reserve(ctx, resv, storeChecks(checks))
+		b.stage("budget", start)
+		if err != nil {
 			return err
 		}
 		if approvalID != "" {

@@ -41,7 +41,7 @@ func New() *Metrics {
 		}, []string{"type", "decision"}),
 	}
 	m.stages = prometheus.NewHistogramVec(prometheus.HistogramOpts{
-		Name: "qbroker_stage_duration_seconds", Help: "Time spent in the broker's stages: decision (Cedar), issue (a job token, end to end), redeem, login.",
+		Name: "qbroker_stage_duration_seconds", Help: "Time spent in the broker's stages: decision (Cedar), budget (the reservation's checks and insert), issue (a job token, end to end), redeem, login.",
 		Buckets: []float64{.00001, .000025, .00005, .0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, 1},
 	}, []string{"stage"})
 	m.upstream = prometheus.NewHistogramVec(prometheus.HistogramOpts{

@@ -27,6 +27,7 @@ func TestMetrics(t *testing.T) {
 		`qbroker_stage_duration_seconds_count{stage="issue"} 1`,
 		`qbroker_stage_duration_seconds_count{stage="decision"} 1`,
 		`qbroker_stage_duration_seconds_count{stage="redeem"} 1`,
+		`qbroker_stage_duration_seconds_count{stage="budget"} 1`,
 		`qbroker_stage_duration_seconds_count{stage="login"} 2`,
 		`qbroker_upstream_duration_seconds_count{provider="ionq"} 1`,
 	} {
