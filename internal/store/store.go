@@ -156,6 +156,13 @@ type Budgets interface {
 	// ReleaseExpired releases the reservations of tokens that expired
 	// unused, returning how many.
 	ReleaseExpired(ctx context.Context, now time.Time) (int, error)
+	// Void releases a reservation that is reserved or confirmed, whatever
+	// its expiry: crash recovery's undo of a grant that was committed but
+	// never acknowledged. It reports whether anything changed.
+	Void(ctx context.Context, jti string) (bool, error)
+	// ListSince returns the reservations created at or after since, oldest
+	// first (crash recovery reads the last moments before a crash).
+	ListSince(ctx context.Context, since time.Time) ([]core.Reservation, error)
 	Get(ctx context.Context, jti string) (core.Reservation, error)
 }
 

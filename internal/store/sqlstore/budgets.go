@@ -137,6 +137,37 @@ func (b budgets) ReleaseExpired(ctx context.Context, now time.Time) (int, error)
 	return int(n), err
 }
 
+func (b budgets) Void(ctx context.Context, jti string) (bool, error) {
+	res, err := b.h.w.ExecContext(ctx, `UPDATE reservations SET state = 'released' WHERE jti = ? AND state IN ('reserved', 'confirmed')`, jti)
+	if err != nil {
+		return false, fmt.Errorf("void reservation %s: %w", jti, err)
+	}
+	n, err := res.RowsAffected()
+	return n > 0, err
+}
+
+func (b budgets) ListSince(ctx context.Context, since time.Time) ([]core.Reservation, error) {
+	rows, err := b.h.r.QueryContext(ctx, `SELECT `+reservationCols+` FROM reservations WHERE created_at >= ? ORDER BY created_at, jti`, toNanos(since))
+	if err != nil {
+		return nil, fmt.Errorf("list reservations: %w", err)
+	}
+	defer rows.Close()
+	var out []core.Reservation
+	for rows.Next() {
+		var r core.Reservation
+		var created, expires int64
+		if err := rows.Scan(&r.JTI, &r.AgentID, &r.Role, &r.Team, &r.Class, &r.Shots, &r.EstimatedUSD, &r.ActualUSD, &r.State, &created, &expires); err != nil {
+			return nil, fmt.Errorf("list reservations: %w", err)
+		}
+		r.CreatedAt, r.ExpiresAt = fromNanos(created), fromNanos(expires)
+		out = append(out, r)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("list reservations: %w", err)
+	}
+	return out, nil
+}
+
 func (b budgets) Get(ctx context.Context, jti string) (core.Reservation, error) {
 	var r core.Reservation
 	var created, expires int64

@@ -80,6 +80,44 @@ func testBudgets(t *testing.T, s store.Store) {
 	if err := s.Budgets().Reserve(ctx, r, []store.BudgetCheck{shots}); err != nil {
 		t.Fatalf("a simulator job against a hardware limit: %v", err)
 	}
+
+	// Crash recovery reads the last moments, oldest first, and voids what
+	// was never acknowledged: reserved or confirmed → released, once.
+	recent, err := s.Budgets().ListSince(ctx, t0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, r := range recent {
+		got = append(got, r.JTI)
+	}
+	if fmt.Sprint(got) != "[j1 sim1 j2]" {
+		t.Fatalf("reservations since t0: %v, want [j1 sim1 j2] (created order; 'old' is before t0)", got)
+	}
+	if recent[0].State != core.ReservationSettled || recent[0].ActualUSD != 1.5 || !recent[0].CreatedAt.Equal(t0) {
+		t.Fatalf("listed j1: %+v", recent[0])
+	}
+	for _, tc := range []struct {
+		jti  string
+		want bool
+	}{{"sim1", true}, {"sim1", false}, {"j1", false}, {"j2", false}, {"nope", false}} {
+		if changed, err := s.Budgets().Void(ctx, tc.jti); err != nil || changed != tc.want {
+			t.Fatalf("void %s: %v %v, want %v (only a reserved or confirmed reservation is voided)", tc.jti, changed, err, tc.want)
+		}
+	}
+	if r, _ := s.Budgets().Get(ctx, "j1"); r.State != core.ReservationSettled {
+		t.Fatalf("voiding a settled reservation changed it: %s", r.State)
+	}
+	if err := s.Budgets().Reserve(ctx, reservation("c1", "lab", 10, 0, t0.Add(time.Minute)), nil); err != nil {
+		t.Fatal(err)
+	}
+	s.Budgets().Confirm(ctx, "c1")
+	if changed, err := s.Budgets().Void(ctx, "c1"); err != nil || !changed {
+		t.Fatalf("void a confirmed reservation: %v %v", changed, err)
+	}
+	if u, _ := s.Budgets().Used(ctx, shots); u != 100 {
+		t.Fatalf("shots used after voids: %v, want 100 (j1 only)", u)
+	}
 }
 
 // testBudgetsConcurrent: 64 goroutines race to spend a budget that allows
