@@ -77,6 +77,9 @@ type DevicePrice struct {
 	PerTaskUSD   float64 `json:"per_task_usd"`
 	PerShotUSD   float64 `json:"per_shot_usd"`
 	PerMinuteUSD float64 `json:"per_minute_usd,omitempty"`
+	// MinMinutes is the least runtime billed per task, for devices billed
+	// by the minute.
+	MinMinutes float64 `json:"min_minutes,omitempty"`
 }
 
 // DecisionRequest is the body of POST /v1/sys/approvals/<id>/approve and

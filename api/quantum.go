@@ -173,3 +173,14 @@ type SettleRequest struct {
 	Completed bool    `json:"completed"`
 	ActualUSD float64 `json:"actual_usd"` // < 0: no cost reported
 }
+
+// DeviceInfo is one entry of the device catalogue
+// (GET /v1/quantum/devices: data.devices).
+type DeviceInfo struct {
+	Provider string      `json:"provider"`
+	Name     string      `json:"name"`
+	Kind     string      `json:"kind"` // qpu or simulator
+	Qubits   int         `json:"qubits"`
+	MaxShots int         `json:"max_shots,omitempty"`
+	Price    DevicePrice `json:"price"` // list price; all zero: free
+}

@@ -20,10 +20,11 @@ import (
 
 // Client talks to one broker.
 type Client struct {
-	addr     string
-	token    string
-	approval string // X-Qbroker-Approval on every call (WithApproval)
-	hc       *http.Client
+	addr       string
+	token      string
+	approval   string // X-Qbroker-Approval on every call (WithApproval)
+	clientName string // X-Qbroker-Client on every call (WithClientName)
+	hc         *http.Client
 }
 
 // New returns a client for the broker at addr (e.g. http://127.0.0.1:8200).
@@ -92,6 +93,9 @@ func (c *Client) do(ctx context.Context, method, path string, in any, out any) (
 	}
 	if c.approval != "" {
 		req.Header.Set(api.ApprovalHeader, c.approval)
+	}
+	if c.clientName != "" {
+		req.Header.Set(api.ClientHeader, c.clientName)
 	}
 	resp, err := c.hc.Do(req)
 	if err != nil {

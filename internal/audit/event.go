@@ -113,7 +113,12 @@ type Event struct {
 	Approver string `json:"approver,omitempty"`
 	// ActingFor is the person the agent acted for (a delegated token).
 	ActingFor string `json:"acting_for,omitempty"`
-	Version   int    `json:"v"` // schema version, SchemaVersion
+	// Client is the software the agent drove the broker through, as that
+	// software named itself (an MCP client's name and version, sent by
+	// `qbroker mcp` in X-Qbroker-Client). Self-declared: it attributes, it
+	// does not authenticate.
+	Client  string `json:"client,omitempty"`
+	Version int    `json:"v"` // schema version, SchemaVersion
 }
 
 // USD returns a pointer to v, for [Event.EstimatedCostUSD] and

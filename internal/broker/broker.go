@@ -144,6 +144,9 @@ type Caller struct {
 	// ApprovalID releases an administrative operation that an approval
 	// rule held (the X-Qbroker-Approval header).
 	ApprovalID string
+	// Client is the self-declared client software (X-Qbroker-Client, see
+	// CleanClientName), recorded in every audit event of the request.
+	Client string
 }
 
 // Broker is the pipeline. It is safe for concurrent use.
@@ -273,6 +276,9 @@ func (b *Broker) record(ctx context.Context, c Caller, e *audit.Event) error {
 	e.RemoteAddr = c.RemoteAddr
 	if e.Path == "" {
 		e.Path = c.Path
+	}
+	if e.Client == "" {
+		e.Client = c.Client
 	}
 	if err := b.cfg.Audit.Write(ctx, e); err != nil {
 		b.auditDown.Store(true)

@@ -74,7 +74,7 @@ func (s *Server) writes(path string, h handler) {
 
 func (s *Server) wrap(h handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		c := broker.Caller{RequestID: newRequestID(), RemoteAddr: r.RemoteAddr, Path: r.URL.Path, ApprovalID: r.Header.Get(api.ApprovalHeader)}
+		c := broker.Caller{RequestID: newRequestID(), RemoteAddr: r.RemoteAddr, Path: r.URL.Path, ApprovalID: r.Header.Get(api.ApprovalHeader), Client: broker.CleanClientName(r.Header.Get(api.ClientHeader))}
 		resp, status, err := h(r, c)
 		var pending *broker.PendingError
 		if errors.As(err, &pending) {

@@ -23,22 +23,14 @@ func (s *Server) jobToken(r *http.Request, c broker.Caller) (*api.Response, int,
 	return data(d), 0, nil
 }
 
-// deviceInfo is one catalogue entry in GET /v1/quantum/devices.
-type deviceInfo struct {
-	Provider string `json:"provider"`
-	Name     string `json:"name"`
-	Kind     string `json:"kind"`
-	Qubits   int    `json:"qubits"`
-	MaxShots int    `json:"max_shots,omitempty"`
-}
-
 func (s *Server) devices(r *http.Request, c broker.Caller) (*api.Response, int, error) {
 	if _, _, err := s.caller(r.Context(), r); err != nil {
 		return nil, 0, err
 	}
-	var out []deviceInfo
+	var out []api.DeviceInfo
 	for _, d := range s.b.Devices() {
-		out = append(out, deviceInfo{Provider: d.Provider, Name: d.Name, Kind: d.Kind, Qubits: d.Qubits, MaxShots: d.MaxShots})
+		out = append(out, api.DeviceInfo{Provider: d.Provider, Name: d.Name, Kind: d.Kind, Qubits: d.Qubits, MaxShots: d.MaxShots,
+			Price: api.DevicePrice{PerTaskUSD: d.Price.PerTaskUSD, PerShotUSD: d.Price.PerShotUSD, PerMinuteUSD: d.Price.PerMinuteUSD, MinMinutes: d.Price.MinMinutes}})
 	}
 	return data(map[string]any{"devices": out}), 0, nil
 }

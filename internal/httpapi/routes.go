@@ -70,6 +70,7 @@ func (s *Server) routes() {
 	// quantum
 	s.writes("/v1/quantum/jobtoken/{role}", s.jobToken)
 	m.Handle("GET /v1/quantum/devices", s.wrap(s.devices))
+	s.writes("/v1/sys/audit/tool-call", s.toolCall)
 
 	// gateway-facing
 	s.writes("/v1/sys/gateway/redeem", s.redeem)
