@@ -84,7 +84,7 @@ func (b *Broker) IssueAWSCredentials(ctx context.Context, c Caller, caller core.
 		b.log.Warn("aws: AssumeRole failed", "role", name, "err", err)
 		return AWSLease{}, b.refuse(ctx, c, ev, core.Wrap(core.KindUnavailable, err, "AWS STS refused or failed to mint credentials for role "+name))
 	}
-	id, err := newJTI()
+	id, err := newJTI("")
 	if err != nil {
 		return AWSLease{}, err
 	}

@@ -131,6 +131,13 @@ type Config struct {
 	AuditHead func() (seq uint64, hash string)
 	// AuditPath is the trail's current file, for admins' tail (optional).
 	AuditPath string
+	// Instance names this process across restarts (kept in its data dir).
+	// It prefixes the jti of every job token it issues, so that crash
+	// recovery (Recover) touches only its own grants on a shared store.
+	Instance string
+	// ExclusiveStore says no other process writes the store (SQLite):
+	// recovery may then also undo redemptions, which any replica makes.
+	ExclusiveStore bool
 
 	Logger *slog.Logger
 	Now    func() time.Time
@@ -308,6 +315,11 @@ func (b *Broker) Audit(ctx context.Context, c Caller, e *audit.Event) error {
 // in flight, and returns both outcomes. ev describes the change as fn
 // already made it, so it is only ever wrong if the commit then fails — and
 // in that case a correcting event follows it in the log.
+// withdrawnReason marks an audit correction: the event before it with the
+// same type and jti did not take effect (crash recovery and audit
+// readers look for this prefix).
+const withdrawnReason = "withdrawn: the store could not commit the change above"
+
 func (b *Broker) commitAndRecord(ctx context.Context, c Caller, wait func() error, ev *audit.Event) (commitErr, auditErr error) {
 	audited := make(chan error, 1)
 	go func() { audited <- b.record(ctx, c, ev) }()
@@ -316,7 +328,7 @@ func (b *Broker) commitAndRecord(ctx context.Context, c Caller, wait func() erro
 	if commitErr != nil {
 		fix := *ev
 		fix.Decision = audit.DecisionError
-		fix.Reason = "withdrawn: the store could not commit the change above"
+		fix.Reason = withdrawnReason
 		fix.Error = commitErr.Error()
 		if err := b.record(context.WithoutCancel(ctx), c, &fix); err != nil {
 			b.log.Error("audit correction failed", "type", ev.Type, "err", err)

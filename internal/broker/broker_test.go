@@ -30,6 +30,7 @@ type fixture struct {
 	roleID   string
 	secretID string
 	auditLog string
+	sink     *audit.FileSink
 }
 
 func newFixture(tb testing.TB, opts ...func(*broker.Config)) *fixture {
@@ -55,9 +56,9 @@ func newFixture(tb testing.TB, opts ...func(*broker.Config)) *fixture {
 		tb.Fatal(err)
 	}
 	tb.Cleanup(func() { sink.Close() })
-	f.st = st
+	f.st, f.sink = st, sink
 	cfg := broker.Config{
-		Store: st, Sealer: sealer, Policy: pol, Audit: sink, Issuer: "http://broker.test", Audience: "qbroker-gateway",
+		Store: st, Sealer: sealer, Policy: pol, Audit: sink, Issuer: "http://broker.test", Audience: "qbroker-gateway", AuditPath: f.auditLog,
 		Devices: []broker.Device{{Provider: "ionq", Name: "simulator", Kind: "simulator", Qubits: 29}, {Provider: "ionq", Name: "qpu.forte-1", Kind: "qpu", Qubits: 36}},
 	}
 	for _, o := range opts {

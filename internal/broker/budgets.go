@@ -168,12 +168,24 @@ func (b *Broker) SettleJob(ctx context.Context, c Caller, jti string, completed 
 	default:
 		cost = 0
 	}
-	if err := b.cfg.Store.Budgets().Settle(ctx, jti, cost); err != nil {
-		return err
-	}
+	// The record first, then the store: a crash between the two leaves a
+	// settlement the trail holds and the store lacks, which Recover (or the
+	// gateway's next report of the job) completes; the other order would
+	// leave a settlement no one could account for.
 	ev := &audit.Event{Type: "settle", Action: "Settle", JTI: jti, Agent: r.AgentID, Role: r.Role, Decision: audit.DecisionAllow,
 		ActualCostUSD: audit.USD(cost), EstimatedCostUSD: audit.USD(r.EstimatedUSD)}
-	return b.record(ctx, c, ev)
+	if err := b.record(ctx, c, ev); err != nil {
+		return err
+	}
+	if err := b.cfg.Store.Budgets().Settle(ctx, jti, cost); err != nil {
+		fix := *ev
+		fix.Decision, fix.Reason, fix.Error = audit.DecisionError, withdrawnReason, err.Error()
+		if rerr := b.record(context.WithoutCancel(ctx), c, &fix); rerr != nil {
+			b.log.Error("audit correction failed", "type", ev.Type, "err", rerr)
+		}
+		return fmt.Errorf("settle %s: %w", jti, err)
+	}
+	return nil
 }
 
 // budgetAlerts checks, off the request path, whether the reservation just

@@ -113,7 +113,7 @@ func (b *Broker) IssueJobToken(ctx context.Context, c Caller, caller core.Token,
 	if !caller.ExpiresAt.IsZero() && caller.ExpiresAt.Before(exp) {
 		exp = caller.ExpiresAt // a job token never outlives the token it came from
 	}
-	jti, err := newJTI()
+	jti, err := newJTI(b.cfg.Instance)
 	if err != nil {
 		return api.JobTokenData{}, err
 	}
@@ -272,12 +272,18 @@ func hostOf(addr string) string {
 	return addr
 }
 
-func newJTI() (string, error) {
+// newJTI is a fresh job token id: 144 random bits, after the issuing
+// instance's name and a dot when it has one.
+func newJTI(instance string) (string, error) {
 	var b [18]byte
 	if _, err := rand.Read(b[:]); err != nil {
 		return "", err
 	}
-	return base64.RawURLEncoding.EncodeToString(b[:]), nil
+	id := base64.RawURLEncoding.EncodeToString(b[:])
+	if instance != "" {
+		id = instance + "." + id
+	}
+	return id, nil
 }
 
 // Redeem errors the gateway branches on.

@@ -7,9 +7,12 @@ package server
 import (
 	"context"
 	"crypto/ed25519"
+	"crypto/rand"
 	"crypto/tls"
+	"encoding/base64"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"net"
 	"net/http"
@@ -195,6 +198,10 @@ func Start(ctx context.Context, o Options) (_ *Server, err error) {
 	if s.notifier, err = newNotifier(cfg.Approvals.Webhook, o); err != nil {
 		return nil, err
 	}
+	instance, err := instanceID(cfg.DataDir)
+	if err != nil {
+		return nil, err
+	}
 	s.metrics = metrics.New()
 	s.metrics.GaugeFunc("qbroker_audit_fsyncs", "fsyncs of the audit file since start (group commit: far fewer than events)", func() float64 {
 		_, syncs := s.sink.Stats()
@@ -204,6 +211,7 @@ func Start(ctx context.Context, o Options) (_ *Server, err error) {
 		Store: s.store, Sealer: sealer, Policy: pol, Audit: s.sink,
 		Issuer: s.BrokerURL, Audience: Audience, GatewayAddr: s.GatewayURL, Devices: catalogue(cfg.Devices),
 		Location: cfg.Location(), Logger: log,
+		Instance: instance, ExclusiveStore: cfg.Store.Type != "postgres",
 		AuditKey: auditKey.Public().(ed25519.PublicKey), AuditHead: s.sink.Head, JWT: jwtAuth, Device: deviceFlow, SPIFFE: spiffeAuth, Anomaly: rules, AlertWebhook: cfg.Anomaly.WebhookURL, Metrics: s.metrics, AuditPath: auditPath,
 		Approvals: cfg.Approvals, Budgets: cfg.Budgets, OnApproval: s.onApproval, OnFinding: s.onFinding, OnBudgetAlert: s.onBudgetAlert, AWS: awsCredentials(cfg.Providers.AWS), Minters: providerMinters(cfg),
 		LoginLimits: broker.LoginLimits{
@@ -214,6 +222,10 @@ func Start(ctx context.Context, o Options) (_ *Server, err error) {
 	})
 	if err != nil {
 		return nil, err
+	}
+	// Before serving: put right what a crash left half done.
+	if _, err := s.Broker.Recover(ctx); err != nil {
+		return nil, fmt.Errorf("crash recovery: %w", err)
 	}
 	if cfg.TLS.CertFile != "" {
 		cert, err := tls.LoadX509KeyPair(cfg.TLS.CertFile, cfg.TLS.KeyFile)
@@ -475,6 +487,29 @@ func (s *Server) Initialize(ctx context.Context) (root string, created bool, err
 
 // openStore opens the configured store: SQLite in the data dir (the
 // default), or PostgreSQL from the DSN in store.dsn_env.
+// instanceID names this process across restarts: a random name kept in
+// its data dir (not a secret), which prefixes its job tokens' ids so that
+// crash recovery on a shared store touches only its own grants.
+func instanceID(dataDir string) (string, error) {
+	path := filepath.Join(dataDir, "instance-id")
+	if b, err := os.ReadFile(path); err == nil {
+		if id := strings.TrimSpace(string(b)); id != "" {
+			return id, nil
+		}
+	} else if !errors.Is(err, fs.ErrNotExist) {
+		return "", fmt.Errorf("instance id: %w", err)
+	}
+	var b [6]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return "", fmt.Errorf("instance id: %w", err)
+	}
+	id := base64.RawURLEncoding.EncodeToString(b[:])
+	if err := os.WriteFile(path, []byte(id+"\n"), 0o600); err != nil {
+		return "", fmt.Errorf("instance id: %w", err)
+	}
+	return id, nil
+}
+
 func openStore(ctx context.Context, cfg *config.Config, log *slog.Logger) (*sqlstore.Store, error) {
 	if cfg.Store.Type != "postgres" {
 		return sqlstore.OpenSQLite(ctx, filepath.Join(cfg.DataDir, "qbroker.db"), sqlstore.Options{Logger: log})
