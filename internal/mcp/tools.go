@@ -81,15 +81,15 @@ type NoArgs struct{}
 
 // Device is one catalogue entry.
 type Device struct {
-	ID       string  `json:"id" jsonschema:"provider/name: the device argument of submit_circuit"`
-	Provider string  `json:"provider"`
-	Name     string  `json:"name"`
-	Kind     string  `json:"kind" jsonschema:"simulator or qpu (real hardware)"`
-	Qubits   int     `json:"qubits"`
-	MaxShots int     `json:"max_shots,omitempty"`
-	Price    Price   `json:"price"`
-	Free     bool    `json:"free" jsonschema:"true when every price component is zero"`
-	Submit   *bool   `json:"submittable,omitempty" jsonschema:"whether qbroker mcp can submit to this device (IonQ devices today)"`
+	ID       string `json:"id" jsonschema:"provider/name: the device argument of submit_circuit"`
+	Provider string `json:"provider"`
+	Name     string `json:"name"`
+	Kind     string `json:"kind" jsonschema:"simulator or qpu (real hardware)"`
+	Qubits   int    `json:"qubits"`
+	MaxShots int    `json:"max_shots,omitempty"`
+	Price    Price  `json:"price"`
+	Free     bool   `json:"free" jsonschema:"true when every price component is zero"`
+	Submit   *bool  `json:"submittable,omitempty" jsonschema:"whether qbroker mcp can submit to this device (IonQ devices today)"`
 }
 
 // Price is a device's list price in USD.
