@@ -64,7 +64,7 @@ func newRoot(env Env) *cobra.Command {
 		devCmd(env), serverCmd(env), gatewayCmd(env), simCmd(env),
 		demoCmd(env), benchCmd(env),
 		roleCmd(env), approleCmd(env), keysCmd(env), providerCmd(env), tokenCmd(env),
-		auditCmd(env), policyCmd(env), anomalyCmd(env), revokeCmd(env), agentCmd(env), loginCmd(env), freezeCmd(env), approvalsCmd(env), budgetCmd(env),
+		auditCmd(env), policyCmd(env), anomalyCmd(env), revokeCmd(env), agentCmd(env), loginCmd(env), freezeCmd(env), approvalsCmd(env), budgetCmd(env), mcpCmd(env),
 	)
 	return root
 }

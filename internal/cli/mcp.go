@@ -1,0 +1,110 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/qbroker/qbroker/client"
+	"github.com/qbroker/qbroker/internal/mcp"
+)
+
+// mcpCmd is `qbroker mcp`: quantum tools for LLM agents over MCP, every
+// call brokered. stdio (desktop hosts) by default; --http for cloud agents.
+func mcpCmd(env Env) *cobra.Command {
+	var httpAddr, publicURL, authServer, role, logLevel, tlsCert, tlsKey string
+	cmd := &cobra.Command{
+		Use:   "mcp",
+		Short: "MCP server: quantum tools for LLM agents, every call brokered (stdio, or --http)",
+		Long: "Serves the Model Context Protocol with the tools list_devices, estimate_cost, submit_circuit,\n" +
+			"job_status, get_result, cancel_job and wait_for_approval, and the resources qbroker://devices\n" +
+			"and qbroker://budget. It holds no provider key and never returns a credential.\n\n" +
+			"stdio (default, for desktop MCP hosts): acts with the broker token in QBROKER_TOKEN.\n" +
+			"--http ADDR (streamable HTTP at /mcp, for cloud agents): an OAuth protected resource; every\n" +
+			"request carries a broker token as \"Authorization: Bearer\"; QBROKER_TOKEN is not used.\n" +
+			"Reads QBROKER_ADDR (the broker), QBROKER_GATEWAY_ADDR (the gateway; otherwise learned from\n" +
+			"the first job token) and QBROKER_CACERT. See docs/mcp.md.",
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			addr := env.Getenv(EnvAddr)
+			if addr == "" {
+				return fmt.Errorf("%s is not set: the broker's URL", EnvAddr)
+			}
+			hc, err := httpClient(env)
+			if err != nil {
+				return err
+			}
+			hc.Timeout = 70 * time.Second // wait_for_approval long-polls for up to 55 s
+			log := newLogger(env.Stderr, logLevel)
+			o := mcp.Options{Broker: client.New(addr, hc), GatewayURL: env.Getenv(EnvGatewayAddr), Role: role, HTTPClient: hc, Logger: log, Version: "dev"}
+			if httpAddr == "" {
+				if o.Token = env.Getenv(EnvToken); o.Token == "" {
+					return fmt.Errorf("%s is not set: the agent's broker token (qbroker login --method ... --print)", EnvToken)
+				}
+				s, err := mcp.New(o)
+				if err != nil {
+					return err
+				}
+				return s.RunStdio(cmd.Context())
+			}
+			s, err := mcp.New(o)
+			if err != nil {
+				return err
+			}
+			return serveMCPHTTP(cmd.Context(), env, s, httpAddr, publicURL, authServer, tlsCert, tlsKey)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&httpAddr, "http", "", "serve streamable HTTP on this address (e.g. 127.0.0.1:8500) instead of stdio")
+	f.StringVar(&publicURL, "public-url", "", "the URL clients reach the HTTP server at (default: http(s)://<--http address>)")
+	f.StringVar(&authServer, "authorization-server", "", "the authorization server named in the resource metadata (default: QBROKER_ADDR)")
+	f.StringVar(&role, "role", "", "role to request job tokens under (default: the token's own role)")
+	f.StringVar(&tlsCert, "tls-cert", "", "serve HTTPS with this certificate (PEM)")
+	f.StringVar(&tlsKey, "tls-key", "", "and this key (PEM)")
+	f.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error (logs go to stderr, never a token)")
+	return cmd
+}
+
+func serveMCPHTTP(ctx context.Context, env Env, s *mcp.Server, addr, publicURL, authServer, cert, key string) error {
+	if (cert == "") != (key == "") {
+		return errors.New("--tls-cert and --tls-key go together")
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("listen %s: %w", addr, err)
+	}
+	if publicURL == "" {
+		scheme := "http"
+		if cert != "" {
+			scheme = "https"
+		}
+		publicURL = scheme + "://" + ln.Addr().String()
+	}
+	h, err := s.HTTPHandler(mcp.HTTPOptions{PublicURL: publicURL, AuthorizationServer: authServer})
+	if err != nil {
+		ln.Close()
+		return err
+	}
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
+	fmt.Fprintf(env.Stderr, "qbroker mcp: streamable HTTP at %s%s (resource metadata at %s%s)\n", publicURL, mcp.EndpointPath, publicURL, mcp.MetadataPath)
+	errc := make(chan error, 1)
+	go func() {
+		if cert != "" {
+			errc <- srv.ServeTLS(ln, cert, key)
+		} else {
+			errc <- srv.Serve(ln)
+		}
+	}()
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		return srv.Shutdown(sctx)
+	}
+}
