@@ -1,0 +1,171 @@
+package localagent
+
+import (
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/base64"
+	"encoding/hex"
+	"fmt"
+	"sync"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// An exec session is what one `qbroker exec` child may use: for AWS, a
+// container-credentials URI and its authorization token; for the other
+// providers, a passthrough key. The secret exists only in the daemon's
+// memory and the child's environment, and dies with the child.
+type execSession struct {
+	id       string
+	role     string
+	provider string
+	secret   *Secret
+	program  Program // who opened it
+	created  time.Time
+	done     chan struct{} // closed when the session ends
+}
+
+type sessions struct {
+	mu    sync.Mutex
+	byID  map[string]*execSession
+	byKey map[string]*execSession // sha256(secret) → session (passthrough keys)
+}
+
+func newSessions() *sessions {
+	return &sessions{byID: map[string]*execSession{}, byKey: map[string]*execSession{}}
+}
+
+func randomString(prefix string, n int) (string, error) {
+	b := make([]byte, n)
+	if _, err := rand.Read(b); err != nil {
+		return "", fmt.Errorf("random: %w", err)
+	}
+	return prefix + base64.RawURLEncoding.EncodeToString(b), nil
+}
+
+func keyHash(secret string) string {
+	h := sha256.Sum256([]byte(secret))
+	return hex.EncodeToString(h[:])
+}
+
+// open creates a session and returns it with its secret (the only copy
+// that leaves the daemon).
+func (s *sessions) open(role, provider string, prog Program) (*execSession, string, error) {
+	id, err := randomString("", 16)
+	if err != nil {
+		return nil, "", err
+	}
+	prefix := "qbl_" // a passthrough key: recognisable by secret scanners
+	if provider == "aws" {
+		prefix = ""
+	}
+	secret, err := randomString(prefix, 32)
+	if err != nil {
+		return nil, "", err
+	}
+	es := &execSession{id: id, role: role, provider: provider, secret: NewSecret(secret), program: prog, created: time.Now(), done: make(chan struct{})}
+	s.mu.Lock()
+	s.byID[id] = es
+	s.byKey[keyHash(secret)] = es
+	s.mu.Unlock()
+	return es, secret, nil
+}
+
+// byAuth finds the session id names and checks its secret in constant time.
+func (s *sessions) byAuth(id, secret string) (*execSession, bool) {
+	s.mu.Lock()
+	es := s.byID[id]
+	s.mu.Unlock()
+	if es == nil || secret == "" {
+		return nil, false
+	}
+	want := es.secret.Reveal()
+	if want == "" || subtle.ConstantTimeCompare([]byte(want), []byte(secret)) != 1 {
+		return nil, false
+	}
+	return es, true
+}
+
+// byPassthroughKey finds the session a passthrough key belongs to.
+func (s *sessions) byPassthroughKey(secret string) (*execSession, bool) {
+	s.mu.Lock()
+	es := s.byKey[keyHash(secret)]
+	s.mu.Unlock()
+	if es == nil || es.provider == "aws" {
+		return nil, false
+	}
+	return es, subtle.ConstantTimeCompare([]byte(es.secret.Reveal()), []byte(secret)) == 1
+}
+
+// close ends a session: its secret is zeroed and refused from now on.
+func (s *sessions) close(id string) bool {
+	s.mu.Lock()
+	es := s.byID[id]
+	if es != nil {
+		delete(s.byID, id)
+		for k, v := range s.byKey {
+			if v == es {
+				delete(s.byKey, k)
+			}
+		}
+	}
+	s.mu.Unlock()
+	if es == nil {
+		return false
+	}
+	es.secret.Destroy()
+	close(es.done)
+	return true
+}
+
+func (s *sessions) closeAll() {
+	s.mu.Lock()
+	ids := make([]string, 0, len(s.byID))
+	for id := range s.byID {
+		ids = append(ids, id)
+	}
+	s.mu.Unlock()
+	for _, id := range ids {
+		s.close(id)
+	}
+}
+
+func (s *sessions) count() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.byID)
+}
+
+// watchExit closes the session when process pid exits, so a `qbroker exec`
+// killed before it could close its session does not leave it open.
+func (s *sessions) watchExit(es *execSession, pid int32) {
+	fd, err := unix.PidfdOpen(int(pid), 0)
+	if err == unix.ESRCH {
+		s.close(es.id) // already gone
+		return
+	}
+	if err != nil {
+		return // no pidfd: the explicit close still applies
+	}
+	go func() {
+		defer unix.Close(fd)
+		for {
+			select {
+			case <-es.done:
+				return
+			default:
+			}
+			fds := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}
+			n, err := unix.Poll(fds, 500)
+			if err == unix.EINTR {
+				continue
+			}
+			if err != nil || n > 0 {
+				s.close(es.id)
+				return
+			}
+		}
+	}()
+}

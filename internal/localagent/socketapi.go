@@ -1,0 +1,240 @@
+package localagent
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/qbroker/qbroker/api"
+	"github.com/qbroker/qbroker/client"
+)
+
+// The socket API (HTTP over the Unix socket; every peer is the owner).
+//
+//	GET    /v1/status             Info
+//	POST   /v1/jobtoken/<role>    api.JobTokenRequest → api.JobTokenData (consent as the rules say)
+//	GET    /v1/aws/creds/<role>   api.AWSCredsData (a credential export: consent)
+//	POST   /v1/sessions           SessionRequest → SessionData (for `qbroker exec`)
+//	DELETE /v1/sessions/<id>      204: the session's credentials are refused from now on
+func (d *Daemon) socketHandler() http.Handler {
+	m := http.NewServeMux()
+	m.HandleFunc("GET /v1/status", func(w http.ResponseWriter, r *http.Request) { writeJSON(w, http.StatusOK, d.Info()) })
+	m.HandleFunc("POST /v1/jobtoken/{role}", d.handleJobToken)
+	m.HandleFunc("GET /v1/aws/creds/{role}", d.handleAWSCreds)
+	m.HandleFunc("POST /v1/sessions", d.handleOpenSession)
+	m.HandleFunc("DELETE /v1/sessions/{id}", d.handleCloseSession)
+	return m
+}
+
+// SessionRequest opens an exec session.
+type SessionRequest struct {
+	Role     string `json:"role"`
+	Provider string `json:"provider"` // aws (default) or ionq
+}
+
+// SessionData is an open session: Env is exactly what the child gets.
+type SessionData struct {
+	ID  string            `json:"id"`
+	Env map[string]string `json:"env"`
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+func writeError(w http.ResponseWriter, err error) {
+	status := http.StatusInternalServerError
+	msg := err.Error()
+	var ce *client.Error
+	var pe *client.PendingError
+	switch {
+	case errors.Is(err, ErrDenied):
+		status = http.StatusForbidden
+	case errors.As(err, new(forbiddenError)):
+		status = http.StatusForbidden
+	case errors.As(err, &ce):
+		status, msg = ce.Status, "broker: "+strings.Join(ce.Errors, "; ")
+	case errors.As(err, &pe):
+		status = http.StatusConflict
+	case errors.Is(err, ErrBrokerUnavailable):
+		status = http.StatusBadGateway
+	case errors.Is(err, errBadRequest):
+		status = http.StatusBadRequest
+	}
+	writeJSON(w, status, api.ErrorResponse{Errors: []string{msg}})
+}
+
+var errBadRequest = errors.New("bad request")
+
+// program describes the socket peer behind r.
+func program(r *http.Request) Program {
+	p, ok := peerFrom(r.Context())
+	if !ok {
+		return Program{}
+	}
+	return DescribeProcess(p.PID)
+}
+
+func decodeStrict(r io.Reader, v any) error {
+	dec := json.NewDecoder(io.LimitReader(r, 1<<20))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return fmt.Errorf("%w: %w", errBadRequest, err)
+	}
+	return nil
+}
+
+func (d *Daemon) handleJobToken(w http.ResponseWriter, r *http.Request) {
+	var req api.JobTokenRequest
+	if err := decodeStrict(r.Body, &req); err != nil {
+		writeError(w, err)
+		return
+	}
+	jt, err := d.jobToken(r.Context(), program(r), r.PathValue("role"), req)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, jt)
+}
+
+func (d *Daemon) handleAWSCreds(w http.ResponseWriter, r *http.Request) {
+	role := r.PathValue("role")
+	if err := d.consent.Check(r.Context(), Request{Program: program(r), What: "AWS credentials", Role: role, Provider: "aws", CostUSD: -1, Export: true}); err != nil {
+		writeError(w, err)
+		return
+	}
+	c, err := d.awsCreds(r.Context(), role)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, c)
+}
+
+func (d *Daemon) handleOpenSession(w http.ResponseWriter, r *http.Request) {
+	var req SessionRequest
+	if err := decodeStrict(r.Body, &req); err != nil {
+		writeError(w, err)
+		return
+	}
+	if req.Provider == "" {
+		req.Provider = "aws"
+	}
+	if req.Role == "" || (req.Provider != "aws" && req.Provider != "ionq") {
+		writeError(w, fmt.Errorf("%w: a role and a provider (aws or ionq) are required", errBadRequest))
+		return
+	}
+	prog := program(r)
+	what := "an exec session"
+	if req.Provider == "aws" {
+		what = "AWS credentials for a child process"
+	}
+	if err := d.consent.Check(r.Context(), Request{Program: prog, What: what, Role: req.Role, Provider: req.Provider, CostUSD: -1, Export: req.Provider == "aws"}); err != nil {
+		writeError(w, err)
+		return
+	}
+	es, secret, err := d.sessions.open(req.Role, req.Provider, prog)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	if p, ok := peerFrom(r.Context()); ok {
+		d.sessions.watchExit(es, p.PID)
+	}
+	out := SessionData{ID: es.id, Env: map[string]string{}}
+	switch req.Provider {
+	case "aws":
+		out.Env["AWS_CONTAINER_CREDENTIALS_FULL_URI"] = "http://" + d.awsLn.Addr().String() + "/aws/" + es.id
+		out.Env["AWS_CONTAINER_AUTHORIZATION_TOKEN"] = secret
+	case "ionq":
+		out.Env["IONQ_API_KEY"] = secret
+		out.Env["IONQ_BASE_URL"] = "http://" + d.ptLn.Addr().String() + "/ionq"
+	}
+	d.log.Info("local agent: exec session opened", "session", es.id, "role", req.Role, "provider", req.Provider, "pid", prog.PID, "exe", prog.Exe)
+	writeJSON(w, http.StatusOK, out)
+}
+
+func (d *Daemon) handleCloseSession(w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("id")
+	if !d.sessions.close(id) {
+		writeJSON(w, http.StatusNotFound, api.ErrorResponse{Errors: []string{"no such session"}})
+		return
+	}
+	d.log.Info("local agent: exec session closed", "session", id)
+	w.WriteHeader(http.StatusNoContent)
+}
+
+// awsCreds asks the broker for an STS session (aws/creds/<role>).
+func (d *Daemon) awsCreds(ctx context.Context, role string) (api.AWSCredsData, error) {
+	var out api.AWSCredsData
+	err := d.call(ctx, func(c *client.Client) error {
+		return c.Do(ctx, http.MethodGet, "/v1/aws/creds/"+url.PathEscape(role), nil, &api.Response{Data: &out})
+	})
+	return out, err
+}
+
+// device looks a device up in the broker's catalogue (cached 10 minutes).
+func (d *Daemon) device(ctx context.Context, provider, name string) (api.DeviceInfo, bool) {
+	d.devMu.Lock()
+	defer d.devMu.Unlock()
+	if time.Since(d.devAt) > 10*time.Minute {
+		var out struct {
+			Devices []api.DeviceInfo `json:"devices"`
+		}
+		err := d.call(ctx, func(c *client.Client) error {
+			return c.Do(ctx, http.MethodGet, "/v1/quantum/devices", nil, &api.Response{Data: &out})
+		})
+		if err == nil {
+			d.devices = map[string]api.DeviceInfo{}
+			for _, dev := range out.Devices {
+				d.devices[dev.Provider+"/"+dev.Name] = dev
+			}
+			d.devAt = time.Now()
+		}
+	}
+	dev, ok := d.devices[provider+"/"+name]
+	if !ok {
+		dev, ok = d.devices[name] // names that already carry the provider
+	}
+	return dev, ok
+}
+
+// jobToken asks for consent as the rules say, then for a job token.
+func (d *Daemon) jobToken(ctx context.Context, prog Program, role string, req api.JobTokenRequest) (api.JobTokenData, error) {
+	cr := Request{Program: prog, What: "a job token", Role: role, Provider: req.Provider, Device: req.Device, Shots: req.Shots, CostUSD: -1}
+	if dev, ok := d.device(ctx, req.Provider, req.Device); ok {
+		cr.Kind = dev.Kind
+		if dev.Price.PerMinuteUSD == 0 {
+			cr.CostUSD = dev.Price.PerTaskUSD + dev.Price.PerShotUSD*float64(req.Shots)
+		}
+	} else {
+		cr.Kind = "unknown" // not in the catalogue: the broker will refuse it anyway
+	}
+	if err := d.consent.Check(ctx, cr); err != nil {
+		return api.JobTokenData{}, err
+	}
+	var out api.JobTokenData
+	err := d.call(ctx, func(c *client.Client) error {
+		var err error
+		out, err = c.JobToken(ctx, role, req)
+		return err
+	})
+	if err == nil && out.GatewayAddr != "" {
+		d.gwMu.Lock()
+		if d.gwURL == "" {
+			d.gwURL = out.GatewayAddr
+		}
+		d.gwMu.Unlock()
+	}
+	return out, err
+}
