@@ -29,13 +29,15 @@ staticcheck:
 # agent, built from their own tools module tools/spire/go.mod:
 # e2e/spire_test.go; Debian's chromium and npm's axe-core:
 # internal/server/console_browser_test.go; the machine's PostgreSQL: the store suite and
-# TestDevOnPostgres; all skipped by plain `go test ./...`, which stays
+# TestDevOnPostgres; the official MCP TypeScript SDK's client:
+# internal/mcp/ts_test.go; all skipped by plain `go test ./...`, which stays
 # self-contained).
 real-components:
 	scripts/oidc-provider/install.sh
 	scripts/spire/install.sh
 	scripts/browser/install.sh
 	scripts/postgres/ensure.sh
+	scripts/mcp/install.sh
 
 unit: real-components
 	mkdir -p $(CURDIR)/.tools/test-output
@@ -44,6 +46,7 @@ unit: real-components
 	QBROKER_CHROMIUM=$$(command -v chromium) \
 	QBROKER_TEST_POSTGRES='postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable' \
 	QBROKER_AXE=$(CURDIR)/scripts/browser/node_modules/axe-core/axe.min.js \
+	QBROKER_MCP_CLIENT=$(CURDIR)/scripts/mcp \
 	$(GO) test -race -count=1 -timeout 20m -artifacts -outputdir=$(CURDIR)/.tools/test-output ./...
 
 build:
