@@ -285,21 +285,6 @@ func revokeCmd(env Env) *cobra.Command {
 	return cmd
 }
 
-func agentCmd(env Env) *cobra.Command {
-	cmd := &cobra.Command{Use: "agent", Short: "Agents"}
-	cmd.AddCommand(&cobra.Command{
-		Use: "resume ID", Short: "Lift an agent's suspension", Args: cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := apiClient(env)
-			if err != nil {
-				return err
-			}
-			return c.ResumeAgent(cmd.Context(), args[0])
-		},
-	})
-	return cmd
-}
-
 func freezeCmd(env Env) *cobra.Command {
 	cmd := &cobra.Command{Use: "freeze", Short: "The global switch that refuses all QPU work until lifted"}
 	var reason string

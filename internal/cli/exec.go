@@ -1,0 +1,48 @@
+package cli
+
+import (
+	"fmt"
+	"os"
+
+	"github.com/spf13/cobra"
+
+	"github.com/qbroker/qbroker/internal/localagent"
+)
+
+// execCmd is `qbroker exec --role R -- cmd args…`: the child gets exactly
+// the variables its SDK needs from the local agent (the AWS
+// container-credentials pair, or a passthrough base URL and per-process
+// key), nothing is written to disk, and the session ends with the child.
+func execCmd(env Env) *cobra.Command {
+	var role, provider, socket string
+	cmd := &cobra.Command{
+		Use:   "exec --role R [--provider aws|ionq] -- COMMAND [ARGS…]",
+		Short: "Run a command with short-lived credentials from the local agent, revoked when it exits",
+		Long: "aws: AWS_CONTAINER_CREDENTIALS_FULL_URI and AWS_CONTAINER_AUTHORIZATION_TOKEN (the SDKs' default chain\n" +
+			"reads them; --role is the AWS role of /v1/aws/creds/<role>). ionq: IONQ_BASE_URL (the local passthrough)\n" +
+			"and IONQ_API_KEY (a key for this process only; --role is the broker role). Inherited credential\n" +
+			"variables (AWS_ACCESS_KEY_ID, AWS_PROFILE, IONQ_API_KEY, QBROKER_TOKEN…) are removed.",
+		Args: cobra.MinimumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if role == "" {
+				return fmt.Errorf("--role is required")
+			}
+			if socket == "" {
+				socket = localagent.DefaultSocketPath(env.Getenv)
+			}
+			code, err := localagent.Exec(cmd.Context(), localagent.NewSocketClient(socket),
+				localagent.SessionRequest{Role: role, Provider: provider}, args, os.Environ(), os.Stdin, env.Stdout, env.Stderr)
+			if err != nil {
+				return err
+			}
+			if code != 0 {
+				return fmt.Errorf("%s exited with status %d", args[0], code)
+			}
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&role, "role", "", "the AWS role (aws) or broker role (ionq)")
+	cmd.Flags().StringVar(&provider, "provider", "aws", "aws or ionq")
+	cmd.Flags().StringVar(&socket, "socket", "", "the local agent's socket")
+	return cmd
+}
