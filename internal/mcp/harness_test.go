@@ -61,15 +61,19 @@ type stack struct {
 	logs   *buffer // the MCP server's logs
 }
 
-func newStack(t *testing.T, budgets *config.Budgets) *stack {
+func newStack(t *testing.T, budgets *config.Budgets, opts ...func(*server.DevOptions)) *stack {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	d, err := server.StartDev(ctx, server.DevOptions{
+	o := server.DevOptions{
 		Addr: "127.0.0.1:0", GatewayAddr: "127.0.0.1:0", SimAddr: "127.0.0.1:0",
 		DataDir: t.TempDir(), IonQKey: "ionq-test-key-0123456789abcdef0123456789abcdef", Budgets: budgets,
 		SimStepDelay: 5 * time.Millisecond,
-	})
+	}
+	for _, f := range opts {
+		f(&o)
+	}
+	d, err := server.StartDev(ctx, o)
 	if err != nil {
 		t.Fatalf("StartDev: %v", err)
 	}
