@@ -172,6 +172,9 @@ type SettleRequest struct {
 	JTI       string  `json:"jti"`
 	Completed bool    `json:"completed"`
 	ActualUSD float64 `json:"actual_usd"` // < 0: no cost reported
+	// QPUSeconds is the QPU time the provider reported for the job; absent
+	// when it reports none.
+	QPUSeconds *float64 `json:"qpu_seconds,omitempty"`
 }
 
 // DeviceInfo is one entry of the device catalogue

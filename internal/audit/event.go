@@ -42,10 +42,11 @@ import (
 	"time"
 )
 
-// SchemaVersion is the version written in every line's "v" field. Version 2
+// SchemaVersion is the version written in every line's "v" field. Version 3
+// added qpu_seconds and the "recover" type; version 2
 // added the hash chain (seq, prev), checkpoints, owner, estimated_cost_usd,
 // actual_cost_usd and approval_id. docs/audit.md describes every field.
-const SchemaVersion = 2
+const SchemaVersion = 3
 
 // TypeCheckpoint is the type of the signed checkpoint lines the sink writes
 // itself. Callers may not write events of this type.
@@ -108,7 +109,10 @@ type Event struct {
 	EstimatedCostUSD *float64 `json:"estimated_cost_usd,omitempty"`
 	// ActualCostUSD is the settled cost reported for a job; nil when unknown.
 	ActualCostUSD *float64 `json:"actual_cost_usd,omitempty"`
-	ApprovalID    string   `json:"approval_id,omitempty"` // the approval that released the request
+	// QPUSeconds is the QPU time the provider reported for a settled job;
+	// nil when it reported none.
+	QPUSeconds *float64 `json:"qpu_seconds,omitempty"`
+	ApprovalID string   `json:"approval_id,omitempty"` // the approval that released the request
 	// Approver is the person who voted on an approval (type "approval").
 	Approver string `json:"approver,omitempty"`
 	// ActingFor is the person the agent acted for (a delegated token).

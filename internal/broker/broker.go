@@ -42,6 +42,15 @@ type Device struct {
 	Qubits   int
 	MaxShots int
 	Price    Price
+	// QPUSecondsPerTask and QPUSecondsPerShot estimate a job's QPU time
+	// (what qpu_seconds budgets reserve before it runs); 0: no estimate.
+	QPUSecondsPerTask, QPUSecondsPerShot float64
+}
+
+// EstimateQPUSeconds is the QPU time a job of shots shots is expected to
+// take, from the catalogue's estimate (0 when it has none).
+func (d Device) EstimateQPUSeconds(shots int) float64 {
+	return d.QPUSecondsPerTask + float64(shots)*d.QPUSecondsPerShot
 }
 
 // Price is a device's list price (see config.Price).

@@ -48,14 +48,17 @@ func (b *Broker) budgetChecks(agent, role, team, cls string, now time.Time) []bu
 				return
 			}
 			out = append(out, budgetCheck{BudgetCheck: store.BudgetCheck{Name: l.Name + "." + metric, ScopeKind: l.Scope, ScopeID: id, Class: l.Class,
-				Metric: map[string]string{"jobs_per_minute": "jobs", "jobs_per_hour": "jobs", "shots_per_day": "shots", "usd_per_day": "usd", "usd_per_month": "usd", "in_flight": "in_flight"}[metric],
-				Since:  since, Limit: limit}, rate: rate, reset: reset, unit: unit})
+				Metric: map[string]string{"jobs_per_minute": "jobs", "jobs_per_hour": "jobs", "shots_per_day": "shots", "usd_per_day": "usd", "usd_per_month": "usd",
+					"qpu_seconds_per_day": "qpu_seconds", "qpu_seconds_per_month": "qpu_seconds", "in_flight": "in_flight"}[metric],
+				Since: since, Limit: limit}, rate: rate, reset: reset, unit: unit})
 		}
 		add("jobs_per_minute", float64(l.JobsPerMinute), now.Add(-time.Minute), now.Add(time.Minute), true, "job tokens a minute")
 		add("jobs_per_hour", float64(l.JobsPerHour), now.Add(-time.Hour), now.Add(time.Hour), true, "job tokens an hour")
 		add("shots_per_day", float64(l.ShotsPerDay), dayStart, dayStart.AddDate(0, 0, 1), false, "shots a day")
 		add("usd_per_day", l.USDPerDay, dayStart, dayStart.AddDate(0, 0, 1), false, "USD a day")
 		add("usd_per_month", l.USDPerMonth, monthStart, monthStart.AddDate(0, 1, 0), false, "USD a month")
+		add("qpu_seconds_per_day", l.QPUSecondsPerDay, dayStart, dayStart.AddDate(0, 0, 1), false, "QPU seconds a day")
+		add("qpu_seconds_per_month", l.QPUSecondsPerMonth, monthStart, monthStart.AddDate(0, 1, 0), false, "QPU seconds a month")
 		add("in_flight", float64(l.InFlight), time.Time{}, time.Time{}, false, "jobs in flight")
 	}
 	return out
@@ -79,7 +82,7 @@ func budgetRefusal(be *store.BudgetExceeded, cs []budgetCheck, r core.Reservatio
 			c = x
 		}
 	}
-	adds := map[string]float64{"jobs": 1, "in_flight": 1, "shots": float64(r.Shots), "usd": r.EstimatedUSD}[be.Check.Metric]
+	adds := map[string]float64{"jobs": 1, "in_flight": 1, "shots": float64(r.Shots), "usd": r.EstimatedUSD, "qpu_seconds": r.EstimatedQPUSeconds}[be.Check.Metric]
 	msg := fmt.Sprintf("%s limit %s for %s %s: %s %s, %s used, this request adds %s",
 		map[bool]string{true: "rate", false: "budget"}[c.rate], be.Check.Name, be.Check.ScopeKind, be.Check.ScopeID,
 		num(be.Check.Limit), c.unit, num(be.Used), num(adds))
@@ -148,11 +151,17 @@ func (b *Broker) ReleaseExpiredReservations(ctx context.Context) (int, error) {
 	return b.cfg.Store.Budgets().ReleaseExpired(ctx, b.now())
 }
 
-// SettleJob settles the reservation of the job token jti once its job
-// finished: at actualUSD when the provider reported a cost, otherwise at
+// SettleJob settles the reservation of the job token s.JTI once its job
+// finished: at s.ActualUSD when the provider reported a cost, otherwise at
 // the estimate (completed) or at zero (failed or cancelled, as providers
-// do not bill those). The first settlement wins; it is audited.
-func (b *Broker) SettleJob(ctx context.Context, c Caller, jti string, completed bool, actualUSD float64) error {
+// do not bill those); with the QPU time the provider reported, if any. The
+// first settlement wins; it is audited.
+func (b *Broker) SettleJob(ctx context.Context, c Caller, s api.SettleRequest) error {
+	jti, completed, actualUSD := s.JTI, s.Completed, s.ActualUSD
+	qpu := -1.0
+	if s.QPUSeconds != nil && *s.QPUSeconds >= 0 {
+		qpu = *s.QPUSeconds
+	}
 	r, err := b.cfg.Store.Budgets().Get(ctx, jti)
 	if err != nil {
 		return nil // no reservation (issued before budgets existed): nothing to settle
@@ -174,10 +183,13 @@ func (b *Broker) SettleJob(ctx context.Context, c Caller, jti string, completed 
 	// leave a settlement no one could account for.
 	ev := &audit.Event{Type: "settle", Action: "Settle", JTI: jti, Agent: r.AgentID, Role: r.Role, Decision: audit.DecisionAllow,
 		ActualCostUSD: audit.USD(cost), EstimatedCostUSD: audit.USD(r.EstimatedUSD)}
+	if qpu >= 0 {
+		ev.QPUSeconds = audit.USD(qpu)
+	}
 	if err := b.record(ctx, c, ev); err != nil {
 		return err
 	}
-	if err := b.cfg.Store.Budgets().Settle(ctx, jti, cost); err != nil {
+	if err := b.cfg.Store.Budgets().Settle(ctx, jti, cost, qpu); err != nil {
 		fix := *ev
 		fix.Decision, fix.Reason, fix.Error = audit.DecisionError, withdrawnReason, err.Error()
 		if rerr := b.record(context.WithoutCancel(ctx), c, &fix); rerr != nil {

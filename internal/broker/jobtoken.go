@@ -133,6 +133,7 @@ func (b *Broker) IssueJobToken(ctx context.Context, c Caller, caller core.Token,
 	}
 	checks := b.budgetChecks(caller.AgentID, roleName, role.Team, class(dev), now)
 	resv := core.Reservation{JTI: jti, AgentID: caller.AgentID, Role: roleName, Team: role.Team, Class: class(dev), Shots: req.Shots,
+		EstimatedQPUSeconds: dev.EstimateQPUSeconds(req.Shots), ActualQPUSeconds: -1,
 		EstimatedUSD: est, ActualUSD: -1, State: core.ReservationReserved, CreatedAt: now.UTC(), ExpiresAt: exp.UTC()}
 	wait, err := store.UpdatePipelined(ctx, b.cfg.Store, func(tx store.Aggregates) error {
 		// Reserve the token's shots and estimate against every limit, with

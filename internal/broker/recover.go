@@ -55,7 +55,7 @@ func (b *Broker) Recover(ctx context.Context) (Recovery, error) {
 	}
 	type trail struct {
 		issued, redeemed, voided bool
-		settled                  *float64
+		settled, qpu             *float64
 	}
 	seen := map[string]*trail{}
 	var order []string
@@ -80,7 +80,7 @@ func (b *Broker) Recover(ctx context.Context) (Recovery, error) {
 		case e.Type == "redeem" && withdrawn:
 			t.redeemed = false
 		case e.Type == "settle" && e.Decision == audit.DecisionAllow && t.settled == nil && e.ActualCostUSD != nil:
-			t.settled = e.ActualCostUSD
+			t.settled, t.qpu = e.ActualCostUSD, e.QPUSeconds
 		case e.Type == "settle" && withdrawn:
 			t.settled = nil
 		case e.Type == "recover":
@@ -150,7 +150,11 @@ func (b *Broker) Recover(ctx context.Context) (Recovery, error) {
 			rec.Withdrawn++
 		}
 		if t.settled != nil && ok && (st == core.ReservationReserved || st == core.ReservationConfirmed) {
-			if err := b.cfg.Store.Budgets().Settle(ctx, jti, *t.settled); err != nil {
+			qpu := -1.0
+			if t.qpu != nil {
+				qpu = *t.qpu
+			}
+			if err := b.cfg.Store.Budgets().Settle(ctx, jti, *t.settled, qpu); err != nil {
 				return rec, fmt.Errorf("recover: %w", err)
 			}
 			rec.Settled++

@@ -27,6 +27,9 @@ type BudgetLimit struct {
 	USDPerDay     float64 `yaml:"usd_per_day"`
 	USDPerMonth   float64 `yaml:"usd_per_month"`
 	InFlight      int     `yaml:"in_flight"` // job tokens issued and not yet settled or released
+	// QPU time: what providers report (IBM), else the catalogue's estimate.
+	QPUSecondsPerDay   float64 `yaml:"qpu_seconds_per_day"`
+	QPUSecondsPerMonth float64 `yaml:"qpu_seconds_per_month"`
 }
 
 func (b *Budgets) validate(bad func(string, ...any)) {
@@ -54,10 +57,12 @@ func (b *Budgets) validate(bad func(string, ...any)) {
 		if l.Class != "" && l.Class != "hardware" && l.Class != "simulator" {
 			bad("%s (%s): class %q is not hardware or simulator", where, l.Name, l.Class)
 		}
-		if l.JobsPerMinute < 0 || l.JobsPerHour < 0 || l.ShotsPerDay < 0 || l.USDPerDay < 0 || l.USDPerMonth < 0 || l.InFlight < 0 {
+		if l.JobsPerMinute < 0 || l.JobsPerHour < 0 || l.ShotsPerDay < 0 || l.USDPerDay < 0 || l.USDPerMonth < 0 || l.InFlight < 0 ||
+			l.QPUSecondsPerDay < 0 || l.QPUSecondsPerMonth < 0 {
 			bad("%s (%s): limits must not be negative", where, l.Name)
 		}
-		if l.JobsPerMinute == 0 && l.JobsPerHour == 0 && l.ShotsPerDay == 0 && l.USDPerDay == 0 && l.USDPerMonth == 0 && l.InFlight == 0 {
+		if l.JobsPerMinute == 0 && l.JobsPerHour == 0 && l.ShotsPerDay == 0 && l.USDPerDay == 0 && l.USDPerMonth == 0 && l.InFlight == 0 &&
+			l.QPUSecondsPerDay == 0 && l.QPUSecondsPerMonth == 0 {
 			bad("%s (%s): no limit set", where, l.Name)
 		}
 	}

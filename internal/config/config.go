@@ -271,6 +271,10 @@ type Device struct {
 	Qubits   int    `yaml:"qubits"`
 	MaxShots int    `yaml:"max_shots"`
 	Price    Price  `yaml:"price"`
+	// QPU time estimate for qpu_seconds budgets (reserved before a job
+	// runs, settled on what the provider reports); 0: none.
+	QPUSecondsPerTask float64 `yaml:"qpu_seconds_per_task"`
+	QPUSecondsPerShot float64 `yaml:"qpu_seconds_per_shot"`
 }
 
 // Price is a device's list price, used to estimate a job's cost before it

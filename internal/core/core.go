@@ -218,7 +218,11 @@ type Reservation struct {
 	Shots        int
 	EstimatedUSD float64
 	ActualUSD    float64 // settled cost; -1 until settled
-	State        string
-	CreatedAt    time.Time
-	ExpiresAt    time.Time // the job token's expiry: unused, it is released then
+	// EstimatedQPUSeconds is the QPU time reserved at issuance (0 when the
+	// device gives no estimate); ActualQPUSeconds what the provider
+	// reported at settlement, -1 until then or when it reports none.
+	EstimatedQPUSeconds, ActualQPUSeconds float64
+	State                                 string
+	CreatedAt                             time.Time
+	ExpiresAt                             time.Time // the job token's expiry: unused, it is released then
 }

@@ -32,23 +32,24 @@ type Front struct {
 // reservation when the gateway sees the job finish (actualUSD < 0: no cost
 // reported). Best effort: the gateway never delays an answer for it.
 type Settler interface {
-	Settle(ctx context.Context, jti string, completed bool, actualUSD float64) error
+	Settle(ctx context.Context, s api.SettleRequest) error
 }
 
-// settle reports a finished job to the broker, off the request path.
-func (g *Gateway) settle(jti string, completed bool, cost *float64) {
+// settle reports a finished job to the broker, off the request path: its
+// cost and QPU time when the provider reported them.
+func (g *Gateway) settle(jti string, completed bool, cost, qpuSeconds *float64) {
 	s, ok := g.broker.(Settler)
 	if !ok || jti == "" {
 		return
 	}
-	actual := -1.0
+	req := api.SettleRequest{JTI: jti, Completed: completed, ActualUSD: -1, QPUSeconds: qpuSeconds}
 	if cost != nil {
-		actual = *cost
+		req.ActualUSD = *cost
 	}
 	go func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
-		if err := s.Settle(ctx, jti, completed, actual); err != nil {
+		if err := s.Settle(ctx, req); err != nil {
 			g.log.Warn("settle failed", "jti", jti, "err", err)
 		}
 	}()
@@ -346,7 +347,7 @@ func (g *Gateway) frontJob(f *front, w http.ResponseWriter, r *http.Request, res
 			return
 		}
 		if oc, err := f.Adapter.Outcome(out); err == nil && oc.Terminal {
-			g.settle(rec.JTI, isCompleted(oc.Status), oc.CostUSD)
+			g.settle(rec.JTI, isCompleted(oc.Status), oc.CostUSD, oc.QPUSeconds)
 		}
 		g.writeBuffered(w, resp, out)
 		return

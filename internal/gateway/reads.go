@@ -104,7 +104,7 @@ func (g *Gateway) jobRead(w http.ResponseWriter, r *http.Request, kind readKind,
 		Status string `json:"status"`
 	}
 	if json.Unmarshal(body, &st) == nil && ionq.IsTerminal(st.Status) {
-		g.settle(rec.JTI, st.Status == ionq.StatusCompleted, nil) // IonQ's job object reports no cost
+		g.settle(rec.JTI, st.Status == ionq.StatusCompleted, nil, nil) // IonQ's job object reports no cost or QPU time
 	}
 	g.writeBuffered(w, resp, rewriteJobURLs(body, id))
 }

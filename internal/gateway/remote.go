@@ -403,8 +403,8 @@ type cachedUpstream struct {
 var _ UpstreamSource = (*RemoteBroker)(nil)
 
 // Settle implements Settler over HTTP.
-func (b *RemoteBroker) Settle(ctx context.Context, jti string, completed bool, actualUSD float64) error {
-	status, msg, err := b.call(ctx, http.MethodPost, "/v1/sys/gateway/settle", api.SettleRequest{JTI: jti, Completed: completed, ActualUSD: actualUSD}, nil)
+func (b *RemoteBroker) Settle(ctx context.Context, s api.SettleRequest) error {
+	status, msg, err := b.call(ctx, http.MethodPost, "/v1/sys/gateway/settle", s, nil)
 	if err != nil {
 		return err
 	}

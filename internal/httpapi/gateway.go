@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"errors"
+	"math"
 	"net/http"
 
 	"github.com/qbroker/qbroker/api"
@@ -165,5 +166,8 @@ func (s *Server) settle(r *http.Request, c broker.Caller) (*api.Response, int, e
 	if in.JTI == "" {
 		return nil, 0, core.Errorf(core.KindBadRequest, "jti is required")
 	}
-	return nil, 0, s.b.SettleJob(r.Context(), c, in.JTI, in.Completed, in.ActualUSD)
+	if in.QPUSeconds != nil && (*in.QPUSeconds < 0 || math.IsNaN(*in.QPUSeconds) || math.IsInf(*in.QPUSeconds, 0)) {
+		return nil, 0, core.Errorf(core.KindBadRequest, "qpu_seconds must be a finite, non-negative number")
+	}
+	return nil, 0, s.b.SettleJob(r.Context(), c, in)
 }

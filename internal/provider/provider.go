@@ -68,6 +68,9 @@ type Outcome struct {
 	Status   string
 	Terminal bool
 	CostUSD  *float64 // when the provider reports it
+	// QPUSeconds is the QPU time the provider reports for the job, when
+	// it does (budgets' qpu_seconds limits settle on it).
+	QPUSeconds *float64
 }
 
 // Adapter is one provider's gateway front.

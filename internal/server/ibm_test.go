@@ -219,3 +219,96 @@ when { resource.owner == principal };
 		t.Fatalf("%d of %d reads failed across token refreshes (first: %s)", failed, ok+failed, firstFail)
 	}
 }
+
+// Issue 7: QPU seconds where the provider reports them. IBM reports each
+// job's QPU time; the gateway passes it on at settlement, and a role's
+// qpu_seconds_per_day budget (no estimate in the catalogue: post-paid)
+// admits jobs until the reported seconds reach it, then refuses with 403
+// naming the limit.
+func TestIBMQPUSecondsBudget(t *testing.T) {
+	const apiKey = "ibm-cloud-api-key-for-qpu-budget-0123"
+	sim, err := ibmsim.New(ibmsim.Config{APIKey: apiKey, StepDelay: 5 * time.Millisecond, JobsPerMinute: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(sim)
+	t.Cleanup(func() { srv.Close(); sim.Close() })
+	path := filepath.Join(t.TempDir(), "policies.cedar")
+	writeAtomic(t, path, demoPolicy(t)+`
+@id("q-kingston") permit (principal in Role::"q", action == Action::"SubmitJob", resource == Device::"ibm/kingston");
+@id("q-own-jobs") permit (principal in Role::"q", action in [Action::"ReadJob", Action::"ReadResult"], resource is Job)
+when { resource.owner == principal };
+`)
+	budgets := config.Budgets{Limits: []config.BudgetLimit{{Name: "q-qpu", Scope: "role", Match: "q", Class: "hardware", QPUSecondsPerDay: 7}}}
+	d := startDevWith(t, DevOptions{PolicyFiles: []string{path}, Approvals: &config.Approvals{}, Budgets: &budgets,
+		IBM: config.IBM{InstanceCRN: sim.InstanceCRN(), BaseURL: srv.URL, IAMURL: srv.URL}})
+	e := &env{t: t, d: d, hc: &http.Client{Timeout: 20 * time.Second}}
+	want(t, "store the API key", e.broker(http.MethodPost, "/v1/sys/providers/ibm/credential", d.RootToken, fmt.Sprintf(`{"api_key":%q}`, apiKey)), http.StatusNoContent)
+	e.putRole("q", `{"provider":"ibm","devices":["kingston"],"max_shots":2000}`)
+	agent := e.mustLogin(e.roleID("q"), e.newSecretID("q", "qpu-agent", "").SecretID)
+	tokenReq, _ := json.Marshal(api.JobTokenRequest{Provider: "ibm", Device: "kingston", Shots: 1000, Program: mustJSON(bellIBM), Format: api.FormatQASM3})
+	body, _ := json.Marshal(map[string]any{"program_id": "sampler", "backend": "ibm_kingston",
+		"params": map[string]any{"pubs": []any{[]any{bellIBM, nil, 1000}}, "version": 2}})
+	call := func(method, p, tok string, b []byte) (int, string) {
+		t.Helper()
+		req, _ := http.NewRequest(method, d.GatewayURL+"/ibm"+p, bytes.NewReader(b))
+		req.Header.Set("Authorization", "Bearer "+tok)
+		req.Header.Set("Content-Type", "application/json")
+		resp, err := e.hc.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		out, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(out)
+	}
+	used := func() float64 {
+		for _, u := range e.budgets(agent.ClientToken, "") {
+			if u.Limit == "q-qpu.qpu_seconds_per_day" {
+				return u.Used
+			}
+		}
+		t.Fatal("the qpu_seconds budget is not listed")
+		return 0
+	}
+	// Each 1,000-shot job is reported as 3 QPU seconds by the emulator.
+	for i := range 3 {
+		r := e.broker(http.MethodPost, "/v1/quantum/jobtoken/q", agent.ClientToken, string(tokenReq))
+		want(t, fmt.Sprintf("job token %d (%.0f of 7 QPU seconds used)", i+1, float64(3*i)), r, http.StatusOK)
+		var jt api.JobTokenData
+		decodeData(t, r, &jt)
+		st, out := call(http.MethodPost, "/api/v1/jobs", jt.Token, body)
+		if st/100 != 2 {
+			t.Fatalf("submit %d: %d %s", i+1, st, out)
+		}
+		var created struct {
+			ID string `json:"id"`
+		}
+		json.Unmarshal([]byte(out), &created)
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			if _, out := call(http.MethodGet, "/api/v1/jobs/"+created.ID, agent.ClientToken, nil); strings.Contains(out, `"Completed"`) {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("job %d did not complete", i+1)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		for used() != float64(3*(i+1)) { // settlement is off the read's path
+			if time.Now().After(deadline) {
+				t.Fatalf("after job %d: %v QPU seconds used, want %d", i+1, used(), 3*(i+1))
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		if e.count(func(ev audit.Event) bool {
+			return ev.Type == "settle" && ev.JTI == jt.JTI && ev.QPUSeconds != nil && *ev.QPUSeconds == 3
+		}) != 1 {
+			t.Fatalf("job %d's settlement does not record its 3 QPU seconds", i+1)
+		}
+	}
+	// 9 of 7 used (the third job ran past the budget: no estimate, so the
+	// budget is checked before a job, not during it): refused.
+	r := e.broker(http.MethodPost, "/v1/quantum/jobtoken/q", agent.ClientToken, string(tokenReq))
+	want(t, "a job token with the QPU budget spent", r, http.StatusForbidden, "q-qpu.qpu_seconds_per_day", "7 QPU seconds a day", "9 used")
+}

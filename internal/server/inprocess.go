@@ -89,8 +89,8 @@ func (p inProcess) Upstream(ctx context.Context, prov, role string) (provider.Cr
 var _ gateway.UpstreamSource = inProcess{}
 
 // Settle implements gateway.Settler.
-func (p inProcess) Settle(ctx context.Context, jti string, completed bool, actualUSD float64) error {
-	return p.b.SettleJob(ctx, gatewayCaller, jti, completed, actualUSD)
+func (p inProcess) Settle(ctx context.Context, s api.SettleRequest) error {
+	return p.b.SettleJob(ctx, gatewayCaller, s)
 }
 
 var _ gateway.Settler = inProcess{}

@@ -149,10 +149,10 @@ type Budgets interface {
 	Used(ctx context.Context, c BudgetCheck) (float64, error)
 	// Confirm marks a reservation's job submitted (reserved → confirmed).
 	Confirm(ctx context.Context, jti string) error
-	// Settle records the job's actual cost, once: the first settlement
-	// wins (a repeated one changes nothing), and a released reservation
-	// stays released.
-	Settle(ctx context.Context, jti string, actualUSD float64) error
+	// Settle records the job's actual cost and QPU time (qpuSeconds < 0:
+	// not reported), once: the first settlement wins (a repeated one
+	// changes nothing), and a released reservation stays released.
+	Settle(ctx context.Context, jti string, actualUSD, qpuSeconds float64) error
 	// ReleaseExpired releases the reservations of tokens that expired
 	// unused, returning how many.
 	ReleaseExpired(ctx context.Context, now time.Time) (int, error)
@@ -172,7 +172,7 @@ type BudgetCheck struct {
 	ScopeKind string    // "agent", "role" or "team"
 	ScopeID   string    // the agent id, role name or team
 	Class     string    // "hardware", "simulator", or "" for both
-	Metric    string    // "jobs", "shots", "usd" or "in_flight"
+	Metric    string    // "jobs", "shots", "usd", "qpu_seconds" or "in_flight"
 	Since     time.Time // the window's start (ignored for in_flight)
 	Limit     float64
 }

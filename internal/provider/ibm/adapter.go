@@ -170,12 +170,15 @@ func (a Adapter) Outcome(body []byte) (provider.Outcome, error) {
 		return provider.Outcome{}, errors.New("no status in the job answer")
 	}
 	o := provider.Outcome{Status: status, Terminal: terminal(status)}
-	if a.USDPerQPUSecond > 0 && out.Usage != nil {
+	if out.Usage != nil {
 		secs := out.Usage.QPUChargeSeconds
 		if secs == nil {
 			secs = out.Usage.QuantumSeconds
 		}
 		if secs != nil && *secs >= 0 {
+			o.QPUSeconds = secs
+		}
+		if a.USDPerQPUSecond > 0 && secs != nil && *secs >= 0 {
 			cost := *secs * a.USDPerQPUSecond
 			o.CostUSD = &cost
 		}

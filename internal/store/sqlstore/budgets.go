@@ -21,7 +21,7 @@ var _ store.Budgets = budgets{}
 // (SQLite's writer is serial anyway): the ASCII of "qbudget1".
 const budgetLockKey int64 = 0x71627564676574_31
 
-const reservationCols = `jti, agent_id, role, team, class, shots, estimated_usd, actual_usd, state, created_at, expires_at`
+const reservationCols = `jti, agent_id, role, team, class, shots, estimated_usd, actual_usd, state, created_at, expires_at, estimated_qpu_seconds, actual_qpu_seconds`
 
 // scopeColumn maps a check's scope to its column (never user input).
 func scopeColumn(kind string) (string, error) {
@@ -55,6 +55,11 @@ func (b budgets) used(ctx context.Context, q querier, c store.BudgetCheck) (floa
 		expr = "COALESCE(SUM(CASE WHEN state = 'settled' THEN actual_usd ELSE estimated_usd END), 0)"
 		cond = "state <> 'released' AND created_at >= ?"
 		args = append(args, toNanos(c.Since))
+	case "qpu_seconds":
+		// Settled: what the provider reported, else the estimate.
+		expr = "COALESCE(SUM(CASE WHEN state = 'settled' AND actual_qpu_seconds >= 0 THEN actual_qpu_seconds ELSE estimated_qpu_seconds END), 0)"
+		cond = "state <> 'released' AND created_at >= ?"
+		args = append(args, toNanos(c.Since))
 	case "in_flight":
 		expr, cond = "COUNT(*)", "state IN ('reserved', 'confirmed')"
 	default:
@@ -75,6 +80,8 @@ func add(r core.Reservation, metric string) float64 {
 		return float64(r.Shots)
 	case "usd":
 		return r.EstimatedUSD
+	case "qpu_seconds":
+		return r.EstimatedQPUSeconds
 	}
 	return 1 // jobs, in_flight
 }
@@ -96,12 +103,17 @@ func (b budgets) Reserve(ctx context.Context, r core.Reservation, checks []store
 			if err != nil {
 				return err
 			}
-			if used+add(r, c.Metric) > c.Limit+1e-9 {
+			a := add(r, c.Metric)
+			if c.Metric == "qpu_seconds" && a == 0 {
+				a = 1e-6 // no estimate: the job still takes QPU time, so a spent budget admits nothing
+			}
+			if used+a > c.Limit+1e-9 {
 				return &store.BudgetExceeded{Check: c, Used: used}
 			}
 		}
-		_, err := q.ExecContext(ctx, `INSERT INTO reservations (`+reservationCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-			r.JTI, r.AgentID, r.Role, r.Team, r.Class, r.Shots, r.EstimatedUSD, r.ActualUSD, r.State, toNanos(r.CreatedAt), toNanos(r.ExpiresAt))
+		_, err := q.ExecContext(ctx, `INSERT INTO reservations (`+reservationCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+			r.JTI, r.AgentID, r.Role, r.Team, r.Class, r.Shots, r.EstimatedUSD, r.ActualUSD, r.State, toNanos(r.CreatedAt), toNanos(r.ExpiresAt),
+			r.EstimatedQPUSeconds, r.ActualQPUSeconds)
 		return b.h.writeErr(err, what)
 	})
 }
@@ -118,10 +130,11 @@ func (b budgets) Confirm(ctx context.Context, jti string) error {
 	return nil
 }
 
-func (b budgets) Settle(ctx context.Context, jti string, actualUSD float64) error {
+func (b budgets) Settle(ctx context.Context, jti string, actualUSD, qpuSeconds float64) error {
 	// The first settlement wins: settling again (a retry, a replayed
 	// report) changes nothing, so admissions made after it stay sound.
-	_, err := b.h.w.ExecContext(ctx, `UPDATE reservations SET state = 'settled', actual_usd = ? WHERE jti = ? AND state IN ('reserved', 'confirmed')`, actualUSD, jti)
+	_, err := b.h.w.ExecContext(ctx, `UPDATE reservations SET state = 'settled', actual_usd = ?, actual_qpu_seconds = ? WHERE jti = ? AND state IN ('reserved', 'confirmed')`,
+		actualUSD, max(qpuSeconds, -1), jti)
 	if err != nil {
 		return fmt.Errorf("settle reservation %s: %w", jti, err)
 	}
@@ -156,7 +169,7 @@ func (b budgets) ListSince(ctx context.Context, since time.Time) ([]core.Reserva
 	for rows.Next() {
 		var r core.Reservation
 		var created, expires int64
-		if err := rows.Scan(&r.JTI, &r.AgentID, &r.Role, &r.Team, &r.Class, &r.Shots, &r.EstimatedUSD, &r.ActualUSD, &r.State, &created, &expires); err != nil {
+		if err := rows.Scan(&r.JTI, &r.AgentID, &r.Role, &r.Team, &r.Class, &r.Shots, &r.EstimatedUSD, &r.ActualUSD, &r.State, &created, &expires, &r.EstimatedQPUSeconds, &r.ActualQPUSeconds); err != nil {
 			return nil, fmt.Errorf("list reservations: %w", err)
 		}
 		r.CreatedAt, r.ExpiresAt = fromNanos(created), fromNanos(expires)
@@ -172,7 +185,7 @@ func (b budgets) Get(ctx context.Context, jti string) (core.Reservation, error) 
 	var r core.Reservation
 	var created, expires int64
 	err := b.h.r.QueryRowContext(ctx, `SELECT `+reservationCols+` FROM reservations WHERE jti = ?`, jti).Scan(
-		&r.JTI, &r.AgentID, &r.Role, &r.Team, &r.Class, &r.Shots, &r.EstimatedUSD, &r.ActualUSD, &r.State, &created, &expires)
+		&r.JTI, &r.AgentID, &r.Role, &r.Team, &r.Class, &r.Shots, &r.EstimatedUSD, &r.ActualUSD, &r.State, &created, &expires, &r.EstimatedQPUSeconds, &r.ActualQPUSeconds)
 	if errors.Is(err, sql.ErrNoRows) {
 		return core.Reservation{}, fmt.Errorf("reservation %s: %w", jti, store.ErrNotFound)
 	}

@@ -77,7 +77,7 @@ func TestBudgetProperty(t *testing.T) {
 				}
 				id := rapid.SampledFrom(ids).Draw(rt, fmt.Sprintf("s%d", i))
 				actual := float64(rapid.IntRange(0, 20).Draw(rt, fmt.Sprintf("a%d", i)))
-				if err := s.Budgets().Settle(ctx, id, actual); err != nil {
+				if err := s.Budgets().Settle(ctx, id, actual, -1); err != nil {
 					rt.Fatal(err)
 				}
 				if st := model[id].state; st == core.ReservationReserved || st == core.ReservationConfirmed {

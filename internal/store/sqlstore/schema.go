@@ -31,6 +31,10 @@ import "fmt"
 //	    agent, role, team and device class it counts against, its shots,
 //	    estimated and settled cost, state and times; indexed by each scope
 //	    and time for the windowed sums.
+//	v6  QPU seconds on reservations (estimated at issuance, actual at
+//	    settlement, -1 until reported) for qpu_seconds limits; reservations
+//	    indexed by creation time for crash recovery's look at the last
+//	    moments.
 //
 // schemaSummaries()[i] is the summary of version i+1.
 func schemaSummaries() []string {
@@ -40,6 +44,7 @@ func schemaSummaries() []string {
 		"delegated tokens: acting_for and parent_accessor",                             // v3
 		"approvals and their votes",                                                    // v4
 		"budget reservations",                                                          // v5
+		"qpu seconds on reservations",                                                  // v6
 	}
 }
 

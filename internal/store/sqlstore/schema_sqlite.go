@@ -182,5 +182,11 @@ func sqliteMigrations() []migration {
 			`CREATE INDEX reservations_team ON reservations (team, created_at)`,
 			`CREATE INDEX reservations_open ON reservations (expires_at) WHERE state = 'reserved'`,
 		},
+		// v6
+		[]string{
+			`ALTER TABLE reservations ADD COLUMN estimated_qpu_seconds REAL NOT NULL DEFAULT 0`,
+			`ALTER TABLE reservations ADD COLUMN actual_qpu_seconds REAL NOT NULL DEFAULT -1`,
+			`CREATE INDEX reservations_created ON reservations (created_at)`,
+		},
 	)
 }

@@ -14,7 +14,7 @@ import (
 
 func reservation(jti, role string, shots int, usd float64, at time.Time) core.Reservation {
 	return core.Reservation{JTI: jti, AgentID: "agent-" + role, Role: role, Team: "team-q", Class: "hardware", Shots: shots,
-		EstimatedUSD: usd, ActualUSD: -1, State: core.ReservationReserved, CreatedAt: at, ExpiresAt: at.Add(5 * time.Minute)}
+		EstimatedUSD: usd, ActualUSD: -1, ActualQPUSeconds: -1, State: core.ReservationReserved, CreatedAt: at, ExpiresAt: at.Add(5 * time.Minute)}
 }
 
 func testBudgets(t *testing.T, s store.Store) {
@@ -44,10 +44,10 @@ func testBudgets(t *testing.T, s store.Store) {
 	if err := s.Budgets().Confirm(ctx, "j1"); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.Budgets().Settle(ctx, "j1", 1.5); err != nil {
+	if err := s.Budgets().Settle(ctx, "j1", 1.5, -1); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.Budgets().Settle(ctx, "j1", 9); err != nil { // a second settlement changes nothing
+	if err := s.Budgets().Settle(ctx, "j1", 9, 99); err != nil { // a second settlement changes nothing
 		t.Fatal(err)
 	}
 	if u, err := s.Budgets().Used(ctx, usd); err != nil || u != 5.5 {
@@ -117,6 +117,33 @@ func testBudgets(t *testing.T, s store.Store) {
 	}
 	if u, _ := s.Budgets().Used(ctx, shots); u != 100 {
 		t.Fatalf("shots used after voids: %v, want 100 (j1 only)", u)
+	}
+
+	// QPU seconds: outstanding reservations count their estimate, settled
+	// ones what the provider reported (the estimate when it reported none).
+	qpu := store.BudgetCheck{Name: "team-qpu-day", ScopeKind: "team", ScopeID: "team-q", Metric: "qpu_seconds", Since: t0.Add(time.Hour), Limit: 100}
+	for i, est := range []float64{30, 30, 30} {
+		r := reservation(fmt.Sprint("q", i), "ibm", 10, 0, t0.Add(2*time.Hour))
+		r.EstimatedQPUSeconds = est
+		if err := s.Budgets().Reserve(ctx, r, []store.BudgetCheck{qpu}); err != nil {
+			t.Fatalf("reserve %d: %v", i, err)
+		}
+	}
+	r4 := reservation("q3", "ibm", 10, 0, t0.Add(2*time.Hour))
+	r4.EstimatedQPUSeconds = 30
+	if err := s.Budgets().Reserve(ctx, r4, []store.BudgetCheck{qpu}); !errors.As(err, &be) || be.Used != 90 {
+		t.Fatalf("a fourth 30 s reservation against 100 s with 90 held: %v, want refused", err)
+	}
+	s.Budgets().Settle(ctx, "q0", 0, 4.5) // reported 4.5 s
+	s.Budgets().Settle(ctx, "q1", 0, -1)  // reported nothing: the estimate stands
+	if u, _ := s.Budgets().Used(ctx, qpu); u != 64.5 {
+		t.Fatalf("qpu seconds used: %v, want 4.5 + 30 + 30", u)
+	}
+	if r, _ := s.Budgets().Get(ctx, "q0"); r.ActualQPUSeconds != 4.5 || r.EstimatedQPUSeconds != 30 {
+		t.Fatalf("q0 reads back %+v", r)
+	}
+	if err := s.Budgets().Reserve(ctx, r4, []store.BudgetCheck{qpu}); err != nil {
+		t.Fatalf("after settling under the estimate, a 30 s reservation fits: %v", err)
 	}
 }
 
