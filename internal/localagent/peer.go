@@ -1,6 +1,7 @@
 package localagent
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -110,15 +111,27 @@ func (l *peerListener) Accept() (net.Conn, error) {
 		if p.UID != l.uid {
 			l.log.Warn("local agent: refused a connection from another user (SO_PEERCRED)",
 				"peer_uid", p.UID, "peer_pid", p.PID, "owner_uid", l.uid)
-			refuse(c, fmt.Sprintf("peer uid %d is not the owner of this local agent", p.UID))
+			go refuse(c, fmt.Sprintf("peer uid %d is not the owner of this local agent", p.UID))
 			continue
 		}
 		return &peerConn{Conn: c, peer: p}, nil
 	}
 }
 
-// refuse writes a minimal HTTP 403 and closes c.
+// refuse reads what the peer sent (briefly, so that its request write does
+// not fail with a broken pipe before it can read the answer), writes a
+// minimal HTTP 403 and closes c. It runs apart from the accept loop.
 func refuse(c net.Conn, msg string) {
+	_ = c.SetReadDeadline(time.Now().Add(500 * time.Millisecond))
+	var req []byte
+	buf := make([]byte, 1024)
+	for len(req) < 8192 && !bytes.Contains(req, []byte("\r\n\r\n")) {
+		n, err := c.Read(buf)
+		req = append(req, buf[:n]...)
+		if err != nil {
+			break
+		}
+	}
 	_ = c.SetWriteDeadline(time.Now().Add(time.Second))
 	body := `{"errors":["` + msg + `"]}`
 	fmt.Fprintf(c, "HTTP/1.1 403 Forbidden\r\nContent-Type: application/json\r\nContent-Length: %d\r\nConnection: close\r\n\r\n%s", len(body), body)
