@@ -90,7 +90,7 @@ func serveMCPHTTP(ctx context.Context, env Env, s *mcp.Server, addr, publicURL, 
 		return err
 	}
 	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
-	fmt.Fprintf(env.Stderr, "qbroker mcp: streamable HTTP at %s%s (resource metadata at %s%s)\n", publicURL, mcp.EndpointPath, publicURL, mcp.MetadataPath)
+	fmt.Fprintf(env.Stdout, "qbroker mcp listening on %s%s (resource metadata at %s%s)\n", publicURL, mcp.EndpointPath, publicURL, mcp.MetadataPath)
 	errc := make(chan error, 1)
 	go func() {
 		if cert != "" {
