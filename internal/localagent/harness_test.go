@@ -58,6 +58,12 @@ func TestMain(m *testing.M) {
 		}
 		json.NewEncoder(os.Stdout).Encode(s)
 		os.Exit(0)
+	case "jobtoken":
+		// Ask for a QPU job token and wait (for consent) until killed.
+		_, err := NewSocketClient(os.Getenv("LOCALAGENT_SOCKET")).JobToken(context.Background(), "demo",
+			api.JobTokenRequest{Provider: "ionq", Device: "qpu.forte-1", Shots: 10, Program: json.RawMessage(bellIonQ)})
+		fmt.Println(err)
+		os.Exit(0)
 	case "sleep":
 		time.Sleep(time.Minute)
 		os.Exit(0)
@@ -65,6 +71,8 @@ func TestMain(m *testing.M) {
 	fmt.Fprintln(os.Stderr, "unknown helper", os.Getenv(helperEnv))
 	os.Exit(2)
 }
+
+const bellIonQ = `{"qubits":2,"gateset":"qis","circuit":[{"gate":"h","target":0},{"gate":"cnot","control":0,"target":1}]}`
 
 // syncBuf collects log output from several goroutines.
 type syncBuf struct {
@@ -178,6 +186,12 @@ func (h *harness) stop() {
 }
 
 func (h *harness) client() *SocketClient { return NewSocketClient(h.sock) }
+
+func (h *harness) loginCount() int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.logins
+}
 
 func (h *harness) tokens() []string {
 	h.mu.Lock()

@@ -90,6 +90,12 @@ func decodeStrict(r io.Reader, v any) error {
 	if err := dec.Decode(v); err != nil {
 		return fmt.Errorf("%w: %w", errBadRequest, err)
 	}
+	// Reading to the end also lets the server notice a client that goes
+	// away while its request waits (for consent): the request's context
+	// ends and the question is withdrawn.
+	if _, err := dec.Token(); err != io.EOF {
+		return fmt.Errorf("%w: trailing data after the JSON body", errBadRequest)
+	}
 	return nil
 }
 
