@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -89,6 +90,9 @@ func serveMCPHTTP(ctx context.Context, env Env, s *mcp.Server, addr, publicURL, 
 		ln.Close()
 		return err
 	}
+	if cert == "" && !strings.HasPrefix(publicURL, "https://") && !isLoopback(ln.Addr()) {
+		fmt.Fprintln(env.Stderr, "qbroker mcp: warning: serving bearer tokens over plain HTTP on a non-loopback address; use --tls-cert/--tls-key or a TLS proxy (and --public-url https://...)")
+	}
 	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
 	fmt.Fprintf(env.Stdout, "qbroker mcp listening on %s%s (resource metadata at %s%s)\n", publicURL, mcp.EndpointPath, publicURL, mcp.MetadataPath)
 	errc := make(chan error, 1)
@@ -107,4 +111,9 @@ func serveMCPHTTP(ctx context.Context, env Env, s *mcp.Server, addr, publicURL, 
 		defer cancel()
 		return srv.Shutdown(sctx)
 	}
+}
+
+func isLoopback(a net.Addr) bool {
+	ta, ok := a.(*net.TCPAddr)
+	return ok && ta.IP.IsLoopback()
 }

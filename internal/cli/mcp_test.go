@@ -1,0 +1,27 @@
+package cli
+
+import (
+	"bytes"
+	"context"
+	"strings"
+	"testing"
+)
+
+func TestMCPCommandChecksItsSetup(t *testing.T) {
+	for _, c := range []struct {
+		vars map[string]string
+		args []string
+		want string
+	}{
+		{map[string]string{}, nil, "QBROKER_ADDR is not set"},
+		{map[string]string{EnvAddr: "http://127.0.0.1:1"}, nil, "QBROKER_TOKEN is not set"},
+		{map[string]string{EnvAddr: "http://127.0.0.1:1"}, []string{"--http", "127.0.0.1:0", "--tls-cert", "x.pem"}, "--tls-cert and --tls-key go together"},
+		{map[string]string{EnvAddr: "http://127.0.0.1:1"}, []string{"--http", "127.0.0.1:0", "--public-url", "ftp://x"}, "must start with http:// or https://"},
+	} {
+		var out, errb bytes.Buffer
+		code := Main(context.Background(), append([]string{"mcp"}, c.args...), Env{Stdout: &out, Stderr: &errb, Getenv: func(k string) string { return c.vars[k] }})
+		if code == 0 || !strings.Contains(errb.String(), c.want) {
+			t.Errorf("%v %v: exit %d, stderr %q, want an error naming %q", c.vars, c.args, code, errb.String(), c.want)
+		}
+	}
+}
