@@ -1,9 +1,11 @@
 // Package braketsim is an in-process emulator of the AWS services a Braket
-// client touches: STS (AssumeRole, GetCallerIdentity), Amazon Braket's
+// client touches: STS (AssumeRole, GetCallerIdentity), IAM role inline
+// policies (PutRolePolicy, GetRolePolicy, DeleteRolePolicy,
+// ListRolePolicies), Amazon Braket's
 // restJson1 API (quantum tasks and devices) and the slice of S3 that reads
 // task results. It is one http.Handler; each request is routed by the
-// service named in its SigV4 credential scope (sts, braket or s3), so one
-// listener stands for all three endpoints. Circuits run on the state-vector
+// service named in its SigV4 credential scope (sts, iam, braket or s3), so
+// one listener stands for all four endpoints. Circuits run on the state-vector
 // simulator of package sim, so results are physically right.
 //
 // It is meant to be as strict as AWS where AWS's behaviour is known:
@@ -46,8 +48,27 @@
 //   - Session credentials are checked against their inline session policy:
 //     Allow/Deny, Action/NotAction and Resource/NotResource with * and ?
 //     wildcards; an explicit Deny wins; default deny. Condition blocks and
-//     policy variables are not evaluated and fail closed: an Allow that has
-//     one never applies, a Deny that has one always applies. Without a
+//     policy variables fail closed unless the emulator can evaluate them: an
+//     Allow that has one never applies, a Deny that has one always applies.
+//     Evaluated: the String*, Arn*, Date*, Bool and Null operators (and
+//     …IfExists) on aws:TokenIssueTime (the session's issue time, to the
+//     second), aws:userid (AROA…:session-name), aws:SourceIdentity,
+//     aws:PrincipalArn (the role ARN), aws:PrincipalTag/…, aws:CurrentTime,
+//     aws:EpochTime, aws:PrincipalAccount and aws:PrincipalType; a key
+//     absent from the request makes a positive operator false and a negated
+//     one true, as IAM.
+//   - IAM (global: signed for us-east-1 only, query protocol version
+//     2010-05-08) keeps inline policies on the roles (the roles of
+//     Config.Roles, or any role of the account when it is empty), validates
+//     names and documents (MalformedPolicyDocument, 404 NoSuchEntity, 409
+//     LimitExceeded past 10,240 non-whitespace characters per role) and
+//     returns documents URL-encoded as IAM does. Every call made with a
+//     session's credentials is checked against its role's inline policies
+//     too: an explicit Deny there wins over any Allow and is refused "… with
+//     an explicit deny in an identity-based policy" — which is how AWS cuts
+//     off STS sessions already issued (a Deny on aws:TokenIssueTime). The
+//     long-term key may call IAM unless Config.RootDeniedActions lists the
+//     action ("because no identity-based policy allows …"). Without a
 //     session policy a session has the role's permissions, which the
 //     emulator takes to be everything; the long-term key may do everything.
 //     Actions and resources: braket:CreateQuantumTask on the device ARN and

@@ -137,6 +137,11 @@ type Config struct {
 	MaxTasks int
 	// MaxSessions bounds the live STS sessions kept (default 10,000).
 	MaxSessions int
+	// RootDeniedActions are actions (with * and ? wildcards) that no
+	// identity-based policy of the long-term key's user allows, e.g.
+	// "iam:PutRolePolicy", to show what a caller lacking a permission
+	// sees. They are honoured for IAM actions.
+	RootDeniedActions []string
 }
 
 // Emulator is the AWS emulator. Create it with New, serve it with any
@@ -161,10 +166,13 @@ type Emulator struct {
 	seq      uint64
 	sessions map[string]*session // by access key id
 	roleIDs  map[string]string   // role ARN → AROA… unique id
-	tasks    map[string]*task    // by task id
-	order    []string            // task ids, oldest first
-	tokens   map[string]string   // clientToken → task id
-	buckets  map[string]map[string]*object
+	// rolePolicies are the roles' inline policies (PutRolePolicy): role
+	// name → policy name → document.
+	rolePolicies map[string]map[string]*policyDoc
+	tasks        map[string]*task  // by task id
+	order        []string          // task ids, oldest first
+	tokens       map[string]string // clientToken → task id
+	buckets      map[string]map[string]*object
 }
 
 var _ http.Handler = (*Emulator)(nil)
@@ -276,22 +284,23 @@ func New(cfg Config) (*Emulator, error) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	e := &Emulator{
-		cfg:      cfg,
-		log:      log,
-		now:      cfg.Now,
-		regions:  regions,
-		devices:  devices,
-		rootHash: sha256.Sum256([]byte(cfg.RootSecretAccessKey)),
-		rootID:   "AIDA" + randomID(17),
-		seed:     seed,
-		ctx:      ctx,
-		cancel:   cancel,
-		sem:      make(chan struct{}, 2),
-		sessions: map[string]*session{},
-		roleIDs:  map[string]string{},
-		tasks:    map[string]*task{},
-		tokens:   map[string]string{},
-		buckets:  map[string]map[string]*object{},
+		cfg:          cfg,
+		log:          log,
+		now:          cfg.Now,
+		regions:      regions,
+		devices:      devices,
+		rootHash:     sha256.Sum256([]byte(cfg.RootSecretAccessKey)),
+		rootID:       "AIDA" + randomID(17),
+		seed:         seed,
+		ctx:          ctx,
+		cancel:       cancel,
+		sem:          make(chan struct{}, 2),
+		sessions:     map[string]*session{},
+		roleIDs:      map[string]string{},
+		rolePolicies: map[string]map[string]*policyDoc{},
+		tasks:        map[string]*task{},
+		tokens:       map[string]string{},
+		buckets:      map[string]map[string]*object{},
 	}
 	for _, b := range cfg.Buckets {
 		e.buckets[b] = map[string]*object{}
@@ -343,7 +352,8 @@ type call struct {
 	w      http.ResponseWriter
 	r      *http.Request
 	body   []byte
-	svc    string // svcSTS, svcBraket or svcS3
+	e      *Emulator
+	svc    string // svcSTS, svcIAM, svcBraket or svcS3
 	region string
 	p      *principal
 	reqID  string
@@ -354,12 +364,13 @@ const (
 	svcSTS    = "sts"
 	svcBraket = "braket"
 	svcS3     = "s3"
+	svcIAM    = "iam"
 )
 
 // ServeHTTP implements http.Handler: it authenticates the request with
 // SigV4, then dispatches it by the credential scope's service.
 func (e *Emulator) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	c := &call{w: w, r: r, svc: guessService(r), reqID: newUUID()}
+	c := &call{e: e, w: w, r: r, svc: guessService(r), reqID: newUUID()}
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxBodyBytes))
 	if err != nil {
 		var tooBig *http.MaxBytesError
@@ -385,6 +396,8 @@ func (e *Emulator) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	switch c.svc {
 	case svcSTS:
 		e.serveSTS(c)
+	case svcIAM:
+		e.serveIAM(c)
 	case svcBraket:
 		e.serveBraket(c)
 	default:

@@ -70,7 +70,7 @@ func authError(svc string, k authKind, msg string) *apiError {
 		default:
 			a = answer{403, "InvalidSignatureException", sigMsg}
 		}
-	case svcSTS:
+	case svcSTS, svcIAM:
 		switch k {
 		case authMissing:
 			a = answer{403, "MissingAuthenticationToken", "Request is missing Authentication Token"}
@@ -117,7 +117,7 @@ func tooLargeCode(svc string) string {
 	switch svc {
 	case svcS3:
 		return "EntityTooLarge"
-	case svcSTS:
+	case svcSTS, svcIAM:
 		return "ValidationError"
 	default:
 		return "ValidationException"
@@ -128,7 +128,7 @@ func badRequestCode(svc string) string {
 	switch svc {
 	case svcS3:
 		return "InvalidRequest"
-	case svcSTS:
+	case svcSTS, svcIAM:
 		return "InvalidParameterValue"
 	default:
 		return "ValidationException"
@@ -146,14 +146,14 @@ func (c *call) fail(e *apiError) {
 		body, _ := json.Marshal(map[string]string{"__type": e.code, "message": e.msg})
 		c.w.WriteHeader(e.status)
 		_, _ = c.w.Write(body)
-	case svcSTS:
+	case svcSTS, svcIAM:
 		type stsError struct {
 			Type    string `xml:"Type"`
 			Code    string `xml:"Code"`
 			Message string `xml:"Message"`
 		}
 		type stsErrorResponse struct {
-			XMLName   xml.Name `xml:"https://sts.amazonaws.com/doc/2011-06-15/ ErrorResponse"`
+			XMLName   xml.Name
 			Error     stsError `xml:"Error"`
 			RequestID string   `xml:"RequestId"`
 		}
@@ -161,7 +161,11 @@ func (c *call) fail(e *apiError) {
 		if e.status >= 500 {
 			kind = "Receiver"
 		}
-		c.writeXML(e.status, stsErrorResponse{Error: stsError{Type: kind, Code: e.code, Message: e.msg}, RequestID: c.reqID})
+		ns := stsNS
+		if c.svc == svcIAM {
+			ns = iamNS
+		}
+		c.writeXML(e.status, stsErrorResponse{XMLName: xml.Name{Space: ns, Local: "ErrorResponse"}, Error: stsError{Type: kind, Code: e.code, Message: e.msg}, RequestID: c.reqID})
 	default:
 		type s3Error struct {
 			XMLName   xml.Name   `xml:"Error"`
@@ -187,7 +191,7 @@ func (c *call) writeXML(status int, v any) {
 		return
 	}
 	h := c.w.Header()
-	if c.svc == svcSTS {
+	if c.svc == svcSTS || c.svc == svcIAM {
 		h.Set("Content-Type", "text/xml")
 		h.Set("X-Amzn-Requestid", c.reqID)
 	} else {

@@ -21,11 +21,12 @@ const (
 // policyDoc is a parsed inline session policy.
 //
 // Evaluation follows IAM: an explicit Deny wins, then an Allow, else the
-// request is implicitly denied. Condition blocks and policy variables
-// (${…}) are not evaluated; they fail closed: an Allow statement with a
-// Condition never applies and a Deny statement with one always applies (when
-// its actions match), so an unsupported condition can only take permissions
-// away, never grant them.
+// request is implicitly denied. Conditions are evaluated when every
+// operator and key of the block is one the emulator knows (see
+// condition.go); otherwise, and for policy variables (${…}), they fail
+// closed: an Allow statement with such a Condition never applies and a Deny
+// statement with one always applies (when its actions match), so an
+// unsupported condition can only take permissions away, never grant them.
 type policyDoc struct {
 	text       string
 	packedLen  int
@@ -38,7 +39,8 @@ type statement struct {
 	notAction   bool
 	resources   []string
 	notResource bool
-	conditional bool // has a Condition block
+	conditional bool        // has a Condition block
+	conditions  []condition // its parsed clauses
 }
 
 var (
@@ -174,8 +176,8 @@ func parseStatement(raw json.RawMessage) (statement, error) {
 		}
 	}
 	if cond, ok := obj["Condition"]; ok {
-		if _, err := decodeObject(cond); err != nil {
-			return st, malformed("Syntax errors in policy: Condition: %w", err)
+		if st.conditions, err = parseConditions(cond); err != nil {
+			return st, err
 		}
 		st.conditional = true
 	}
@@ -198,13 +200,20 @@ func stringOrList(raw json.RawMessage) ([]string, error) {
 	return many, nil
 }
 
-// evaluate decides whether the policy permits action on resource.
+// evaluate decides whether the policy permits action on resource, with no
+// request context: every condition fails closed.
 func (d *policyDoc) evaluate(action, resource string) decision {
+	return d.evaluateIn(action, resource, nil)
+}
+
+// evaluateIn decides whether the policy permits action on resource for a
+// request whose condition keys are rc (nil: none known).
+func (d *policyDoc) evaluateIn(action, resource string, rc *requestContext) decision {
 	action = strings.ToLower(action)
 	allowed := false
 	for i := range d.statements {
 		st := &d.statements[i]
-		if !st.applies(action, resource) {
+		if !st.applies(action, resource, rc) {
 			continue
 		}
 		if st.deny {
@@ -219,9 +228,9 @@ func (d *policyDoc) evaluate(action, resource string) decision {
 }
 
 // applies reports whether st covers action on resource. What cannot be
-// evaluated (conditions, policy variables) resolves to "applies" for Deny
-// and "does not apply" for Allow.
-func (st *statement) applies(action, resource string) bool {
+// evaluated (unknown condition operators or keys, policy variables)
+// resolves to "applies" for Deny and "does not apply" for Allow.
+func (st *statement) applies(action, resource string, rc *requestContext) bool {
 	actionMatch := false
 	for _, p := range st.actions {
 		if glob(p, action) {
@@ -233,7 +242,14 @@ func (st *statement) applies(action, resource string) bool {
 		return false
 	}
 	if st.conditional {
-		return st.deny
+		switch conditionsHold(st.conditions, rc) {
+		case condFalse:
+			return false
+		case condUnknown:
+			if !st.deny {
+				return false
+			}
+		}
 	}
 	matched, unknown := false, false
 	for _, p := range st.resources {
@@ -310,27 +326,61 @@ func glob(pattern, s string) bool {
 	return true
 }
 
-// evaluate decides whether p may perform action on resource. The long-term
-// key and sessions without a session policy have the role's permissions,
-// which the emulator takes to be everything.
-func evaluate(p *principal, action, resource string) decision {
-	if p.sess == nil || p.sess.policy == nil {
-		return decisionAllow
+// evaluate decides whether p may perform action on resource. A session's
+// role is taken to allow everything, except what an explicit Deny in one
+// of the role's inline policies (PutRolePolicy) takes away; the session
+// policy then narrows it. The long-term key may do everything except the
+// actions Config.RootDeniedActions lists. An explicit Deny anywhere wins.
+func (e *Emulator) evaluate(p *principal, action, resource string) (decision, denySource) {
+	if p.sess == nil {
+		for _, a := range e.cfg.RootDeniedActions {
+			if glob(strings.ToLower(a), strings.ToLower(action)) {
+				return decisionImplicitDeny, fromIdentityPolicy
+			}
+		}
+		return decisionAllow, 0
 	}
-	return p.sess.policy.evaluate(action, resource)
+	rc := e.requestContext(p)
+	e.mu.Lock()
+	inline := make([]*policyDoc, 0, len(e.rolePolicies[p.sess.roleName]))
+	for _, d := range e.rolePolicies[p.sess.roleName] {
+		inline = append(inline, d)
+	}
+	e.mu.Unlock()
+	for _, d := range inline {
+		if d.evaluateIn(action, resource, rc) == decisionExplicitDeny {
+			return decisionExplicitDeny, fromIdentityPolicy
+		}
+	}
+	if p.sess.policy == nil {
+		return decisionAllow, 0
+	}
+	return p.sess.policy.evaluateIn(action, resource, rc), fromSessionPolicy
 }
 
+// denySource is the kind of policy a refusal comes from.
+type denySource int
+
+const (
+	fromSessionPolicy denySource = iota + 1
+	fromIdentityPolicy
+)
+
 // accessDenied renders a refusal in AWS's wording.
-func accessDenied(c *call, d decision, action, resource string) *apiError {
+func accessDenied(c *call, d decision, src denySource, action, resource string) *apiError {
 	res := resource
 	if c.svc == svcS3 {
 		res = `"` + resource + `"`
 	}
+	kind := "a session policy"
+	if src == fromIdentityPolicy {
+		kind = "an identity-based policy"
+	}
 	msg := fmt.Sprintf("User: %s is not authorized to perform: %s on resource: %s ", c.p.arn, action, res)
 	if d == decisionExplicitDeny {
-		msg += "with an explicit deny in a session policy"
+		msg += "with an explicit deny in " + kind
 	} else {
-		msg += fmt.Sprintf("because no session policy allows the %s action", action)
+		msg += fmt.Sprintf("because no %s allows the %s action", strings.TrimPrefix(strings.TrimPrefix(kind, "an "), "a "), action)
 	}
 	code := "AccessDenied"
 	if c.svc == svcBraket {
@@ -343,8 +393,8 @@ func accessDenied(c *call, d decision, action, resource string) *apiError {
 // first refusal.
 func (c *call) authorize(pairs ...[2]string) *apiError {
 	for _, pr := range pairs {
-		if d := evaluate(c.p, pr[0], pr[1]); d != decisionAllow {
-			return accessDenied(c, d, pr[0], pr[1])
+		if d, src := c.e.evaluate(c.p, pr[0], pr[1]); d != decisionAllow {
+			return accessDenied(c, d, src, pr[0], pr[1])
 		}
 	}
 	return nil

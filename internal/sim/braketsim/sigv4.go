@@ -56,7 +56,7 @@ func (e *Emulator) authenticate(r *http.Request, body []byte) (*principal, scope
 	}
 	svc := in.scope.service
 	switch svc {
-	case svcSTS, svcBraket, svcS3:
+	case svcSTS, svcBraket, svcS3, svcIAM:
 	default:
 		guessed := guessService(r)
 		if problem != "" {
@@ -69,7 +69,11 @@ func (e *Emulator) authenticate(r *http.Request, body []byte) (*principal, scope
 	if problem != "" {
 		return nil, sc, authError(svc, authIncomplete, problem)
 	}
-	if !e.regions[sc.region] {
+	if svc == svcIAM && sc.region != iamSigningRegion {
+		// IAM is global: its one endpoint takes only us-east-1 signatures.
+		return nil, sc, authError(svc, authBadSignature, fmt.Sprintf("Credential should be scoped to a valid region, not '%s'. ", sc.region))
+	}
+	if svc != svcIAM && !e.regions[sc.region] {
 		if svc == svcS3 {
 			return nil, sc, authError(svc, authIncomplete, fmt.Sprintf(
 				"The authorization header is malformed; the region '%s' is wrong; expecting '%s'", sc.region, e.cfg.Region))

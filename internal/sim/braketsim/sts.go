@@ -282,8 +282,8 @@ func (e *Emulator) assumeRole(c *call, params url.Values) {
 		c.fail(&apiError{status: 403, code: "AccessDenied", msg: fmt.Sprintf("User: %s is not authorized to perform: sts:AssumeRole on resource: %s", c.p.arn, roleARN)})
 	}
 	if c.p.sess != nil {
-		if d := evaluate(c.p, "sts:AssumeRole", roleARN); d != decisionAllow {
-			c.fail(accessDenied(c, d, "sts:AssumeRole", roleARN))
+		if d, src := e.evaluate(c.p, "sts:AssumeRole", roleARN); d != decisionAllow {
+			c.fail(accessDenied(c, d, src, "sts:AssumeRole", roleARN))
 			return
 		}
 		denied() // the emulated roles trust only the account's IAM user
