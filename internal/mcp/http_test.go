@@ -178,6 +178,16 @@ func TestBellPairOverHTTP(t *testing.T) {
 		t.Errorf("another agent used the session: %d %s", resp.StatusCode, body)
 	}
 
+	// Revoking the agent's token stops its MCP session at the next request.
+	if err := st.broker.WithToken(st.token).RevokeSelf(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if res, err := cs.CallTool(ctx, &sdk.CallToolParams{Name: "list_devices"}); err == nil {
+		t.Errorf("a revoked token still drives the session: %+v", res)
+	} else if !strings.Contains(err.Error(), "401") && !strings.Contains(strings.ToLower(err.Error()), "unauthorized") {
+		t.Errorf("after revocation: %v, want a 401", err)
+	}
+
 	st.noSecrets(t, "MCP HTTP transcript", tr.String())
 	st.noSecrets(t, "MCP server log", st.logs.String())
 }
