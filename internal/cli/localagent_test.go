@@ -228,6 +228,12 @@ type agentProc struct {
 
 func startAgent(t *testing.T, d *awsDev, args ...string) *agentProc {
 	t.Helper()
+	return startAgentWith(t, d, nil, args...)
+}
+
+// startAgentWith lets the test attach the agent's stdio (a pty) before it starts.
+func startAgentWith(t *testing.T, d *awsDev, attach func(*exec.Cmd), args ...string) *agentProc {
+	t.Helper()
 	self, err := os.Executable()
 	if err != nil {
 		t.Fatal(err)
@@ -238,6 +244,9 @@ func startAgent(t *testing.T, d *awsDev, args ...string) *agentProc {
 	a.cmd.Env = []string{testAs + "=qbroker", "PATH=" + os.Getenv("PATH"), "HOME=" + a.home, "XDG_RUNTIME_DIR=" + a.run,
 		"QBROKER_ADDR=" + d.BrokerURL, "QBROKER_ROLE_ID=" + d.RoleID, "QBROKER_SECRET_ID=" + d.SecretID}
 	a.cmd.Stdout, a.cmd.Stderr = io.Discard, a.stderr
+	if attach != nil {
+		attach(a.cmd)
+	}
 	if err := a.cmd.Start(); err != nil {
 		t.Fatal(err)
 	}

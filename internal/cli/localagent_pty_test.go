@@ -1,0 +1,147 @@
+package cli
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/qbroker/qbroker/internal/localagent"
+)
+
+// openPTY opens a pseudo-terminal pair (/dev/ptmx), as a terminal emulator does.
+func openPTY(t *testing.T) (master, slave *os.File) {
+	t.Helper()
+	m, err := os.OpenFile("/dev/ptmx", os.O_RDWR|unix.O_NOCTTY, 0)
+	if err != nil {
+		t.Skipf("no pty: %v", err)
+	}
+	if err := unix.IoctlSetPointerInt(int(m.Fd()), unix.TIOCSPTLCK, 0); err != nil {
+		t.Fatal(err)
+	}
+	n, err := unix.IoctlGetInt(int(m.Fd()), unix.TIOCGPTN)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := os.OpenFile(fmt.Sprintf("/dev/pts/%d", n), os.O_RDWR|unix.O_NOCTTY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close(); m.Close() })
+	return m, s
+}
+
+type screen struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (s *screen) text() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// waitFor waits until the terminal has shown s n times.
+func (s *screen) waitFor(t *testing.T, want string, n int) string {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		if out := s.text(); strings.Count(out, want) >= n {
+			return out
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the terminal never showed %q %d times:\n%s", want, n, s.text())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// Issue 9, criterion 3 (terminal, end to end): `qbroker agent` started on
+// a pseudo-terminal picks the terminal prompt by itself. A
+// credential_process (`qbroker creds aws`) asks; the prompt names its pid,
+// executable and command line; the test types y (credentials in the
+// credential_process JSON: Version 1, Expiration), n (refused), a (allowed
+// for 10 minutes: the same program is not asked again), and nothing (the
+// timeout denies).
+func TestAgentTerminalConsentThroughPTY(t *testing.T) {
+	d := startAWSDev(t)
+	m, s := openPTY(t)
+	scr := &screen{}
+	go func() {
+		b := make([]byte, 4096)
+		for {
+			n, err := m.Read(b)
+			scr.mu.Lock()
+			scr.b.Write(b[:n])
+			scr.mu.Unlock()
+			if err != nil {
+				return
+			}
+		}
+	}()
+	a := startAgentWith(t, d, func(c *exec.Cmd) { c.Stdin, c.Stderr = s, s }, "--consent-timeout", "1500ms")
+	prompts := 0
+	creds := func(answer string) (localagent.CredentialProcess, int, string, error) {
+		t.Helper()
+		cmd := a.qbroker([]string{"QBROKER_AGENT_SOCKET=" + a.sock}, "creds", "aws", "--role", awsRole, "--format", "credential-process")
+		var out, errb bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &out, &errb
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		if answer != "-" { // "-": no prompt expected
+			prompts++
+			scr.waitFor(t, "[N] deny", prompts)
+			if answer != "" {
+				io.WriteString(m, answer+"\r")
+			}
+		}
+		err := cmd.Wait()
+		var cp localagent.CredentialProcess
+		if err == nil {
+			err = json.Unmarshal(out.Bytes(), &cp)
+		}
+		return cp, cmd.Process.Pid, errb.String(), err
+	}
+
+	cp, pid, _, err := creds("y")
+	if err != nil || cp.Version != 1 || !strings.HasPrefix(cp.AccessKeyID, "ASIA") || cp.SecretAccessKey == "" || cp.SessionToken == "" || time.Until(cp.Expiration) < 10*time.Minute {
+		t.Fatalf("allowed: %+v %v", cp, err)
+	}
+	out := scr.waitFor(t, "allowed once", 1)
+	for _, want := range []string{"pid " + strconv.Itoa(pid), a.self, "creds aws --role " + awsRole, "AWS credentials (role " + awsRole + ", aws)", "credential export"} {
+		if !strings.Contains(out, want) {
+			t.Fatalf("the prompt does not show %q:\n%s", want, out)
+		}
+	}
+	if _, _, stderr, err := creds("n"); err == nil || !strings.Contains(stderr, "consent denied: the person denied it") {
+		t.Fatalf("denied: %v %s", err, stderr)
+	}
+	start := time.Now()
+	if _, _, stderr, err := creds(""); err == nil || !strings.Contains(stderr, "no answer within 1.5s") {
+		t.Fatalf("no answer: %v %s", err, stderr)
+	}
+	if time.Since(start) < 1400*time.Millisecond {
+		t.Fatal("denied before the timeout")
+	}
+	scr.waitFor(t, "no answer: denied", 1)
+	if _, _, _, err := creds("a"); err != nil {
+		t.Fatalf("allowed for 10 minutes: %v", err)
+	}
+	if _, _, _, err := creds("-"); err != nil {
+		t.Fatalf("within the grant: %v", err)
+	}
+	if got := strings.Count(scr.text(), "[N] deny"); got != prompts {
+		t.Fatalf("%d prompts, want %d:\n%s", got, prompts, scr.text())
+	}
+}
