@@ -78,8 +78,13 @@ func newLoginGuard(l LoginLimits) *loginGuard {
 }
 
 func rateLimited(what string, lim *rate.Limiter, now time.Time) error {
+	return core.Errorf(core.KindRateLimited, "too many %s; retry after %ds", what, int(retryAfter(lim, now)/time.Second))
+}
+
+// retryAfter is how long until lim has a token, in whole seconds (at least 1).
+func retryAfter(lim *rate.Limiter, now time.Time) time.Duration {
 	wait := time.Duration((1 - lim.TokensAt(now)) / float64(lim.Limit()) * float64(time.Second))
-	return core.Errorf(core.KindRateLimited, "too many %s; retry after %ds", what, int(math.Ceil(max(wait, time.Second).Seconds())))
+	return time.Duration(math.Ceil(max(wait, time.Second).Seconds())) * time.Second
 }
 
 // admit is called before a login from source is processed.

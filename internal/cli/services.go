@@ -45,8 +45,8 @@ func devCmd(env Env) *cobra.Command {
 				defer stop()
 			}
 			if !noBudgets {
-				b := server.DevBudgets()
-				o.Budgets = &b
+				b, l := server.DevBudgets(), server.DevAPILimits()
+				o.Budgets, o.APILimits = &b, &l
 			}
 			d, err := server.StartDev(cmd.Context(), o)
 			if err != nil {
@@ -78,7 +78,7 @@ func devCmd(env Env) *cobra.Command {
 	f.StringSliceVar(&o.PolicyFiles, "policy", nil, "Cedar policy file(s) to use instead of the built-in demo policies (reloaded on change)")
 	f.StringVar(&cpuProfile, "cpuprofile", "", "write a CPU profile to this file until shutdown")
 	_ = f.MarkHidden("cpuprofile")
-	f.BoolVar(&noBudgets, "no-budgets", false, "run without the demo role's limits (for load benchmarks)")
+	f.BoolVar(&noBudgets, "no-budgets", false, "run without the demo role's limits and the API rate limits (for load benchmarks)")
 	_ = f.MarkHidden("no-budgets")
 	f.BoolVar(&o.DiscardAudit, "audit-discard", false, "send audit events to /dev/null (benchmark baseline only)")
 	_ = f.MarkHidden("audit-discard")

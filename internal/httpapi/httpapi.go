@@ -33,6 +33,10 @@ type Config struct {
 	Logger  *slog.Logger
 	MaxBody int64
 	Version string
+	// Limits are the API rate limits (nil: none). Per source before
+	// anything else on every /v1 route but health; per identity when a
+	// request's broker token is resolved (Server.caller).
+	Limits *broker.APIGuard
 }
 
 // Server is the /v1 API as an http.Handler.
@@ -42,6 +46,7 @@ type Server struct {
 	maxBody int64
 	version string
 	mux     *http.ServeMux
+	limits  *broker.APIGuard
 }
 
 // New builds the API server.
@@ -52,7 +57,7 @@ func New(cfg Config) *Server {
 	if cfg.MaxBody <= 0 {
 		cfg.MaxBody = MaxBody
 	}
-	s := &Server{b: cfg.Broker, log: cfg.Logger, maxBody: cfg.MaxBody, version: cfg.Version, mux: http.NewServeMux()}
+	s := &Server{b: cfg.Broker, log: cfg.Logger, maxBody: cfg.MaxBody, version: cfg.Version, mux: http.NewServeMux(), limits: cfg.Limits}
 	s.routes()
 	if cfg.Metrics != nil {
 		s.mux.Handle("GET /metrics", cfg.Metrics)
@@ -75,6 +80,14 @@ func (s *Server) writes(path string, h handler) {
 func (s *Server) wrap(h handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		c := broker.Caller{RequestID: newRequestID(), RemoteAddr: r.RemoteAddr, Path: r.URL.Path, ApprovalID: r.Header.Get(api.ApprovalHeader), Client: broker.CleanClientName(r.Header.Get(api.ClientHeader))}
+		if s.limits != nil && r.Pattern != healthPattern {
+			if err := s.limits.AdmitSource(r.Context(), c); err != nil {
+				s.fail(w, r, c, err)
+				return
+			}
+			// For the per-identity limit in caller, which audits as c.
+			r = r.WithContext(context.WithValue(r.Context(), callerKey{}, c))
+		}
 		resp, status, err := h(r, c)
 		var pending *broker.PendingError
 		if errors.As(err, &pending) {
@@ -140,6 +153,10 @@ func (s *Server) fail(w http.ResponseWriter, r *http.Request, c broker.Caller, e
 
 func (s *Server) failStatus(w http.ResponseWriter, r *http.Request, c broker.Caller, err error, status int) {
 	msg := core.UserMessage(err)
+	var rl *broker.RateLimitError
+	if errors.As(err, &rl) {
+		w.Header().Set("Retry-After", rl.RetryAfterSeconds())
+	}
 	if status == http.StatusRequestEntityTooLarge {
 		msg = fmt.Sprintf("request body larger than %d bytes", s.maxBody)
 	}
@@ -252,7 +269,36 @@ func rawToken(r *http.Request) string {
 func (s *Server) caller(ctx context.Context, r *http.Request) (string, core.Token, error) {
 	raw := rawToken(r)
 	t, err := s.b.Authenticate(ctx, raw)
+	if err == nil && s.limits != nil {
+		c, _ := ctx.Value(callerKey{}).(broker.Caller)
+		if err = s.limits.AdmitIdentity(ctx, c, t); err != nil {
+			return "", core.Token{}, err
+		}
+	}
 	return raw, t, err
+}
+
+// callerKey carries a request's broker.Caller in its context (only when
+// limits are on) so that caller can audit a per-identity refusal as it.
+type callerKey struct{}
+
+// healthPattern is never rate limited: load balancers poll it.
+const healthPattern = "GET /v1/sys/health"
+
+// LimitSource applies the per-source limit to next (the console, served
+// beside the API), refusing as the API does.
+func (s *Server) LimitSource(next http.Handler) http.Handler {
+	if s.limits == nil {
+		return next
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		c := broker.Caller{RequestID: newRequestID(), RemoteAddr: r.RemoteAddr, Path: r.URL.Path}
+		if err := s.limits.AdmitSource(r.Context(), c); err != nil {
+			s.fail(w, r, c, err)
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
 }
 
 func newRequestID() string {

@@ -12,7 +12,7 @@ import (
 func (s *Server) routes() {
 	m := s.mux
 	m.HandleFunc("GET /.well-known/jwks.json", s.jwks)
-	m.Handle("GET /v1/sys/health", s.wrap(s.health))
+	m.Handle(healthPattern, s.wrap(s.health))
 
 	// auth/approle
 	s.writes("/v1/auth/approle/login", s.approleLogin)

@@ -48,6 +48,9 @@ type DevOptions struct {
 	// Budgets are the spend and rate limits (qbroker dev: DevBudgets; nil:
 	// none, for tests).
 	Budgets *config.Budgets
+	// APILimits are the API request rate limits (qbroker dev:
+	// DevAPILimits; nil: none, for tests).
+	APILimits *config.APILimits
 	// Store chooses the database (default: SQLite in DataDir).
 	Store config.Store
 	// IBM configures IBM Quantum (tests point it at ibmsim).
@@ -167,6 +170,9 @@ func StartDev(ctx context.Context, o DevOptions) (_ *Dev, err error) {
 	cfg := &config.Config{Listen: o.Addr, DataDir: o.DataDir, Gateway: config.Gateway{Listen: o.GatewayAddr}, Policies: o.PolicyFiles, Auth: o.Auth, TLS: o.TLS, Audit: o.Audit, Approvals: approvals, Providers: config.Providers{AWS: o.AWS, IBM: o.IBM, Rigetti: o.Rigetti, Azure: o.Azure, Quantinuum: o.Quantinuum}, Store: o.Store}
 	if o.Budgets != nil {
 		cfg.Budgets = *o.Budgets
+	}
+	if o.APILimits != nil {
+		cfg.APILimits = *o.APILimits
 	}
 	cfg.ApplyDefaults()
 	cfg.PublicURL, cfg.Gateway.PublicURL = "", "" // derive from the bound listeners

@@ -211,7 +211,7 @@ func Start(ctx context.Context, o Options) (_ *Server, err error) {
 		Store: s.store, Sealer: sealer, Policy: pol, Audit: s.sink,
 		Issuer: s.BrokerURL, Audience: Audience, GatewayAddr: s.GatewayURL, Devices: catalogue(cfg.Devices),
 		Location: cfg.Location(), Logger: log,
-		Instance: instance, ExclusiveStore: cfg.Store.Type != "postgres",
+		Instance: instance, ExclusiveStore: cfg.Store.Type != "postgres", KeyRotateEvery: cfg.SigningKeys.RotateEvery,
 		AuditKey: auditKey.Public().(ed25519.PublicKey), AuditHead: s.sink.Head, JWT: jwtAuth, Device: deviceFlow, SPIFFE: spiffeAuth, Anomaly: rules, AlertWebhook: cfg.Anomaly.WebhookURL, Metrics: s.metrics, AuditPath: auditPath,
 		Approvals: cfg.Approvals, Budgets: cfg.Budgets, OnApproval: s.onApproval, OnFinding: s.onFinding, OnBudgetAlert: s.onBudgetAlert, AWS: awsCredentials(cfg.Providers.AWS), Minters: providerMinters(cfg),
 		LoginLimits: broker.LoginLimits{
@@ -239,11 +239,12 @@ func Start(ctx context.Context, o Options) (_ *Server, err error) {
 		apiLn = tls.NewListener(apiLn, tc)
 	}
 	apiMux := http.NewServeMux()
-	apiMux.Handle("/", httpapi.New(httpapi.Config{Broker: s.Broker, Logger: log, Version: Version, Metrics: s.metrics.Handler()}))
+	apiSrv := httpapi.New(httpapi.Config{Broker: s.Broker, Logger: log, Version: Version, Metrics: s.metrics.Handler(), Limits: apiGuard(s.Broker, cfg.APILimits)})
+	apiMux.Handle("/", apiSrv)
 	if s.Console, err = newConsole(ctx, s.Broker, s.BrokerURL, cfg.Approvals.Console, o.DevConsoleLogin, o); err != nil {
 		return nil, err
 	}
-	apiMux.Handle("/ui/", s.Console.Handler())
+	apiMux.Handle("/ui/", apiSrv.LimitSource(s.Console.Handler()))
 	s.serve(apiLn, s.metrics.Middleware("unmatched", apiMux))
 
 	upstream := cfg.Providers.IonQ.BaseURL
