@@ -2,11 +2,14 @@ package cli
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -143,5 +146,41 @@ func TestAgentTerminalConsentThroughPTY(t *testing.T) {
 	}
 	if got := strings.Count(scr.text(), "[N] deny"); got != prompts {
 		t.Fatalf("%d prompts, want %d:\n%s", got, prompts, scr.text())
+	}
+}
+
+// `qbroker agent doctor` reports the daemon (running, core dumps off) and
+// which provider hosts are reachable directly; it fails when one is, or
+// when no agent runs.
+func TestAgentDoctor(t *testing.T) {
+	d := startAWSDev(t)
+	a := startAgent(t, d, "--consent", "none")
+	open, err := net.Listen("tcp", "127.0.0.1:0") // a "provider" this machine can reach
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer open.Close()
+	closed, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	closedAddr := closed.Addr().String()
+	closed.Close() // a "provider" the firewall blocks
+	doctor := func(socket string, hosts ...string) (int, string) {
+		var out bytes.Buffer
+		code := Main(context.Background(), []string{"agent", "doctor", "--socket", socket, "--timeout", "1s", "--hosts", strings.Join(hosts, ",")},
+			Env{Stdout: &out, Stderr: &out, Getenv: func(string) string { return "" }})
+		return code, out.String()
+	}
+	code, out := doctor(a.sock, open.Addr().String(), closedAddr)
+	if code != 1 || !strings.Contains(out, open.Addr().String()) || !strings.Contains(out, "REACHABLE directly") ||
+		!strings.Contains(out, "blocked") || !strings.Contains(out, "core dumps    off") || !strings.Contains(out, "running at "+a.sock) {
+		t.Fatalf("doctor with a reachable provider: %d\n%s", code, out)
+	}
+	if code, out := doctor(a.sock, closedAddr); code != 0 || !strings.Contains(out, "all checks passed") {
+		t.Fatalf("doctor with egress restricted: %d\n%s", code, out)
+	}
+	if code, out := doctor(filepath.Join(t.TempDir(), "none.sock"), closedAddr); code != 1 || !strings.Contains(out, "NOT RUNNING") {
+		t.Fatalf("doctor without an agent: %d\n%s", code, out)
 	}
 }
