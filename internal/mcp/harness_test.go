@@ -111,7 +111,7 @@ type session struct {
 
 // connect attaches the Go SDK's client, named name, over in-memory
 // transports (the stdio server: Options.Token).
-func (st *stack) connect(t *testing.T, name string) *session {
+func (st *stack) connect(t *testing.T, name string, opts ...*sdk.ClientOptions) *session {
 	t.Helper()
 	ctx := context.Background()
 	ct, stt := sdk.NewInMemoryTransports()
@@ -120,7 +120,11 @@ func (st *stack) connect(t *testing.T, name string) *session {
 		t.Fatal(err)
 	}
 	tr := &buffer{}
-	cs, err := sdk.NewClient(&sdk.Implementation{Name: name, Version: "0.1"}, nil).
+	var co *sdk.ClientOptions
+	if len(opts) > 0 {
+		co = opts[0]
+	}
+	cs, err := sdk.NewClient(&sdk.Implementation{Name: name, Version: "0.1"}, co).
 		Connect(ctx, &sdk.LoggingTransport{Transport: ct, Writer: tr}, nil)
 	if err != nil {
 		t.Fatal(err)

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -208,7 +209,13 @@ func TestBellPairThroughMCP(t *testing.T) {
 // runs the job, exactly once.
 func TestHardwareNeedsApprovalThenRuns(t *testing.T) {
 	st := newStack(t, nil)
-	s := st.connect(t, "qbroker-go-test")
+	var progressMu sync.Mutex
+	var progress []string
+	s := st.connect(t, "qbroker-go-test", &sdk.ClientOptions{ProgressNotificationHandler: func(_ context.Context, r *sdk.ProgressNotificationClientRequest) {
+		progressMu.Lock()
+		defer progressMu.Unlock()
+		progress = append(progress, r.Params.Message)
+	}})
 	args := map[string]any{"circuit": bellIonQ, "format": "ionq", "device": "qpu.forte-1", "shots": 100}
 
 	var held submission
@@ -223,15 +230,28 @@ func TestHardwareNeedsApprovalThenRuns(t *testing.T) {
 		t.Errorf("next %q does not tell the model what to do", held.Next)
 	}
 
-	// Still pending: a short wait says so without failing.
+	// Still pending: a short wait says so without failing, and reports
+	// progress to a client that asked for it.
 	var w struct {
 		State string `json:"state"`
 		Next  string `json:"next"`
 	}
-	s.ok("wait_for_approval", map[string]any{"approval_id": held.ApprovalID, "timeout_seconds": 1}, &w)
-	if w.State != "pending" {
-		t.Fatalf("state %q, want pending", w.State)
+	pctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	params := &sdk.CallToolParams{Name: "wait_for_approval", Arguments: map[string]any{"approval_id": held.ApprovalID, "timeout_seconds": 3}}
+	params.SetProgressToken("wait-1")
+	res, err := s.cs.CallTool(pctx, params)
+	if err != nil || res.IsError {
+		t.Fatalf("wait_for_approval: %v %+v", err, res)
 	}
+	if b, _ := json.Marshal(res.StructuredContent); json.Unmarshal(b, &w) != nil || w.State != "pending" || !strings.Contains(w.Next, "Still pending") {
+		t.Fatalf("after a 3 s wait: %+v", w)
+	}
+	progressMu.Lock()
+	if len(progress) == 0 || !strings.Contains(progress[0], "0 of 1 approvals") {
+		t.Errorf("progress notifications %q, want \"waiting for approval …: 0 of 1 approvals\"", progress)
+	}
+	progressMu.Unlock()
 	// Submitting again before approval is refused with the reason.
 	early := s.refused("submit_circuit", withArg(args, "approval_id", held.ApprovalID))
 	if !strings.Contains(early, "pending") {

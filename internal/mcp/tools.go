@@ -517,10 +517,12 @@ func (t *tools) waitForApproval(ctx context.Context, req *sdk.CallToolRequest, i
 		}
 		timeout = time.Duration(in.TimeoutSeconds) * time.Second
 	}
-	deadline := time.Now().Add(timeout)
+	start := time.Now()
+	deadline := start.Add(timeout)
+	progress := req.Params.GetProgressToken()
 	var a api.Approval
 	for {
-		wait := min(time.Until(deadline), 10*time.Second)
+		wait := min(time.Until(deadline), 2*time.Second)
 		if wait < time.Second {
 			wait = time.Second
 		}
@@ -533,6 +535,14 @@ func (t *tools) waitForApproval(ctx context.Context, req *sdk.CallToolRequest, i
 		}
 		if ctx.Err() != nil {
 			return nil, ApprovalState{}, &refusal{msg: "stopped waiting: the call was canceled", cause: ctx.Err()}
+		}
+		if progress != nil && req.Session != nil {
+			// Hosts show it, and clients that reset their timeout on
+			// progress keep waiting.
+			_ = req.Session.NotifyProgress(ctx, &sdk.ProgressNotificationParams{
+				ProgressToken: progress, Progress: time.Since(start).Seconds(), Total: timeout.Seconds(),
+				Message: fmt.Sprintf("waiting for approval %s: %d of %d approvals", a.ID, a.Approved, a.Required),
+			})
 		}
 	}
 	out := ApprovalState{ApprovalID: a.ID, State: a.State, Approvals: a.Approved, Required: a.Required, Reason: redact(a.Reason), ConsoleURL: a.ConsoleURL}
