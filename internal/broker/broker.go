@@ -144,6 +144,9 @@ type Config struct {
 	// It prefixes the jti of every job token it issues, so that crash
 	// recovery (Recover) touches only its own grants on a shared store.
 	Instance string
+	// KeyRotateEvery rotates the job-token signing key when the active one
+	// is older (run by the sweeping replica); 0: only on request.
+	KeyRotateEvery time.Duration
 	// ExclusiveStore says no other process writes the store (SQLite):
 	// recovery may then also undo redemptions, which any replica makes.
 	ExclusiveStore bool

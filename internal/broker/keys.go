@@ -77,7 +77,33 @@ func (b *Broker) putSealed(ctx context.Context, agg store.Aggregates, name strin
 }
 
 func (b *Broker) loadKeyRing(ctx context.Context) (*token.KeyRing, error) {
-	stored, err := b.cfg.Store.Secrets().List(ctx, secretSigningPrefix)
+	keys, err := b.storedKeys(ctx, b.cfg.Store)
+	if err != nil {
+		return nil, err
+	}
+	if len(keys) == 0 {
+		k, err := token.GenerateKey(b.now())
+		if err != nil {
+			return nil, err
+		}
+		if err := b.storeKey(ctx, b.cfg.Store, k); err != nil {
+			return nil, err
+		}
+		keys = append(keys, k)
+	}
+	return token.NewKeyRing(keys)
+}
+
+// keyOverlap is how long a retired signing key stays verifiable: the
+// longest job-token life plus clock leeway.
+const keyOverlap = core.MaxJobTokenTTL + 30*time.Second
+
+// storedKeys reads the signing keys in agg that can still verify a token.
+// Two replicas rotating at once can each store an active key: the newest
+// stays active and the others are retired from its creation, the same on
+// every replica, so every token either signed stays verifiable.
+func (b *Broker) storedKeys(ctx context.Context, agg store.Aggregates) ([]token.Key, error) {
+	stored, err := agg.Secrets().List(ctx, secretSigningPrefix)
 	if err != nil {
 		return nil, err
 	}
@@ -99,17 +125,90 @@ func (b *Broker) loadKeyRing(ctx context.Context) (*token.KeyRing, error) {
 		}
 		keys = append(keys, token.Key{ID: sk.ID, Private: ed25519.NewKeyFromSeed(sk.Seed), Created: sk.Created, NotAfter: sk.NotAfter})
 	}
-	if len(keys) == 0 {
-		k, err := token.GenerateKey(now)
-		if err != nil {
-			return nil, err
+	newest := -1
+	for i, k := range keys {
+		if k.NotAfter.IsZero() && (newest < 0 || k.Created.After(keys[newest].Created) ||
+			(k.Created.Equal(keys[newest].Created) && k.ID > keys[newest].ID)) {
+			newest = i
 		}
-		if err := b.storeKey(ctx, b.cfg.Store, k); err != nil {
-			return nil, err
-		}
-		keys = append(keys, k)
 	}
-	return token.NewKeyRing(keys)
+	for i := range keys {
+		if i != newest && keys[i].NotAfter.IsZero() {
+			keys[i].NotAfter = keys[newest].Created.Add(keyOverlap)
+		}
+	}
+	return keys, nil
+}
+
+// reloadKeys takes up the stored keys (another replica rotated).
+func (b *Broker) reloadKeys(ctx context.Context) error {
+	keys, err := b.storedKeys(ctx, b.cfg.Store)
+	if err != nil {
+		return err
+	}
+	if err := b.keys.Replace(keys); err != nil {
+		return fmt.Errorf("reload signing keys: %w", err)
+	}
+	return nil
+}
+
+// rotateKeys makes a new signing key active and retires the active one,
+// in one store transaction over what is stored (not what this replica
+// last saw), then tells the other replicas.
+func (b *Broker) rotateKeys(ctx context.Context) (nk, old token.Key, err error) {
+	now := b.now()
+	if nk, err = token.GenerateKey(now); err != nil {
+		return token.Key{}, token.Key{}, err
+	}
+	err = b.cfg.Store.Update(ctx, func(tx store.Aggregates) error {
+		keys, err := b.storedKeys(ctx, tx)
+		if err != nil {
+			return err
+		}
+		for _, k := range keys {
+			if k.NotAfter.IsZero() {
+				old = k
+			}
+		}
+		if err := b.storeKey(ctx, tx, nk); err != nil {
+			return err
+		}
+		if old.ID == "" {
+			return nil
+		}
+		old.NotAfter = now.Add(keyOverlap)
+		return b.storeKey(ctx, tx, old)
+	})
+	if err != nil {
+		return token.Key{}, token.Key{}, fmt.Errorf("persist rotated keys: %w", err)
+	}
+	if err := b.reloadKeys(ctx); err != nil {
+		return token.Key{}, token.Key{}, err
+	}
+	b.tell(ctx, "keys:")
+	return nk, old, nil
+}
+
+// rotateIfDue rotates the signing key when the active one is older than
+// KeyRotateEvery (the sweeper's leader calls it).
+func (b *Broker) rotateIfDue(ctx context.Context) error {
+	every := b.cfg.KeyRotateEvery
+	if every <= 0 {
+		return nil
+	}
+	if err := b.reloadKeys(ctx); err != nil {
+		return err
+	}
+	active := b.keys.Keys()[0]
+	if b.now().Sub(active.Created) < every {
+		return nil
+	}
+	nk, old, err := b.rotateKeys(ctx)
+	if err != nil {
+		return err
+	}
+	return b.record(ctx, Caller{}, &audit.Event{Type: "admin", Action: "RotateKeys", Agent: "scheduler", Decision: audit.DecisionAllow,
+		Reason: fmt.Sprintf("scheduled (signing_keys.rotate_every %s): active key %s, retired %s", every, nk.ID, old.ID)})
 }
 
 func (b *Broker) storeKey(ctx context.Context, agg store.Aggregates, k token.Key) error {
@@ -132,19 +231,9 @@ func (b *Broker) RotateKeys(ctx context.Context, c Caller, caller core.Token) (n
 		return "", "", time.Time{}, b.refuseUnlessPending(ctx, c, ev, err)
 	}
 	now := b.now()
-	overlap := core.MaxJobTokenTTL + 30*time.Second // longest token life plus clock leeway
-	nk, old, err := b.keys.Rotate(now, overlap)
+	nk, old, err := b.rotateKeys(ctx)
 	if err != nil {
 		return "", "", time.Time{}, err
-	}
-	err = b.cfg.Store.Update(ctx, func(tx store.Aggregates) error {
-		if err := b.storeKey(ctx, tx, nk); err != nil {
-			return err
-		}
-		return b.storeKey(ctx, tx, old)
-	})
-	if err != nil {
-		return "", "", time.Time{}, fmt.Errorf("persist rotated keys: %w", err)
 	}
 	for _, kid := range b.keys.Prune(now) {
 		_ = b.cfg.Store.Secrets().Delete(ctx, secretSigningPrefix+kid)
@@ -231,6 +320,9 @@ func (b *Broker) Sweep(ctx context.Context) error {
 	}
 	if _, err := b.ExpireApprovals(ctx); err != nil {
 		errs = append(errs, fmt.Errorf("sweep approvals: %w", err))
+	}
+	if err := b.rotateIfDue(ctx); err != nil {
+		errs = append(errs, fmt.Errorf("scheduled key rotation: %w", err))
 	}
 	for _, kid := range b.keys.Prune(now) {
 		if err := b.cfg.Store.Secrets().Delete(ctx, secretSigningPrefix+kid); err != nil && !errors.Is(err, store.ErrNotFound) {

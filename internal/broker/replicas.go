@@ -79,6 +79,10 @@ func (b *Broker) heard(ctx context.Context, msg string) {
 		b.upstreams.mu.Unlock()
 	case "appr":
 		b.approvals.fire()
+	case "keys":
+		if err := b.reloadKeys(ctx); err != nil {
+			b.log.Warn("replicas: reload signing keys", "err", err)
+		}
 	}
 }
 
@@ -98,6 +102,9 @@ func (b *Broker) resetShared(ctx context.Context) {
 	}
 	if err := b.reloadFreeze(ctx); err != nil {
 		b.log.Warn("replicas: reload the hardware freeze", "err", err)
+	}
+	if err := b.reloadKeys(ctx); err != nil {
+		b.log.Warn("replicas: reload signing keys", "err", err)
 	}
 	b.approvals.fire()
 }

@@ -27,18 +27,19 @@ type Config struct {
 	TimeZone  string   `yaml:"time_zone"` // zone for the hour/weekday policies see; default UTC
 	// WatchPolicies reloads when a policy file or this file changes
 	// (default true); SIGHUP reloads either way.
-	WatchPolicies *bool      `yaml:"watch_policies"`
-	Gateway       Gateway    `yaml:"gateway"`
-	Providers     Providers  `yaml:"providers"`
-	Devices       []Device   `yaml:"devices"` // empty: the built-in catalogue
-	Auth          Auth       `yaml:"auth"`
-	Anomaly       Anomaly    `yaml:"anomaly"`
-	Approvals     Approvals  `yaml:"approvals"`
-	Budgets       Budgets    `yaml:"budgets"`
-	APILimits     APILimits  `yaml:"api_limits"` // request rates per client address and per identity
-	TLS           TLS        `yaml:"tls"`
-	Audit         Audit      `yaml:"audit"`
-	Log           LogOptions `yaml:"log"`
+	WatchPolicies *bool       `yaml:"watch_policies"`
+	Gateway       Gateway     `yaml:"gateway"`
+	Providers     Providers   `yaml:"providers"`
+	Devices       []Device    `yaml:"devices"` // empty: the built-in catalogue
+	Auth          Auth        `yaml:"auth"`
+	Anomaly       Anomaly     `yaml:"anomaly"`
+	Approvals     Approvals   `yaml:"approvals"`
+	Budgets       Budgets     `yaml:"budgets"`
+	SigningKeys   SigningKeys `yaml:"signing_keys"`
+	APILimits     APILimits   `yaml:"api_limits"` // request rates per client address and per identity
+	TLS           TLS         `yaml:"tls"`
+	Audit         Audit       `yaml:"audit"`
+	Log           LogOptions  `yaml:"log"`
 }
 
 // Store chooses the database: the embedded SQLite in data_dir (default),
@@ -472,6 +473,7 @@ func (c *Config) Validate() error {
 	}
 	c.Providers.AWS.validate(bad)
 	c.Budgets.validate(bad)
+	c.SigningKeys.validate(bad)
 	c.APILimits.validate(bad)
 	for name, v := range map[string]string{"providers.ibm.base_url": c.Providers.IBM.BaseURL, "providers.ibm.iam_url": c.Providers.IBM.IAMURL} {
 		if v == "" {

@@ -294,3 +294,67 @@ func TestJobTokenRedeemedOnceAcrossGateways(t *testing.T) {
 		}
 	}
 }
+
+// Issue 11: key rotation is background work that any replica may do; a
+// key rotated on replica A is announced, so replica B serves it in its
+// JWKS and signs with it within a second, and the key B signed with before
+// stays verifiable at both.
+func TestKeyRotationReachesOtherReplica(t *testing.T) {
+	t.Setenv("QB_TEST_PG_DSN", postgresDSN(t))
+	key := make([]byte, 32)
+	rand.Read(key)
+	t.Setenv("QB_TEST_SEAL", base64.StdEncoding.EncodeToString(key))
+	a := startReplica(t, "QB_TEST_PG_DSN")
+	root, _, err := a.Initialize(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := startReplica(t, "QB_TEST_PG_DSN")
+	ea := &env{t: t, d: &Dev{Server: a, RootToken: root}, hc: &http.Client{Timeout: 10 * time.Second}}
+	eb := &env{t: t, d: &Dev{Server: b, RootToken: root}, hc: ea.hc}
+	kids := func(e *env) []string {
+		var set struct {
+			Keys []struct {
+				KID string `json:"kid"`
+			} `json:"keys"`
+		}
+		json.Unmarshal(e.do(http.MethodGet, e.d.BrokerURL+"/.well-known/jwks.json", "").body, &set)
+		var out []string
+		for _, k := range set.Keys {
+			out = append(out, k.KID)
+		}
+		return out
+	}
+	before := kids(eb)
+	if len(before) != 1 || !slices.Equal(before, kids(ea)) {
+		t.Fatalf("replicas start with keys %v and %v", kids(ea), before)
+	}
+	r := ea.broker(http.MethodPost, "/v1/sys/keys/rotate", root, "")
+	want(t, "rotate on A", r, http.StatusOK)
+	var rot api.KeyRotateData
+	decodeData(t, r, &rot)
+	start := time.Now()
+	for !slices.Contains(kids(eb), rot.ActiveKID) {
+		if time.Since(start) > time.Second {
+			t.Fatalf("replica B's JWKS %v lacks the key rotated on A (%s) after a second", kids(eb), rot.ActiveKID)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	t.Logf("replica B took up the rotated key %v after A answered", time.Since(start))
+	if got := kids(eb); !slices.Contains(got, before[0]) {
+		t.Fatalf("replica B dropped the retired key %s too early: %v", before[0], got)
+	}
+	// B now signs with the new key.
+	eb.putRole(DemoRole, `{"provider":"ionq","devices":["simulator"],"max_shots":10}`)
+	agent := eb.mustLogin(eb.roleID(DemoRole), eb.newSecretID(DemoRole, "k-agent", "").SecretID)
+	jt := eb.mustJobToken(agent.ClientToken, "simulator", 10, "")
+	hdr, _, _ := strings.Cut(jt.Token, ".")
+	raw, _ := base64.RawURLEncoding.DecodeString(hdr)
+	var h struct {
+		KID string `json:"kid"`
+	}
+	json.Unmarshal(raw, &h)
+	if h.KID != rot.ActiveKID {
+		t.Fatalf("replica B signed with %q after the rotation, want %q", h.KID, rot.ActiveKID)
+	}
+}

@@ -211,7 +211,7 @@ func Start(ctx context.Context, o Options) (_ *Server, err error) {
 		Store: s.store, Sealer: sealer, Policy: pol, Audit: s.sink,
 		Issuer: s.BrokerURL, Audience: Audience, GatewayAddr: s.GatewayURL, Devices: catalogue(cfg.Devices),
 		Location: cfg.Location(), Logger: log,
-		Instance: instance, ExclusiveStore: cfg.Store.Type != "postgres",
+		Instance: instance, ExclusiveStore: cfg.Store.Type != "postgres", KeyRotateEvery: cfg.SigningKeys.RotateEvery,
 		AuditKey: auditKey.Public().(ed25519.PublicKey), AuditHead: s.sink.Head, JWT: jwtAuth, Device: deviceFlow, SPIFFE: spiffeAuth, Anomaly: rules, AlertWebhook: cfg.Anomaly.WebhookURL, Metrics: s.metrics, AuditPath: auditPath,
 		Approvals: cfg.Approvals, Budgets: cfg.Budgets, OnApproval: s.onApproval, OnFinding: s.onFinding, OnBudgetAlert: s.onBudgetAlert, AWS: awsCredentials(cfg.Providers.AWS), Minters: providerMinters(cfg),
 		LoginLimits: broker.LoginLimits{

@@ -117,6 +117,22 @@ func (r *KeyRing) setActive(k Key) error {
 	return nil
 }
 
+// Replace swaps the ring's keys for keys, checked as NewKeyRing checks
+// them: how a replica takes up a rotation another replica made.
+func (r *KeyRing) Replace(keys []Key) error {
+	nr, err := NewKeyRing(keys)
+	if err != nil {
+		return err
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, k := range r.retired {
+		clear(k.Private)
+	}
+	r.active, r.signer, r.retired, r.jwks = nr.active, nr.signer, nr.retired, nr.jwks
+	return nil
+}
+
 // ActiveKeyID returns the kid new tokens are signed with.
 func (r *KeyRing) ActiveKeyID() string {
 	r.mu.RLock()
