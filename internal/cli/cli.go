@@ -44,6 +44,10 @@ func Main(ctx context.Context, args []string, env Env) int {
 	root.SetOut(env.Stdout)
 	root.SetErr(env.Stderr)
 	if err := root.ExecuteContext(ctx); err != nil {
+		var ce *childExit
+		if errors.As(err, &ce) { // qbroker exec: the child's own status
+			return ce.code
+		}
 		if !errors.Is(err, errFailed) { // errFailed: the command printed its own report
 			fmt.Fprintln(env.Stderr, "error:", err)
 		}
@@ -65,7 +69,7 @@ func newRoot(env Env) *cobra.Command {
 		demoCmd(env), benchCmd(env),
 		roleCmd(env), approleCmd(env), keysCmd(env), providerCmd(env), tokenCmd(env),
 		auditCmd(env), policyCmd(env), anomalyCmd(env), revokeCmd(env), agentCmd(env), loginCmd(env), freezeCmd(env), approvalsCmd(env), budgetCmd(env), mcpCmd(env),
-		execCmd(env), credsCmd(env),
+		execCmd(env), credsCmd(env), leaseCmd(env),
 	)
 	return root
 }

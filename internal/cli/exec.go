@@ -36,7 +36,7 @@ func execCmd(env Env) *cobra.Command {
 				return err
 			}
 			if code != 0 {
-				return fmt.Errorf("%s exited with status %d", args[0], code)
+				return &childExit{name: args[0], code: code}
 			}
 			return nil
 		},
@@ -46,3 +46,12 @@ func execCmd(env Env) *cobra.Command {
 	cmd.Flags().StringVar(&socket, "socket", "", "the local agent's socket")
 	return cmd
 }
+
+// childExit makes `qbroker exec` exit with its child's status, as
+// aws-vault does: scripts see the agent's own result.
+type childExit struct {
+	name string
+	code int
+}
+
+func (e *childExit) Error() string { return fmt.Sprintf("%s exited with status %d", e.name, e.code) }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -182,5 +183,23 @@ func TestAgentDoctor(t *testing.T) {
 	}
 	if code, out := doctor(filepath.Join(t.TempDir(), "none.sock"), closedAddr); code != 1 || !strings.Contains(out, "NOT RUNNING") {
 		t.Fatalf("doctor without an agent: %d\n%s", code, out)
+	}
+}
+
+// `qbroker exec` exits with its child's status.
+func TestExecPassesExitStatus(t *testing.T) {
+	d := startAWSDev(t)
+	a := startAgent(t, d, "--consent", "none")
+	cmd := a.qbroker([]string{"QBROKER_AGENT_SOCKET=" + a.sock}, "exec", "--provider", "ionq", "--role", "demo", "--", "sh", "-c", `test -n "$IONQ_API_KEY" && exit 7`)
+	err := cmd.Run()
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() != 7 {
+		t.Fatalf("exec of a child that exits 7: %v", err)
+	}
+	// A refused session starts nothing: exit 1 with the reason.
+	cmd = a.qbroker([]string{"QBROKER_AGENT_SOCKET=" + a.sock}, "exec", "--role", awsRole, "--", "sh", "-c", "echo started")
+	out, err := cmd.CombinedOutput()
+	if !errors.As(err, &ee) || ee.ExitCode() != 1 || strings.Contains(string(out), "started") || !strings.Contains(string(out), "consent denied") {
+		t.Fatalf("a refused exec: %v %s", err, out)
 	}
 }

@@ -64,8 +64,11 @@ type Daemon struct {
 	servers           []*http.Server
 	runCtx            context.Context
 
-	// The broker token, in locked memory. tokMu is held across a login so
-	// that concurrent requests wait for one sign-in.
+	// The broker token, in locked memory. loginMu is held across a
+	// sign-in (which may wait minutes for a person) so that concurrent
+	// requests wait for one sign-in; tokMu only guards the fields, so
+	// status answers meanwhile.
+	loginMu  sync.Mutex
 	tokMu    sync.Mutex
 	tok      *Secret
 	entity   string
@@ -146,7 +149,10 @@ func (d *Daemon) Info() Info {
 func (d *Daemon) Run(ctx context.Context) error {
 	d.runCtx = ctx
 	defer d.closeListeners()
-	if err := d.signIn(ctx); err != nil {
+	d.loginMu.Lock()
+	err := d.signIn(ctx)
+	d.loginMu.Unlock()
+	if err != nil {
 		return fmt.Errorf("local agent: sign-in: %w", err)
 	}
 	d.servers = []*http.Server{
@@ -164,7 +170,6 @@ func (d *Daemon) Run(ctx context.Context) error {
 	}
 	go d.keepToken(ctx)
 	d.log.Info("local agent: serving", "socket", d.cfg.SocketPath, "aws_endpoint", d.awsLn.Addr().String(), "passthrough", d.ptLn.Addr().String())
-	var err error
 	select {
 	case <-ctx.Done():
 	case err = <-errc:
@@ -180,14 +185,9 @@ func (d *Daemon) Run(ctx context.Context) error {
 	return err
 }
 
-// signIn runs the login method and keeps the token in locked memory.
+// signIn runs the login method and keeps the token in locked memory. The
+// caller holds loginMu.
 func (d *Daemon) signIn(ctx context.Context) error {
-	d.tokMu.Lock()
-	defer d.tokMu.Unlock()
-	return d.signInLocked(ctx)
-}
-
-func (d *Daemon) signInLocked(ctx context.Context) error {
 	auth, err := d.cfg.Login(ctx, d.cfg.Broker)
 	if err != nil {
 		return err
@@ -195,6 +195,8 @@ func (d *Daemon) signInLocked(ctx context.Context) error {
 	if auth == nil || auth.ClientToken == "" {
 		return errors.New("the login returned no token")
 	}
+	d.tokMu.Lock()
+	defer d.tokMu.Unlock()
 	d.tok.Destroy()
 	d.tok = NewSecret(auth.ClientToken)
 	d.entity = auth.EntityID
@@ -219,21 +221,33 @@ func (d *Daemon) signOut(ctx context.Context) {
 	d.tok = nil
 }
 
-// token returns the broker token, signing in again if it has expired.
-func (d *Daemon) token() (string, error) {
+// current returns the token if it is still valid.
+func (d *Daemon) current() (string, bool) {
 	d.tokMu.Lock()
 	defer d.tokMu.Unlock()
 	if d.tok == nil || !time.Now().Before(d.expires) {
-		d.tok.Destroy()
-		d.tok = nil
-		// The sign-in belongs to the daemon, not to the request that
-		// found the token missing: a client killed mid-request must not
-		// abort it.
-		if err := d.signInLocked(d.runCtx); err != nil {
-			return "", fmt.Errorf("sign-in: %w", err)
-		}
+		return "", false
 	}
-	return d.tok.Reveal(), nil
+	return d.tok.Reveal(), true
+}
+
+// token returns the broker token, signing in again if it has expired.
+func (d *Daemon) token() (string, error) {
+	if tok, ok := d.current(); ok {
+		return tok, nil
+	}
+	d.loginMu.Lock()
+	defer d.loginMu.Unlock()
+	if tok, ok := d.current(); ok { // another request signed in meanwhile
+		return tok, nil
+	}
+	// The sign-in belongs to the daemon, not to the request that found
+	// the token missing: a client killed mid-request must not abort it.
+	if err := d.signIn(d.runCtx); err != nil {
+		return "", fmt.Errorf("sign-in: %w", err)
+	}
+	tok, _ := d.current()
+	return tok, nil
 }
 
 // invalidate drops tok if it is still the current token.
