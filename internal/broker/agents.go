@@ -145,8 +145,22 @@ func (b *Broker) observe(e *audit.Event) {
 	if b.cfg.Anomaly == nil || e.Type == "anomaly" {
 		return
 	}
-	for _, f := range b.cfg.Anomaly.Observe(*e) {
-		go b.act(f)
+	if b.sharing() {
+		b.queueShare(e)
+	}
+	b.findings(*e)
+}
+
+// findings runs the rules over one event (this replica's or another's)
+// and acts on what they find, if this replica is the one that acts.
+func (b *Broker) findings(e audit.Event) {
+	if e.Type == "anomaly" {
+		return
+	}
+	for _, f := range b.cfg.Anomaly.Observe(e) {
+		if b.actsOnFindings() {
+			go b.act(f)
+		}
 	}
 }
 

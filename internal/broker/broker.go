@@ -182,8 +182,10 @@ type Broker struct {
 	jobs   *jobCache
 	roles  *roleCache
 
-	approvals   signal   // wakes long polls when an approval changes
-	holds       sync.Map // agent id → hold: anomaly holds in force (see holds.go)
+	approvals   signal      // wakes long polls when an approval changes
+	holds       sync.Map    // agent id → hold: anomaly holds in force (see holds.go)
+	leader      atomic.Bool // holds the sweeper lease (acts on anomaly findings; see anomshare.go)
+	share       anomShare
 	upstreams   upstreamCache
 	auditDown   atomic.Bool // the last audit write failed
 	draining    atomic.Bool // shutting down: health says 503 so load balancers move on

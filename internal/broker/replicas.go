@@ -44,6 +44,9 @@ func (b *Broker) Listen(ctx context.Context) error {
 	if !ok {
 		return nil
 	}
+	if b.sharing() {
+		go b.flushShares(ctx)
+	}
 	return bc.Subscribe(ctx, func(msg string) { b.heard(ctx, msg) }, func() { b.resetShared(ctx) })
 }
 
@@ -79,6 +82,8 @@ func (b *Broker) heard(ctx context.Context, msg string) {
 		b.upstreams.mu.Unlock()
 	case "appr":
 		b.approvals.fire()
+	case "anom":
+		b.heardShares(key)
 	case "keys":
 		if err := b.reloadKeys(ctx); err != nil {
 			b.log.Warn("replicas: reload signing keys", "err", err)

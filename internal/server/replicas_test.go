@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/qbroker/qbroker/api"
+	"github.com/qbroker/qbroker/internal/audit"
 	"github.com/qbroker/qbroker/internal/config"
 	"github.com/qbroker/qbroker/internal/gateway"
 	"github.com/qbroker/qbroker/internal/token"
@@ -356,5 +357,59 @@ func TestKeyRotationReachesOtherReplica(t *testing.T) {
 	json.Unmarshal(raw, &h)
 	if h.KID != rot.ActiveKID {
 		t.Fatalf("replica B signed with %q after the rotation, want %q", h.KID, rot.ActiveKID)
+	}
+}
+
+// Issue 11: the anomaly rules see the whole cluster. An agent's burst
+// spread over two replicas — 6 job tokens on each, under the burst rule's
+// minimum of 10 on either alone — is found by the replica that holds the
+// sweeper lease, and by no other (one alert, one action).
+func TestAnomalyRulesSeeEveryReplica(t *testing.T) {
+	t.Setenv("QB_TEST_PG_DSN", postgresDSN(t))
+	key := make([]byte, 32)
+	rand.Read(key)
+	t.Setenv("QB_TEST_SEAL", base64.StdEncoding.EncodeToString(key))
+	a := startReplica(t, "QB_TEST_PG_DSN")
+	root, _, err := a.Initialize(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := startReplica(t, "QB_TEST_PG_DSN")
+	if !a.Leading() || b.Leading() {
+		t.Fatalf("leading: a=%v b=%v, want only the first replica", a.Leading(), b.Leading())
+	}
+	ea := &env{t: t, d: &Dev{Server: a, RootToken: root}, hc: &http.Client{Timeout: 10 * time.Second}}
+	eb := &env{t: t, d: &Dev{Server: b, RootToken: root}, hc: ea.hc}
+	ea.putRole(DemoRole, `{"provider":"ionq","devices":["simulator"],"max_shots":10}`)
+	agent := ea.mustLogin(ea.roleID(DemoRole), ea.newSecretID(DemoRole, "spread-agent", "").SecretID)
+	for range 6 {
+		ea.mustJobToken(agent.ClientToken, "simulator", 10, "")
+		eb.mustJobToken(agent.ClientToken, "simulator", 10, "")
+	}
+	bursts := func(e *env) int {
+		r := e.broker(http.MethodGet, "/v1/sys/audit/events?type=anomaly&limit=1000", root, "")
+		want(t, "audit events", r, http.StatusOK)
+		var out struct {
+			Events []audit.Event `json:"events"`
+		}
+		decodeData(t, r, &out)
+		n := 0
+		for _, ev := range out.Events {
+			if strings.HasPrefix(ev.Reason, "burst") && ev.Agent == "approle:"+DemoRole+":spread-agent" {
+				n++
+			}
+		}
+		return n
+	}
+	deadline := time.Now().Add(3 * time.Second)
+	for bursts(ea) == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("the leader did not find the burst spread over two replicas")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	time.Sleep(200 * time.Millisecond) // anything B would do, it would have done by now
+	if n := bursts(eb); n != 0 {
+		t.Fatalf("the replica that does not lead acted on the finding too (%d events)", n)
 	}
 }

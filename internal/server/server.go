@@ -403,17 +403,22 @@ func (s *Server) startSweeper(interval time.Duration) {
 				release()
 			}
 		}()
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-t.C:
+		// The first attempt is at once, so that a replica that is alone
+		// leads (and acts on anomaly findings) from the start.
+		for first := true; ; first = false {
+			if !first {
+				select {
+				case <-ctx.Done():
+					return
+				case <-t.C:
+				}
 			}
 			if alive == nil || !alive(ctx) {
 				if release != nil {
 					release()
 					release, alive = nil, nil
 					s.leading.Store(false)
+					s.Broker.SetLeader(false)
 					s.log.Warn("sweeper: lost the lease")
 				}
 				a, r, ok, err := s.store.TryLead(ctx, "sweeper")
@@ -425,6 +430,7 @@ func (s *Server) startSweeper(interval time.Duration) {
 				}
 				alive, release = a, r
 				s.leading.Store(true)
+				s.Broker.SetLeader(true)
 				s.log.Info("sweeper: this replica runs the background sweeps")
 			}
 			if err := s.Broker.Sweep(ctx); err != nil && ctx.Err() == nil {
