@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"math"
 	"net/http"
 	"os/exec"
 	"regexp"
@@ -179,7 +180,8 @@ func runBell(t *testing.T, s *sdk.ClientSession, shots int) map[string]int {
 		Counts map[string]int `json:"counts"`
 	}
 	call("get_result", map[string]any{"job_id": sub.JobID}, &r)
-	if r.Counts["00"]+r.Counts["11"] != shots || r.Counts["00"] < shots*35/100 || r.Counts["11"] < shots*35/100 {
+	dev := int(math.Ceil(5 * math.Sqrt(float64(shots)) / 2)) // five standard deviations
+	if r.Counts["00"]+r.Counts["11"] != shots || r.Counts["00"] < shots/2-dev || r.Counts["11"] < shots/2-dev {
 		t.Fatalf("counts %v over %d shots: want ~50/50 00 and 11 only", r.Counts, shots)
 	}
 	return r.Counts

@@ -164,7 +164,7 @@ type Caller struct {
 	// rule held (the X-Qbroker-Approval header).
 	ApprovalID string
 	// Client is the self-declared client software (X-Qbroker-Client, see
-	// CleanClientName), recorded in every audit event of the request.
+	// core.CleanClientName), recorded in every audit event of the request.
 	Client string
 }
 

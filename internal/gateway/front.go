@@ -141,7 +141,7 @@ func (g *Gateway) upstreamFor(ctx context.Context, prov, role string) (provider.
 func (g *Gateway) frontSubmit(f *front, w http.ResponseWriter, r *http.Request, rest string) {
 	ctx := r.Context()
 	name := f.Adapter.Name()
-	ev := &audit.Event{Type: "submit", Provider: name, Path: r.URL.Path, RemoteAddr: r.RemoteAddr}
+	ev := &audit.Event{Type: "submit", Provider: name, Path: r.URL.Path, RemoteAddr: r.RemoteAddr, Client: clientName(r)}
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, g.maxBody))
 	if err != nil {
 		g.frontRefuse(ctx, f, w, ev, http.StatusRequestEntityTooLarge, "request body exceeds "+strconv.FormatInt(g.maxBody, 10)+" bytes or could not be read")
@@ -314,7 +314,7 @@ func (g *Gateway) frontJob(f *front, w http.ResponseWriter, r *http.Request, res
 	}
 	if route.Kind == provider.Cancel {
 		ev := &audit.Event{Type: "cancel", Agent: agent, Role: rec.Role, Provider: name, Device: rec.Device, JobID: rec.ID, JTI: rec.JTI,
-			Decision: audit.DecisionAllow, Path: r.URL.Path, RemoteAddr: r.RemoteAddr}
+			Decision: audit.DecisionAllow, Path: r.URL.Path, RemoteAddr: r.RemoteAddr, Client: clientName(r)}
 		if err := g.broker.Audit(ctx, ev); err != nil {
 			f.Adapter.WriteError(w, http.StatusServiceUnavailable, "audit unavailable; request refused")
 			return

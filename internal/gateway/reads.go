@@ -75,7 +75,7 @@ func (g *Gateway) jobRead(w http.ResponseWriter, r *http.Request, kind readKind,
 		ev := &audit.Event{
 			Type: "cancel", Agent: agent, Role: rec.Role, Provider: providerIonQ,
 			Device: rec.Device, JobID: id, JTI: rec.JTI, Decision: audit.DecisionAllow,
-			Path: r.URL.Path, RemoteAddr: r.RemoteAddr,
+			Path: r.URL.Path, RemoteAddr: r.RemoteAddr, Client: clientName(r),
 		}
 		if err := g.broker.Audit(ctx, ev); err != nil {
 			g.log.WarnContext(ctx, "audit failed; not forwarding cancel", "err", err)

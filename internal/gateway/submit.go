@@ -13,6 +13,7 @@ import (
 	"github.com/qbroker/qbroker/api"
 	"github.com/qbroker/qbroker/internal/audit"
 	"github.com/qbroker/qbroker/internal/circuit"
+	"github.com/qbroker/qbroker/internal/core"
 	"github.com/qbroker/qbroker/internal/provider/ionq"
 	"github.com/qbroker/qbroker/internal/token"
 )
@@ -84,7 +85,15 @@ func submitEvent(r *http.Request) *audit.Event {
 		Provider:   providerIonQ,
 		Path:       r.URL.Path,
 		RemoteAddr: r.RemoteAddr,
+		Client:     clientName(r),
 	}
+}
+
+// clientName is the self-declared client software of a request
+// (X-Qbroker-Client, e.g. `qbroker mcp` for an MCP client), for the audit
+// trail.
+func clientName(r *http.Request) string {
+	return core.CleanClientName(r.Header.Get(api.ClientHeader))
 }
 
 // refuse audits a refusal and answers it. If the audit cannot be recorded

@@ -79,7 +79,7 @@ func (s *Server) writes(path string, h handler) {
 
 func (s *Server) wrap(h handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		c := broker.Caller{RequestID: newRequestID(), RemoteAddr: r.RemoteAddr, Path: r.URL.Path, ApprovalID: r.Header.Get(api.ApprovalHeader), Client: broker.CleanClientName(r.Header.Get(api.ClientHeader))}
+		c := broker.Caller{RequestID: newRequestID(), RemoteAddr: r.RemoteAddr, Path: r.URL.Path, ApprovalID: r.Header.Get(api.ApprovalHeader), Client: core.CleanClientName(r.Header.Get(api.ClientHeader))}
 		if s.limits != nil && r.Pattern != healthPattern {
 			if err := s.limits.AdmitSource(r.Context(), c); err != nil {
 				s.fail(w, r, c, err)

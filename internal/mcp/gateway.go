@@ -10,6 +10,8 @@ import (
 	"net/url"
 	"regexp"
 	"strings"
+
+	"github.com/qbroker/qbroker/api"
 )
 
 // ionqJob is the part of IonQ's v0.4 job object the tools read.
@@ -58,7 +60,7 @@ func (s *Server) ionqBase() (string, error) {
 
 // submitIonQ sends IonQ's own job request to the gateway with the job
 // token as the API key. The token is used for this one request only.
-func (s *Server) submitIonQ(ctx context.Context, jobToken, backend string, shots int, input json.RawMessage) (ionqJob, error) {
+func (s *Server) submitIonQ(ctx context.Context, c *caller, jobToken, backend string, shots int, input json.RawMessage) (ionqJob, error) {
 	base, err := s.ionqBase()
 	if err != nil {
 		return ionqJob{}, err
@@ -68,7 +70,7 @@ func (s *Server) submitIonQ(ctx context.Context, jobToken, backend string, shots
 		return ionqJob{}, fmt.Errorf("encode job: %w", err)
 	}
 	var j ionqJob
-	if err := s.ionqCall(ctx, http.MethodPost, base+"/jobs", jobToken, body, http.StatusCreated, &j); err != nil {
+	if err := s.ionqCall(ctx, c.client, http.MethodPost, base+"/jobs", jobToken, body, http.StatusCreated, &j); err != nil {
 		return ionqJob{}, err
 	}
 	if !jobID.MatchString(j.ID) {
@@ -88,7 +90,7 @@ func (s *Server) ionqJob(ctx context.Context, c *caller, id string) (ionqJob, er
 		return ionqJob{}, err
 	}
 	var j ionqJob
-	if err := s.ionqCall(ctx, http.MethodGet, base+"/jobs/"+url.PathEscape(id), c.token, nil, http.StatusOK, &j); err != nil {
+	if err := s.ionqCall(ctx, c.client, http.MethodGet, base+"/jobs/"+url.PathEscape(id), c.token, nil, http.StatusOK, &j); err != nil {
 		return ionqJob{}, err
 	}
 	if j.Stats != nil {
@@ -107,7 +109,7 @@ func (s *Server) ionqProbabilities(ctx context.Context, c *caller, j ionqJob) (m
 	// under this job is followed, never a host from the answer.
 	u := base + "/jobs/" + url.PathEscape(j.ID) + "/results/probabilities"
 	var probs map[string]float64
-	if err := s.ionqCall(ctx, http.MethodGet, u, c.token, nil, http.StatusOK, &probs); err != nil {
+	if err := s.ionqCall(ctx, c.client, http.MethodGet, u, c.token, nil, http.StatusOK, &probs); err != nil {
 		return nil, err
 	}
 	return probs, nil
@@ -124,12 +126,12 @@ func (s *Server) ionqCancel(ctx context.Context, c *caller, id string) error {
 		return err
 	}
 	var out map[string]any
-	return s.ionqCall(ctx, http.MethodPut, base+"/jobs/"+url.PathEscape(id)+"/status/cancel", c.token, nil, http.StatusOK, &out)
+	return s.ionqCall(ctx, c.client, http.MethodPut, base+"/jobs/"+url.PathEscape(id)+"/status/cancel", c.token, nil, http.StatusOK, &out)
 }
 
 // ionqCall makes one IonQ-shaped call (Authorization: apiKey <credential>)
 // and turns a refusal into words a model can act on.
-func (s *Server) ionqCall(ctx context.Context, method, u, credential string, body []byte, want int, out any) error {
+func (s *Server) ionqCall(ctx context.Context, clientName, method, u, credential string, body []byte, want int, out any) error {
 	var rd io.Reader
 	if body != nil {
 		rd = bytes.NewReader(body)
@@ -139,6 +141,7 @@ func (s *Server) ionqCall(ctx context.Context, method, u, credential string, bod
 		return fmt.Errorf("gateway request: %w", err)
 	}
 	req.Header.Set("Authorization", "apiKey "+credential)
+	req.Header.Set(api.ClientHeader, clientName)
 	if body != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}

@@ -10,6 +10,7 @@ import (
 	"context"
 	"encoding/json"
 	"log/slog"
+	"math"
 	"net/http"
 	"regexp"
 	"strings"
@@ -240,7 +241,10 @@ func checkBell(t *testing.T, r result, shots int) {
 	if r.Counts["00"]+r.Counts["11"] != shots || r.Counts["01"] != 0 || r.Counts["10"] != 0 {
 		t.Fatalf("counts %v: want only 00 and 11 summing to %d", r.Counts, shots)
 	}
-	lo, hi := shots*35/100, shots*65/100
+	// Five standard deviations of a fair binomial: a false failure is
+	// about one in a million; a biased or broken circuit still fails.
+	dev := int(math.Ceil(5 * math.Sqrt(float64(shots)) / 2))
+	lo, hi := shots/2-dev, shots/2+dev
 	for _, k := range []string{"00", "11"} {
 		if c := r.Counts[k]; c < lo || c > hi {
 			t.Fatalf("counts %v: %s = %d, want within [%d, %d] of %d shots", r.Counts, k, c, lo, hi, shots)

@@ -195,6 +195,18 @@ func TestBellPairThroughMCP(t *testing.T) {
 	if !issued {
 		t.Error("no issue event for the job token")
 	}
+	var submitted bool
+	for _, ev := range st.events(t, "submit") {
+		if ev["job_id"] == sub.JobID {
+			submitted = true
+			if ev["client"] != "qbroker-go-test 0.1" {
+				t.Errorf("the gateway's submit event lacks the MCP client name: %v", ev)
+			}
+		}
+	}
+	if !submitted {
+		t.Error("no submit event from the gateway for the job")
+	}
 
 	tr := s.transcript.String()
 	if !strings.Contains(tr, "tools/call") || !strings.Contains(tr, sub.JobID) || !strings.Contains(tr, `"00"`) {

@@ -35,6 +35,15 @@ func TestCancelJob(t *testing.T) {
 	if !strings.Contains(msg, "canceled, not completed") {
 		t.Errorf("result of a canceled job: %q", msg)
 	}
+	var audited bool
+	for _, ev := range st.events(t, "cancel") {
+		if ev["job_id"] == sub.JobID && ev["client"] == "qbroker-go-test 0.1" {
+			audited = true
+		}
+	}
+	if !audited {
+		t.Errorf("no cancel event naming the MCP client: %v", st.events(t, "cancel"))
+	}
 }
 
 // A denied approval is reported with the denier's reason and cannot be

@@ -357,7 +357,7 @@ func (t *tools) submitCircuit(ctx context.Context, req *sdk.CallToolRequest, in 
 		return nil, Submission{}, refuseBroker(err)
 	}
 	t.s.learnGateway(jt.GatewayAddr)
-	sub, err := t.s.submitIonQ(ctx, jt.Token, d.Name, in.Shots, prog.input)
+	sub, err := t.s.submitIonQ(ctx, c, jt.Token, d.Name, in.Shots, prog.input)
 	if err != nil {
 		return nil, Submission{}, err
 	}
