@@ -90,6 +90,10 @@ type RevokeAgentData struct {
 	Revoked   int           `json:"revoked_tokens"`
 	Suspended bool          `json:"suspended"`
 	Jobs      []CanceledJob `json:"canceled_jobs,omitempty"`
+	// AWSSessions are the agent's STS sessions cut off, one entry per IAM
+	// role the broker assumes (when AWS credentials are configured). An
+	// entry with an error means that role's sessions still work.
+	AWSSessions []AWSCutoff `json:"aws_sessions,omitempty"`
 }
 
 // CanceledJob is one job a revocation asked the provider to cancel.

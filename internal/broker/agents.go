@@ -31,13 +31,19 @@ const maxCancelJobs = 1000
 // Suspend, the agent also cannot log in again until ResumeAgent; with
 // CancelJobs, the agent's jobs are cancelled at the provider (each one
 // audited), since revoking credentials alone leaves queued jobs running.
-// Root only.
+// When AWS credentials are configured, the agent's STS sessions are cut
+// off on every IAM role the broker assumes (AWSSessions; a failure there
+// is in the answer and the audit trail). Root only.
 func (b *Broker) RevokeAgent(ctx context.Context, c Caller, caller core.Token, agentID string, req api.RevokeAgentRequest) (api.RevokeAgentData, error) {
 	if err := requireRoot(caller); err != nil {
 		return api.RevokeAgentData{}, b.refuse(ctx, c, &audit.Event{Type: "revoke", Action: "RevokeAgent", Agent: agentID, Accessor: caller.Accessor}, err)
 	}
 	n, err := b.revokeAgent(ctx, c, agentID, req.Suspend, caller.AgentID, req.Reason)
 	out := api.RevokeAgentData{Agent: agentID, Revoked: n, Suspended: req.Suspend}
+	if err == nil {
+		// Its AWS STS sessions too: they live on at AWS otherwise.
+		out.AWSSessions = b.cutAgentAWSSessions(ctx, c, agentID, caller.AgentID)
+	}
 	if err != nil || !req.CancelJobs {
 		return out, err
 	}
@@ -191,6 +197,8 @@ func (b *Broker) act(f anomaly.Finding) {
 	if f.Has(anomaly.ActionSuspend) && f.Agent != "" {
 		if _, err := b.revokeAgent(ctx, c, f.Agent, true, "anomaly rule "+f.Rule, f.Detail); err != nil {
 			b.log.Error("anomaly: suspend failed", "agent", f.Agent, "err", err)
+		} else {
+			b.cutAgentAWSSessions(ctx, c, f.Agent, "anomaly rule "+f.Rule)
 		}
 	}
 }

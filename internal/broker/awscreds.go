@@ -16,10 +16,17 @@ import (
 	"github.com/qbroker/qbroker/internal/provider/awsbraket"
 )
 
-// AWSCredentials configures GET /v1/aws/creds/<role>.
+// AWSCredentials configures GET /v1/aws/creds/<role> and the revocation
+// of its leases.
 type AWSCredentials struct {
 	Minter *awsbraket.Minter
-	Roles  []awsbraket.Role
+	// Revoker cuts off sessions already issued (IAM PutRolePolicy); nil:
+	// leases cannot be revoked.
+	Revoker *awsbraket.Revoker
+	Roles   []awsbraket.Role
+
+	keyMu    sync.Mutex
+	leaseKey []byte // tags lease ids; see leases.go
 }
 
 // AWSLease is a minted AWS session with its lease.
@@ -79,14 +86,16 @@ func (b *Broker) IssueAWSCredentials(ctx context.Context, c Caller, caller core.
 	if err != nil {
 		return AWSLease{}, b.refuse(ctx, c, ev, core.Wrap(core.KindUnavailable, err, "the stored AWS root credential is malformed"))
 	}
-	creds, err := cfg.Minter.Mint(ctx, root, r, awsbraket.Identity{Agent: caller.AgentID, Owner: owner, Team: team})
+	// The lease id names the session (and is tagged with the agent), so
+	// that the lease can be revoked alone, by root or by its agent.
+	id, err := b.newLeaseID(ctx, name, caller.AgentID)
+	if err != nil {
+		return AWSLease{}, err
+	}
+	creds, err := cfg.Minter.Mint(ctx, root, r, awsbraket.Identity{Agent: caller.AgentID, Owner: owner, Team: team, Session: awsbraket.LeaseSessionName(id)})
 	if err != nil {
 		b.log.Warn("aws: AssumeRole failed", "role", name, "err", err)
 		return AWSLease{}, b.refuse(ctx, c, ev, core.Wrap(core.KindUnavailable, err, "AWS STS refused or failed to mint credentials for role "+name))
-	}
-	id, err := newJTI("")
-	if err != nil {
-		return AWSLease{}, err
 	}
 	lease := AWSLease{
 		LeaseID:       "aws/creds/" + name + "/" + id,
@@ -168,6 +177,24 @@ func (b *Broker) Upstream(ctx context.Context, prov, role string) (provider.Cred
 	}
 	c.entries[key], b.scopes[key] = cur, scope
 	return cur, scope, nil
+}
+
+// dropUpstreams forgets the gateway's cached sessions of IAM role arn
+// (after they were cut off), so that the next request mints anew.
+func (b *Broker) dropUpstreams(arn string) {
+	if b.cfg.AWS == nil {
+		return
+	}
+	c := &b.upstreams
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, r := range b.cfg.AWS.Roles {
+		if r.RoleARN == arn {
+			for _, br := range r.BrokerRoles {
+				delete(c.entries, "aws/"+br)
+			}
+		}
+	}
 }
 
 // awsRoleMinter mints the gateway's STS sessions: the AWS role bound to

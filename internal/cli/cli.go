@@ -69,7 +69,7 @@ func newRoot(env Env) *cobra.Command {
 		demoCmd(env), benchCmd(env),
 		roleCmd(env), approleCmd(env), keysCmd(env), providerCmd(env), tokenCmd(env),
 		auditCmd(env), policyCmd(env), anomalyCmd(env), revokeCmd(env), agentCmd(env), loginCmd(env), freezeCmd(env), approvalsCmd(env), budgetCmd(env), mcpCmd(env),
-		execCmd(env), credsCmd(env),
+		execCmd(env), credsCmd(env), leaseCmd(env),
 	)
 	return root
 }

@@ -243,8 +243,12 @@ type AWS struct {
 	BraketEndpoint string `yaml:"braket_endpoint"`
 	// S3Endpoint is where task results are read, path style (default
 	// https://s3.<region>.amazonaws.com).
-	S3Endpoint string    `yaml:"s3_endpoint"`
-	Roles      []AWSRole `yaml:"roles"`
+	S3Endpoint string `yaml:"s3_endpoint"`
+	// IAMEndpoint is where the broker writes the inline role policy that
+	// cuts off revoked leases' sessions (default: IAM's global endpoint,
+	// https://iam.amazonaws.com).
+	IAMEndpoint string    `yaml:"iam_endpoint"`
+	Roles       []AWSRole `yaml:"roles"`
 }
 
 // AWSRole is one credential role.
@@ -501,7 +505,7 @@ func (c *Config) Validate() error {
 }
 
 func (a *AWS) validate(bad func(string, ...any)) {
-	for name, v := range map[string]string{"sts_endpoint": a.STSEndpoint, "braket_endpoint": a.BraketEndpoint, "s3_endpoint": a.S3Endpoint} {
+	for name, v := range map[string]string{"sts_endpoint": a.STSEndpoint, "braket_endpoint": a.BraketEndpoint, "s3_endpoint": a.S3Endpoint, "iam_endpoint": a.IAMEndpoint} {
 		if v == "" {
 			continue
 		}

@@ -66,6 +66,8 @@ func (s *Server) routes() {
 	// dynamic provider credentials
 	m.Handle("GET /v1/aws/creds/{role}", s.wrap(s.awsCreds))
 	s.writes("/v1/aws/creds/{role}", s.awsCreds)
+	s.writes("/v1/sys/leases/revoke", s.revokeLease)
+	s.writes("/v1/sys/leases/revoke-prefix/{prefix...}", s.revokeLeasePrefix)
 
 	// quantum
 	s.writes("/v1/quantum/jobtoken/{role}", s.jobToken)

@@ -22,7 +22,7 @@ func awsCredentials(c config.AWS) *broker.AWSCredentials {
 	if len(c.Roles) == 0 {
 		return nil
 	}
-	out := &broker.AWSCredentials{Minter: awsbraket.NewMinter(c.Region, c.STSEndpoint, nil)}
+	out := &broker.AWSCredentials{Minter: awsbraket.NewMinter(c.Region, c.STSEndpoint, nil), Revoker: awsbraket.NewRevoker(c.IAMEndpoint, nil)}
 	for _, r := range c.Roles {
 		out.Roles = append(out.Roles, awsbraket.Role{Name: r.Name, RoleARN: r.RoleARN, DeviceARNs: r.DeviceARNs,
 			S3Bucket: r.S3Bucket, S3Prefix: r.S3Prefix, Duration: r.Duration, BrokerRoles: r.BrokerRoles})

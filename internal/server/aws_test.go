@@ -52,12 +52,19 @@ type awsSim struct {
 
 func (s *awsSim) now() time.Time { return time.Now().Add(time.Duration(s.offset.Load())) }
 
-func startAWSSim(t *testing.T) *awsSim {
+func startAWSSim(t *testing.T) *awsSim { return startAWSSimWith(t, nil) }
+
+// startAWSSimWith runs the emulator with mutate applied to its config.
+func startAWSSimWith(t *testing.T, mutate func(*braketsim.Config)) *awsSim {
 	t.Helper()
 	var b [24]byte
 	rand.Read(b[:])
 	s := &awsSim{secret: hex.EncodeToString(b[:])}
-	e, err := braketsim.New(braketsim.Config{RootAccessKeyID: awsRootID, RootSecretAccessKey: s.secret, Now: s.now, StepDelay: 5 * time.Millisecond})
+	cfg := braketsim.Config{RootAccessKeyID: awsRootID, RootSecretAccessKey: s.secret, Now: s.now, StepDelay: 5 * time.Millisecond}
+	if mutate != nil {
+		mutate(&cfg)
+	}
+	e, err := braketsim.New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

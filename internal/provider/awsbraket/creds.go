@@ -8,6 +8,7 @@
 package awsbraket
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -42,6 +43,9 @@ type Role struct {
 // and the session tags.
 type Identity struct {
 	Agent, Owner, Team string
+	// Session is the RoleSessionName ("" = "qb-" and the agent); a lease's
+	// is LeaseSessionName of its id, so that it can be cut off alone.
+	Session string
 }
 
 // Credentials are a minted STS session. SecretAccessKey and SessionToken
@@ -90,10 +94,10 @@ func (m *Minter) Mint(ctx context.Context, root aws.Credentials, r Role, who Ide
 	client := sts.New(opts)
 	in := &sts.AssumeRoleInput{
 		RoleArn:         aws.String(r.RoleARN),
-		RoleSessionName: aws.String(sessionName(who.Agent)),
+		RoleSessionName: aws.String(cmp.Or(who.Session, sessionName(who.Agent))),
 		DurationSeconds: aws.Int32(int32(max(r.Duration, MinDuration) / time.Second)),
 		Policy:          aws.String(string(policy)),
-		SourceIdentity:  aws.String(clean(who.Agent, 64)),
+		SourceIdentity:  aws.String(SourceIdentity(who.Agent)),
 	}
 	for _, t := range []struct{ k, v string }{{"qbroker-agent", who.Agent}, {"qbroker-owner", who.Owner}, {"qbroker-team", who.Team}} {
 		if t.v != "" {

@@ -371,6 +371,9 @@ const (
 // SigV4, then dispatches it by the credential scope's service.
 func (e *Emulator) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	c := &call{e: e, w: w, r: r, svc: guessService(r), reqID: newUUID()}
+	// AWS's Date is AWS's clock (clients read it to correct skew; the
+	// broker dates its session cutoffs by it).
+	w.Header().Set("Date", e.now().UTC().Format(http.TimeFormat))
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxBodyBytes))
 	if err != nil {
 		var tooBig *http.MaxBytesError
