@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/google/jsonschema-go/jsonschema"
 	sdk "github.com/modelcontextprotocol/go-sdk/mcp"
 
 	"github.com/qbroker/qbroker/api"
@@ -30,10 +31,10 @@ func (t *tools) register(srv *sdk.Server) {
 	sdk.AddTool(srv, &sdk.Tool{Name: "list_devices", Title: "List quantum devices", Annotations: ro,
 		Description: "List the quantum devices qbroker knows: id (provider/name, what submit_circuit takes), kind (\"simulator\" or \"qpu\" = real hardware, which usually needs a person's approval), qubits, max shots, and list price (per task, per shot, per minute; all zero means free). Your role's policy decides which of them you may use."},
 		t.listDevices)
-	sdk.AddTool(srv, &sdk.Tool{Name: "estimate_cost", Title: "Estimate a job's cost", Annotations: ro,
+	sdk.AddTool(srv, &sdk.Tool{Name: "estimate_cost", Title: "Estimate a job's cost", Annotations: ro, InputSchema: inputSchema[EstimateArgs](shotsAtLeastOne),
 		Description: "Estimate the list-price cost in USD of running a circuit with this many shots on a device, as qbroker reserves it against your budget. Costs nothing and submits nothing."},
 		t.estimateCost)
-	sdk.AddTool(srv, &sdk.Tool{Name: "submit_circuit", Title: "Submit a quantum circuit",
+	sdk.AddTool(srv, &sdk.Tool{Name: "submit_circuit", Title: "Submit a quantum circuit", InputSchema: submitSchema(),
 		Annotations: &sdk.ToolAnnotations{DestructiveHint: ptr(false), OpenWorldHint: ptr(true)},
 		Description: "Run a quantum circuit on a device. The circuit is OpenQASM 3 source (format \"qasm3\", e.g. OPENQASM 3; include \"stdgates.inc\"; qubit[2] q; h q[0]; cx q[0], q[1];) or an IonQ circuit JSON object as a string (format \"ionq\", e.g. {\"qubits\":2,\"circuit\":[{\"gate\":\"h\",\"target\":0},{\"gate\":\"cnot\",\"control\":0,\"target\":1}]}). " +
 			"Returns status \"submitted\" with a job_id (then poll job_status and call get_result), or status \"approval_pending\" with an approval_id and a console URL where a person reviews it: call wait_for_approval, then call submit_circuit again with exactly the same circuit, format, device and shots plus approval_id. " +
@@ -49,13 +50,40 @@ func (t *tools) register(srv *sdk.Server) {
 		Annotations: &sdk.ToolAnnotations{DestructiveHint: ptr(true), IdempotentHint: true, OpenWorldHint: ptr(true)},
 		Description: "Cancel one of your jobs that has not finished yet."},
 		t.cancelJob)
-	sdk.AddTool(srv, &sdk.Tool{Name: "wait_for_approval", Title: "Wait for a person's approval", Annotations: ro,
+	sdk.AddTool(srv, &sdk.Tool{Name: "wait_for_approval", Title: "Wait for a person's approval", Annotations: ro, InputSchema: waitSchema(),
 		Description: "Wait until a person approves or denies a request that submit_circuit reported as approval_pending, for up to timeout_seconds (default 45, at most 55; call it again while still pending). Once approved, call submit_circuit again with the same arguments plus approval_id. A denied or expired request cannot be used."},
 		t.waitForApproval)
 	t.registerResources(srv)
 }
 
 func ptr[T any](v T) *T { return &v }
+
+// inputSchema is the schema inferred from In, refined by patch: enums and
+// bounds a model should see before it calls.
+func inputSchema[In any](patch func(*jsonschema.Schema)) *jsonschema.Schema {
+	sch, err := jsonschema.For[In](nil)
+	if err != nil {
+		panic(fmt.Sprintf("schema of %T: %v", *new(In), err)) // a programming error, found by any test
+	}
+	patch(sch)
+	return sch
+}
+
+func shotsAtLeastOne(s *jsonschema.Schema) { s.Properties["shots"].Minimum = ptr(1.0) }
+
+func submitSchema() *jsonschema.Schema {
+	return inputSchema[SubmitArgs](func(s *jsonschema.Schema) {
+		shotsAtLeastOne(s)
+		s.Properties["format"].Enum = []any{"qasm3", "ionq"}
+	})
+}
+
+func waitSchema() *jsonschema.Schema {
+	return inputSchema[WaitArgs](func(s *jsonschema.Schema) {
+		s.Properties["timeout_seconds"].Minimum = ptr(1.0)
+		s.Properties["timeout_seconds"].Maximum = ptr(55.0)
+	})
+}
 
 // call resolves the caller and records the tool call before it acts.
 func (t *tools) call(ctx context.Context, req *sdk.CallToolRequest, rec api.ToolCallRequest) (*caller, error) {
