@@ -14,14 +14,16 @@ import (
 // container-credentials pair, or a passthrough base URL and per-process
 // key), nothing is written to disk, and the session ends with the child.
 func execCmd(env Env) *cobra.Command {
-	var role, provider, socket string
+	var role, provider, device, socket string
 	cmd := &cobra.Command{
-		Use:   "exec --role R [--provider aws|ionq] -- COMMAND [ARGS…]",
+		Use:   "exec --role R [--provider aws|braket|ionq] [--device D] -- COMMAND [ARGS…]",
 		Short: "Run a command with short-lived credentials from the local agent, revoked when it exits",
 		Long: "aws: AWS_CONTAINER_CREDENTIALS_FULL_URI and AWS_CONTAINER_AUTHORIZATION_TOKEN (the SDKs' default chain\n" +
 			"reads them; --role is the AWS role of /v1/aws/creds/<role>). ionq: IONQ_BASE_URL (the local passthrough)\n" +
-			"and IONQ_API_KEY (a key for this process only; --role is the broker role). Inherited credential\n" +
-			"variables (AWS_ACCESS_KEY_ID, AWS_PROFILE, IONQ_API_KEY, QBROKER_TOKEN…) are removed.",
+			"and IONQ_API_KEY (a key for this process only; --role is the broker role). braket: AWS_ENDPOINT_URL_BRAKET\n" +
+			"(the local passthrough) and a per-process AWS_ACCESS_KEY_ID; --device names the one device its jobs\n" +
+			"may use. Inherited credential variables (AWS_ACCESS_KEY_ID, AWS_PROFILE, IONQ_API_KEY, QBROKER_TOKEN…)\n" +
+			"are removed. The command's exit status is qbroker's.",
 		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if role == "" {
@@ -31,7 +33,7 @@ func execCmd(env Env) *cobra.Command {
 				socket = localagent.DefaultSocketPath(env.Getenv)
 			}
 			code, err := localagent.Exec(cmd.Context(), localagent.NewSocketClient(socket),
-				localagent.SessionRequest{Role: role, Provider: provider}, args, os.Environ(), os.Stdin, env.Stdout, env.Stderr)
+				localagent.SessionRequest{Role: role, Provider: provider, Device: device}, args, os.Environ(), os.Stdin, env.Stdout, env.Stderr)
 			if err != nil {
 				return err
 			}
@@ -42,7 +44,8 @@ func execCmd(env Env) *cobra.Command {
 		},
 	}
 	cmd.Flags().StringVar(&role, "role", "", "the AWS role (aws) or broker role (ionq)")
-	cmd.Flags().StringVar(&provider, "provider", "aws", "aws or ionq")
+	cmd.Flags().StringVar(&provider, "provider", "aws", "aws (dynamic credentials), braket (the passthrough) or ionq")
+	cmd.Flags().StringVar(&device, "device", "", "the only device the child's jobs may use (required for braket, e.g. sv1)")
 	cmd.Flags().StringVar(&socket, "socket", "", "the local agent's socket")
 	return cmd
 }

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -19,6 +20,8 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/qbroker/qbroker/api"
+	"github.com/qbroker/qbroker/client"
 	"github.com/qbroker/qbroker/internal/localagent"
 )
 
@@ -201,5 +204,40 @@ func TestExecPassesExitStatus(t *testing.T) {
 	out, err := cmd.CombinedOutput()
 	if !errors.As(err, &ee) || ee.ExitCode() != 1 || strings.Contains(string(out), "started") || !strings.Contains(string(out), "consent denied") {
 		t.Fatalf("a refused exec: %v %s", err, out)
+	}
+}
+
+// `qbroker exec --provider braket --device sv1`: the unmodified SDK chain
+// in the child picks up the session's environment credentials and its
+// Braket endpoint (the local passthrough); the task runs through the
+// gateway on the emulator, and the child never holds an AWS credential.
+func TestExecBraketPassthroughWithSDK(t *testing.T) {
+	d := startAWSDev(t)
+	ctx := context.Background()
+	root := client.New(d.BrokerURL, nil).WithToken(d.RootToken)
+	if _, err := root.PutRole(ctx, "lab", api.Role{Provider: "aws", Devices: []string{"sv1"}, MaxShots: 1000, Owner: "lab", Team: "lab"}); err != nil {
+		t.Fatal(err)
+	}
+	rid, err := root.RoleID(ctx, "lab")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sid, err := root.NewSecretID(ctx, "lab", api.SecretIDRequest{Agent: "lab-agent"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := startAgentWith(t, d, func(c *exec.Cmd) {
+		c.Env = append(c.Env, "QBROKER_ROLE_ID="+rid, "QBROKER_SECRET_ID="+sid.SecretID)
+	}, "--consent", "none", "--consent-first-device=false")
+	cmd := a.qbroker([]string{"QBROKER_AGENT_SOCKET=" + a.sock, "AWS_REGION=us-east-1", "AWS_ENDPOINT_URL_BRAKET=" + d.simURL},
+		"exec", "--provider", "braket", "--device", "sv1", "--role", "lab", "--", "env", testAs+"=awschild", a.self)
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("qbroker exec --provider braket: %v\n%s", err, a.stderr)
+	}
+	r := decodeReport(t, out)
+	if r.Source != "EnvConfigCredentials" || r.Status != http.StatusCreated || !strings.Contains(r.Body, "quantumTaskArn") ||
+		!strings.HasPrefix(r.AccessKey, "qbl_") || r.SessionToken != "" || !strings.Contains(r.Env["AWS_ENDPOINT_URL_BRAKET"], "/braket") {
+		t.Fatalf("the SDK through the Braket passthrough: %+v", r)
 	}
 }

@@ -175,14 +175,22 @@ func startAWSDev(t *testing.T) *awsDev {
 		}
 	}
 	path := filepath.Join(t.TempDir(), "policies.cedar")
-	if err := os.WriteFile(path, []byte(demo+"\n@id(\"demo-aws-creds\")\npermit (principal in Role::\"demo\", action == Action::\"IssueCredentials\", resource == Provider::\"aws\");\n"), 0o600); err != nil {
+	if err := os.WriteFile(path, []byte(demo+`
+@id("demo-aws-creds")
+permit (principal in Role::"demo", action == Action::"IssueCredentials", resource == Provider::"aws");
+@id("lab-sv1") permit (principal in Role::"lab", action == Action::"SubmitJob", resource == Device::"aws/sv1");
+@id("lab-own-jobs") permit (principal in Role::"lab", action in [Action::"ReadJob", Action::"ReadResult", Action::"CancelJob"], resource is Job)
+when { resource.owner == principal };
+`), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	a.Dev, err = server.StartDev(context.Background(), server.DevOptions{Addr: "127.0.0.1:0", GatewayAddr: "127.0.0.1:0", SimAddr: "127.0.0.1:0",
 		DataDir: t.TempDir(), PolicyFiles: []string{path}, AWS: config.AWS{
-			Region: "us-east-1", STSEndpoint: sim.URL,
+			Region: "us-east-1", STSEndpoint: sim.URL, BraketEndpoint: sim.URL, S3Endpoint: sim.URL,
 			Roles: []config.AWSRole{{Name: awsRole, RoleARN: "arn:aws:iam::123456789012:role/qbroker-braket", DeviceARNs: []string{braketsim.SV1ARN},
-				S3Bucket: "amazon-braket-qbroker-results", S3Prefix: "tenants/demo", BrokerRoles: []string{server.DemoRole}}},
+				S3Bucket: "amazon-braket-qbroker-results", S3Prefix: "tenants/demo", BrokerRoles: []string{server.DemoRole}},
+				{Name: "braket-lab", RoleARN: "arn:aws:iam::123456789012:role/qbroker-braket", DeviceARNs: []string{braketsim.SV1ARN},
+					S3Bucket: "amazon-braket-qbroker-results", S3Prefix: "tenants/lab", BrokerRoles: []string{"lab"}}},
 		}})
 	if err != nil {
 		t.Fatal(err)

@@ -52,13 +52,18 @@ func startAWSDev(t *testing.T) (*server.Dev, string) {
 	if err := os.WriteFile(path, []byte(demo+`
 @id("demo-aws-creds")
 permit (principal in Role::"demo", action == Action::"IssueCredentials", resource == Provider::"aws");
+@id("lab-sv1") permit (principal in Role::"lab", action == Action::"SubmitJob", resource == Device::"aws/sv1");
+@id("lab-own-jobs") permit (principal in Role::"lab", action in [Action::"ReadJob", Action::"ReadResult", Action::"CancelJob"], resource is Job)
+when { resource.owner == principal };
 `), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	dev := startDev(t, server.DevOptions{PolicyFiles: []string{path}, AWS: config.AWS{
-		Region: "us-east-1", STSEndpoint: sim.URL,
+		Region: "us-east-1", STSEndpoint: sim.URL, BraketEndpoint: sim.URL, S3Endpoint: sim.URL,
 		Roles: []config.AWSRole{{Name: awsRole, RoleARN: awsRoleARN, DeviceARNs: []string{braketsim.SV1ARN},
-			S3Bucket: "amazon-braket-qbroker-results", S3Prefix: "tenants/demo", BrokerRoles: []string{server.DemoRole}}},
+			S3Bucket: "amazon-braket-qbroker-results", S3Prefix: "tenants/demo", BrokerRoles: []string{server.DemoRole}},
+			{Name: "braket-lab", RoleARN: awsRoleARN, DeviceARNs: []string{braketsim.SV1ARN},
+				S3Bucket: "amazon-braket-qbroker-results", S3Prefix: "tenants/lab", BrokerRoles: []string{"lab"}}},
 	}})
 	req, _ := http.NewRequest(http.MethodPost, dev.BrokerURL+"/v1/sys/providers/aws/credential", strings.NewReader(fmt.Sprintf(`{"api_key":%q}`, awsRootID+":"+secret)))
 	req.Header.Set("X-Vault-Token", dev.RootToken)

@@ -2,80 +2,110 @@ package localagent
 
 import (
 	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
 	"strings"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
 
 	"github.com/qbroker/qbroker/api"
 )
 
 // servePassthrough is the local gateway passthrough. A vendor client whose
-// base URL is <passthrough>/ionq and whose API key is its exec session's
-// key (qbl_…) works with no provider key at all:
+// base URL points at it, with its exec session's key where the API key
+// goes, works with no provider key at all:
 //
-//   - POST /ionq/v0.4/jobs: the daemon asks for a job token for exactly
-//     this job (device, shots, the circuit's digest), with consent where
-//     the rules want it, and forwards the unchanged body to the gateway
-//     with the job token as the API key;
-//   - other IonQ calls (status, results, cancel, backends) are forwarded
-//     with the daemon's broker token, which owns the jobs it submitted.
+//   - IonQ (<passthrough>/ionq, key qbl_… as the apiKey);
+//   - AWS Braket (<passthrough>/braket as the Braket endpoint, the key as
+//     the access key ID; any secret key: the gateway re-signs).
 //
-// Only loopback clients are served; the session key never leaves the
-// machine.
+// For a submission (IonQ POST /v0.4/jobs, Braket POST /quantum-task) the
+// daemon asks for a job token for exactly this job — the device, the
+// shots and the circuit's digest — with consent where the rules want it,
+// and forwards the unchanged body to the gateway with the job token as
+// the credential. Other calls (status, results, cancel) are forwarded
+// with the daemon's broker token, which owns the jobs it submitted.
+// Only loopback clients are served; the key never leaves the machine.
 func (d *Daemon) servePassthrough(w http.ResponseWriter, r *http.Request) {
+	prov, _, _ := strings.Cut(strings.TrimPrefix(r.URL.Path, "/"), "/")
+	fail := ionqError
+	if prov == "braket" {
+		fail = braketError
+	}
 	if !isLoopback(r) {
-		ionqError(w, http.StatusForbidden, "Forbidden", "only loopback clients are served")
+		fail(w, http.StatusForbidden, "Forbidden", "only loopback clients are served")
 		return
 	}
-	key := r.Header.Get("Authorization")
-	for _, p := range []string{"apiKey ", "Bearer "} {
-		key = strings.TrimPrefix(key, p)
+	var key string
+	switch prov {
+	case "ionq":
+		key = r.Header.Get("Authorization")
+		for _, p := range []string{"apiKey ", "Bearer "} {
+			key = strings.TrimPrefix(key, p)
+		}
+	case "braket":
+		key = sigV4AccessKey(r.Header.Get("Authorization"))
+	default:
+		fail(w, http.StatusNotFound, "NotFoundError", "the passthrough serves /ionq and /braket")
+		return
 	}
 	es, ok := d.sessions.byPassthroughKey(key)
 	if !ok {
 		d.log.Warn("local agent: passthrough: refused a request without a session key", "remote", r.RemoteAddr, "path", r.URL.Path)
-		ionqError(w, http.StatusUnauthorized, "UnauthorizedError", "missing or unknown key, or the session has ended")
+		fail(w, http.StatusUnauthorized, "UnauthorizedError", "missing or unknown key, or the session has ended")
 		return
 	}
-	if !strings.HasPrefix(r.URL.Path, "/"+es.provider+"/") {
-		ionqError(w, http.StatusNotFound, "NotFoundError", "this session is for "+es.provider)
+	if es.provider != map[string]string{"ionq": "ionq", "braket": "aws"}[prov] {
+		fail(w, http.StatusForbidden, "Forbidden", "this session is for "+es.provider)
 		return
 	}
 	body, err := io.ReadAll(io.LimitReader(r.Body, 1<<20+1))
 	if err != nil || len(body) > 1<<20 {
-		ionqError(w, http.StatusRequestEntityTooLarge, "PayloadTooLarge", "the body is over 1 MiB")
+		fail(w, http.StatusRequestEntityTooLarge, "PayloadTooLarge", "the body is over 1 MiB")
 		return
 	}
 	var cred string
-	if r.Method == http.MethodPost && r.URL.Path == "/ionq/v0.4/jobs" {
-		req, err := ionqJobRequest(body)
+	if submit := r.Method == http.MethodPost && (r.URL.Path == "/ionq/v0.4/jobs" || r.URL.Path == "/braket/quantum-task"); submit {
+		var req api.JobTokenRequest
+		if prov == "ionq" {
+			req, err = ionqJobRequest(body)
+		} else {
+			req, err = braketJobRequest(body, es.device)
+		}
+		if err == nil && es.device != "" && req.Device != es.device {
+			err = fmt.Errorf("this session may use device %s only, not %s", es.device, req.Device)
+		}
 		if err != nil {
-			ionqError(w, http.StatusBadRequest, "BadRequestError", err.Error())
+			fail(w, http.StatusBadRequest, "BadRequestError", err.Error())
 			return
 		}
 		jt, err := d.jobToken(r.Context(), es.program, es.role, req)
 		if err != nil {
 			d.log.Warn("local agent: passthrough: no job token", "session", es.id, "role", es.role, "device", req.Device, "err", err)
-			ionqError(w, http.StatusForbidden, "Forbidden", err.Error())
+			fail(w, http.StatusForbidden, "Forbidden", err.Error())
 			return
 		}
 		cred = jt.Token
 	} else if cred, err = d.token(); err != nil {
-		ionqError(w, http.StatusBadGateway, "BadGateway", "the local agent cannot reach the broker")
+		fail(w, http.StatusBadGateway, "BadGateway", "the local agent cannot reach the broker")
 		return
 	}
 	d.gwMu.Lock()
 	gw := d.gwURL
 	d.gwMu.Unlock()
 	if gw == "" {
-		ionqError(w, http.StatusBadGateway, "BadGateway", "the local agent does not know the gateway yet (set --gateway)")
+		fail(w, http.StatusBadGateway, "BadGateway", "the local agent does not know the gateway yet (set --gateway)")
 		return
 	}
 	out, err := http.NewRequestWithContext(r.Context(), r.Method, strings.TrimSuffix(gw, "/")+r.URL.RequestURI(), bytes.NewReader(body))
 	if err != nil {
-		ionqError(w, http.StatusBadRequest, "BadRequestError", "bad request")
+		fail(w, http.StatusBadRequest, "BadRequestError", "bad request")
 		return
 	}
 	for _, h := range []string{"Content-Type", "Accept"} {
@@ -83,10 +113,21 @@ func (d *Daemon) servePassthrough(w http.ResponseWriter, r *http.Request) {
 			out.Header.Set(h, v)
 		}
 	}
-	out.Header.Set("Authorization", "apiKey "+cred)
+	if prov == "braket" {
+		// The gateway reads the token where the AWS SDKs put a session
+		// token, and re-signs with the role's real session.
+		sum := sha256.Sum256(body)
+		creds := aws.Credentials{AccessKeyID: "qbroker-local-agent", SecretAccessKey: "not-a-secret", SessionToken: cred}
+		if err := v4.NewSigner().SignHTTP(r.Context(), creds, out, hex.EncodeToString(sum[:]), "braket", sigV4Region(r.Header.Get("Authorization")), time.Now()); err != nil {
+			fail(w, http.StatusInternalServerError, "InternalError", "signing failed")
+			return
+		}
+	} else {
+		out.Header.Set("Authorization", "apiKey "+cred)
+	}
 	resp, err := http.DefaultTransport.RoundTrip(out)
 	if err != nil {
-		ionqError(w, http.StatusBadGateway, "BadGateway", "the gateway is unreachable")
+		fail(w, http.StatusBadGateway, "BadGateway", "the gateway is unreachable")
 		return
 	}
 	defer resp.Body.Close()
@@ -95,6 +136,58 @@ func (d *Daemon) servePassthrough(w http.ResponseWriter, r *http.Request) {
 	}
 	w.WriteHeader(resp.StatusCode)
 	_, _ = io.Copy(w, io.LimitReader(resp.Body, 64<<20))
+}
+
+// sigV4AccessKey is the access key ID in a SigV4 Authorization header
+// ("AWS4-HMAC-SHA256 Credential=AKID/date/region/service/aws4_request, …").
+func sigV4AccessKey(h string) string {
+	_, rest, ok := strings.Cut(h, "Credential=")
+	if !ok {
+		return ""
+	}
+	akid, _, _ := strings.Cut(rest, "/")
+	return akid
+}
+
+// sigV4Region is the region of the credential scope (default us-east-1).
+func sigV4Region(h string) string {
+	_, rest, ok := strings.Cut(h, "Credential=")
+	if !ok {
+		return "us-east-1"
+	}
+	parts := strings.Split(strings.SplitN(rest, ",", 2)[0], "/")
+	if len(parts) < 3 || parts[2] == "" {
+		return "us-east-1"
+	}
+	return parts[2]
+}
+
+// braketJobRequest reads what a job token must name from a Braket
+// CreateQuantumTask: the session's device, the shots and the OpenQASM 3
+// source (the gateway checks the body strictly and the device's ARN).
+func braketJobRequest(body []byte, device string) (api.JobTokenRequest, error) {
+	var t struct {
+		Shots  *int   `json:"shots"`
+		Action string `json:"action"`
+	}
+	if err := json.Unmarshal(body, &t); err != nil {
+		return api.JobTokenRequest{}, fmt.Errorf("the task is not JSON: %w", err)
+	}
+	var prog struct {
+		Source string `json:"source"`
+	}
+	if t.Shots == nil || t.Action == "" || json.Unmarshal([]byte(t.Action), &prog) != nil || prog.Source == "" {
+		return api.JobTokenRequest{}, fmt.Errorf("the task needs shots and an OpenQASM 3 action")
+	}
+	if device == "" {
+		return api.JobTokenRequest{}, fmt.Errorf("a Braket session names its device (qbroker exec --provider braket --device D)")
+	}
+	src, _ := json.Marshal(prog.Source)
+	return api.JobTokenRequest{Provider: "aws", Device: device, Shots: *t.Shots, Program: src, Format: api.FormatQASM3}, nil
+}
+
+func braketError(w http.ResponseWriter, status int, kind, msg string) {
+	writeJSON(w, status, map[string]string{"__type": kind, "message": msg})
 }
 
 // ionqJobRequest reads what a job token must name from an IonQ job.

@@ -21,6 +21,7 @@ type execSession struct {
 	id       string
 	role     string
 	provider string
+	device   string // the only device the session's jobs may use ("" any)
 	secret   *Secret
 	program  Program // who opened it
 	created  time.Time
@@ -52,20 +53,20 @@ func keyHash(secret string) string {
 
 // open creates a session and returns it with its secret (the only copy
 // that leaves the daemon).
-func (s *sessions) open(role, provider string, prog Program) (*execSession, string, error) {
+func (s *sessions) open(role, provider, device string, prog Program) (*execSession, string, error) {
 	id, err := randomString("", 16)
 	if err != nil {
 		return nil, "", err
 	}
 	prefix := "qbl_" // a passthrough key: recognisable by secret scanners
-	if provider == "aws" {
-		prefix = ""
+	if provider == "aws" && device == "" {
+		prefix = "" // a container-credentials token
 	}
 	secret, err := randomString(prefix, 32)
 	if err != nil {
 		return nil, "", err
 	}
-	es := &execSession{id: id, role: role, provider: provider, secret: NewSecret(secret), program: prog, created: time.Now(), done: make(chan struct{})}
+	es := &execSession{id: id, role: role, provider: provider, device: device, secret: NewSecret(secret), program: prog, created: time.Now(), done: make(chan struct{})}
 	s.mu.Lock()
 	s.byID[id] = es
 	s.byKey[keyHash(secret)] = es
@@ -93,7 +94,7 @@ func (s *sessions) byPassthroughKey(secret string) (*execSession, bool) {
 	s.mu.Lock()
 	es := s.byKey[keyHash(secret)]
 	s.mu.Unlock()
-	if es == nil || es.provider == "aws" {
+	if es == nil || es.provider == "aws" && es.device == "" {
 		return nil, false
 	}
 	return es, subtle.ConstantTimeCompare([]byte(es.secret.Reveal()), []byte(secret)) == 1

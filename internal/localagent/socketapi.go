@@ -35,7 +35,10 @@ func (d *Daemon) socketHandler() http.Handler {
 // SessionRequest opens an exec session.
 type SessionRequest struct {
 	Role     string `json:"role"`
-	Provider string `json:"provider"` // aws (default) or ionq
+	Provider string `json:"provider"` // aws (default: dynamic credentials), braket (the passthrough) or ionq
+	// Device limits the session's jobs to one device (the broker's name,
+	// e.g. sv1); required for braket.
+	Device string `json:"device,omitempty"`
 }
 
 // SessionData is an open session: Env is exactly what the child gets.
@@ -136,8 +139,16 @@ func (d *Daemon) handleOpenSession(w http.ResponseWriter, r *http.Request) {
 	if req.Provider == "" {
 		req.Provider = "aws"
 	}
-	if req.Role == "" || (req.Provider != "aws" && req.Provider != "ionq") {
-		writeError(w, fmt.Errorf("%w: a role and a provider (aws or ionq) are required", errBadRequest))
+	if req.Role == "" || (req.Provider != "aws" && req.Provider != "ionq" && req.Provider != "braket") {
+		writeError(w, fmt.Errorf("%w: a role and a provider (aws, braket or ionq) are required", errBadRequest))
+		return
+	}
+	if req.Provider == "braket" && req.Device == "" {
+		writeError(w, fmt.Errorf("%w: a braket session names its device", errBadRequest))
+		return
+	}
+	if req.Provider == "aws" && req.Device != "" {
+		writeError(w, fmt.Errorf("%w: an aws session is for credentials, not a device (use provider braket)", errBadRequest))
 		return
 	}
 	prog := program(r)
@@ -149,7 +160,11 @@ func (d *Daemon) handleOpenSession(w http.ResponseWriter, r *http.Request) {
 		writeError(w, err)
 		return
 	}
-	es, secret, err := d.sessions.open(req.Role, req.Provider, prog)
+	sessProvider := req.Provider
+	if sessProvider == "braket" {
+		sessProvider = "aws"
+	}
+	es, secret, err := d.sessions.open(req.Role, sessProvider, req.Device, prog)
 	if err != nil {
 		writeError(w, err)
 		return
@@ -165,6 +180,12 @@ func (d *Daemon) handleOpenSession(w http.ResponseWriter, r *http.Request) {
 	case "ionq":
 		out.Env["IONQ_API_KEY"] = secret
 		out.Env["IONQ_BASE_URL"] = "http://" + d.ptLn.Addr().String() + "/ionq"
+	case "braket":
+		// The SDK's default chain finds these first; the key is the
+		// session's, the secret is not one (the gateway re-signs).
+		out.Env["AWS_ENDPOINT_URL_BRAKET"] = "http://" + d.ptLn.Addr().String() + "/braket"
+		out.Env["AWS_ACCESS_KEY_ID"] = secret
+		out.Env["AWS_SECRET_ACCESS_KEY"] = "qbroker-passthrough"
 	}
 	d.log.Info("local agent: exec session opened", "session", es.id, "role", req.Role, "provider", req.Provider, "pid", prog.PID, "exe", prog.Exe)
 	writeJSON(w, http.StatusOK, out)
