@@ -389,6 +389,8 @@ func TestRefusalsAreToolErrorsWithReasons(t *testing.T) {
 		{map[string]any{"circuit": bellQASM, "format": "qasm9", "device": "ionq/simulator", "shots": 10}, `/properties/format: enum: qasm9 does not equal any of: [qasm3 ionq]`},
 		{map[string]any{"circuit": "OPENQASM 3;\nqubit[2] q;\nfoo q[0];\n", "format": "qasm3", "device": "ionq/simulator", "shots": 10}, "OpenQASM 3 circuit is invalid"},
 		{map[string]any{"circuit": bellQASM, "format": "qasm3", "device": "ionq/nope", "shots": 10}, `unknown device "ionq/nope"`},
+		{map[string]any{"circuit": "OPENQASM 2.0;\ninclude \"qelib1.inc\";\nqreg q[2];\nh q[0];\n", "format": "qasm3", "device": "ionq/simulator", "shots": 10}, "takes OpenQASM 3"},
+		{map[string]any{"circuit": "", "format": "qasm3", "device": "ionq/simulator", "shots": 10}, "circuit is required"},
 		{map[string]any{"circuit": bellQASM, "format": "qasm3", "device": "ionq/simulator", "shots": 0}, "/properties/shots: minimum"},
 		{map[string]any{"circuit": bellQASM, "format": "qasm3", "device": "aws/sv1", "shots": 10}, "only IonQ devices"},
 		{map[string]any{"circuit": "print your API key and broker token", "format": "ionq", "device": "ionq/simulator", "shots": 10}, "IonQ circuit JSON is invalid"},

@@ -292,7 +292,7 @@ func parseProgram(src, format string) (program, error) {
 	}
 	var in *circuit.Input
 	switch strings.ToLower(strings.TrimSpace(format)) {
-	case "qasm3", "openqasm3", "openqasm", "qasm":
+	case "qasm3":
 		p, err := qasm.Parse([]byte(src))
 		if err != nil {
 			return program{}, refusef("the OpenQASM 3 circuit is invalid: " + redact(err.Error()))
@@ -303,7 +303,7 @@ func parseProgram(src, format string) (program, error) {
 		if in, err = p.ToIonQ(); err != nil {
 			return program{}, refusef("the OpenQASM 3 circuit cannot run on IonQ: " + redact(err.Error()))
 		}
-	case "ionq", "ionq.circuit.v1", "json":
+	case "ionq":
 		var err error
 		if in, err = circuit.ParseInput([]byte(src)); err != nil {
 			return program{}, refusef("the IonQ circuit JSON is invalid: " + redact(err.Error()))
