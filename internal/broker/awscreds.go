@@ -92,6 +92,9 @@ func (b *Broker) IssueAWSCredentials(ctx context.Context, c Caller, caller core.
 	if err != nil {
 		return AWSLease{}, err
 	}
+	if err := cfg.waitForCutoff(ctx, r.RoleARN, caller.AgentID); err != nil {
+		return AWSLease{}, err
+	}
 	creds, err := cfg.Minter.Mint(ctx, root, r, awsbraket.Identity{Agent: caller.AgentID, Owner: owner, Team: team, Session: awsbraket.LeaseSessionName(id)})
 	if err != nil {
 		b.log.Warn("aws: AssumeRole failed", "role", name, "err", err)
@@ -209,6 +212,9 @@ func (m awsRoleMinter) Mint(ctx context.Context, root, role string) (provider.Cr
 	r := m.cfg.Roles[i]
 	key, err := awsbraket.ParseRootKey(root)
 	if err != nil {
+		return provider.Credential{}, provider.Scope{}, "", err
+	}
+	if err := m.cfg.waitForCutoff(ctx, r.RoleARN, "qbroker-gateway."+role); err != nil {
 		return provider.Credential{}, provider.Scope{}, "", err
 	}
 	creds, err := m.cfg.Minter.Mint(ctx, key, r, awsbraket.Identity{Agent: "qbroker-gateway." + role})

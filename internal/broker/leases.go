@@ -279,3 +279,24 @@ func (b *Broker) recordCutoff(ctx context.Context, c Caller, ev *audit.Event, ar
 	}
 	return b.record(ctx, c, ev)
 }
+
+// waitForCutoff holds a new session of roleARN for agent until AWS's clock
+// has passed the date of a cutoff just written for the role or the agent
+// (at most about a second), so that it is not denied at birth.
+func (cfg *AWSCredentials) waitForCutoff(ctx context.Context, roleARN, agent string) error {
+	if cfg.Revoker == nil {
+		return nil
+	}
+	wait := time.Until(cfg.Revoker.MintNotBefore(roleARN, awsbraket.SourceIdentity(agent)))
+	if wait <= 0 {
+		return nil
+	}
+	t := time.NewTimer(min(wait, 3*time.Second))
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}

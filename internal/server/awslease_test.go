@@ -14,6 +14,7 @@ import (
 	"github.com/qbroker/qbroker/api"
 	"github.com/qbroker/qbroker/internal/audit"
 	"github.com/qbroker/qbroker/internal/config"
+	"github.com/qbroker/qbroker/internal/gateway"
 	"github.com/qbroker/qbroker/internal/provider/awsbraket"
 	"github.com/qbroker/qbroker/internal/sim/braketsim"
 )
@@ -83,6 +84,25 @@ func (s *awsSim) mustBeCut(t *testing.T, what string, l awsLease) {
 	if ok, _ := s.works(t, l); ok {
 		t.Fatalf("%s: still works", what)
 	}
+}
+
+// gatewayUpstream is the STS session the broker gives its gateway for
+// broker role demo, as a lease.
+func (e *env) gatewayUpstream() awsLease {
+	e.t.Helper()
+	r := e.broker(http.MethodPost, "/v1/auth/token/create", e.d.RootToken, `{"policies":["gateway"]}`)
+	want(e.t, "gateway token", r, http.StatusOK)
+	var created struct {
+		Auth api.Auth `json:"auth"`
+	}
+	if err := json.Unmarshal(r.body, &created); err != nil {
+		e.t.Fatal(err)
+	}
+	c, _, err := gateway.NewRemoteBroker(e.d.BrokerURL, created.Auth.ClientToken, e.hc).Upstream(e.t.Context(), "aws", DemoRole)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return awsLease{Data: api.AWSCredsData{AccessKey: c.AccessKeyID, SecretKey: c.Secret, SecurityToken: c.SessionToken}}
 }
 
 func leaseData(t *testing.T, r result) api.LeaseRevocationData {
@@ -186,8 +206,10 @@ func TestAWSLeaseRevocation(t *testing.T) {
 	sim.mustBeCut(t, "bob's revoked lease", b1)
 	sim.mustWork(t, "alice's other lease after bob's revocation", a2)
 
-	// Every session of the role.
+	// Every session of the role, the gateway's included.
 	b2 := e.awsLease(bob.ClientToken)
+	gw := e.gatewayUpstream()
+	sim.mustWork(t, "the gateway's session", gw)
 	r = e.broker(http.MethodPost, "/v1/sys/leases/revoke-prefix/aws/creds/braket-sv1", e.d.RootToken, "")
 	want(t, "revoke-prefix", r, http.StatusOK)
 	if p := leaseData(t, r); p.Prefix != "aws/creds/braket-sv1" || p.AWS.IssuedBefore == nil || p.AWS.Error != "" {
@@ -195,13 +217,23 @@ func TestAWSLeaseRevocation(t *testing.T) {
 	}
 	sim.mustBeCut(t, "alice's other lease after revoke-prefix", a2)
 	sim.mustBeCut(t, "bob's new lease after revoke-prefix", b2)
+	sim.mustBeCut(t, "the gateway's cached session after revoke-prefix", gw)
 
-	// A session issued after the revocation (AWS's clock past the Deny's
-	// date, which is the next whole second) works.
-	sim.offset.Store(int64(2 * time.Second))
+	// A session asked for right after the revocation works: the broker
+	// waits until AWS's clock has passed the Deny's date (the next whole
+	// second) before minting it. So does the gateway's next one.
+	asked := time.Now()
 	a3 := e.awsLease(alice.ClientToken)
-	sim.mustWork(t, "a lease issued after the revocations", a3)
+	t.Logf("a lease asked for right after revoke-prefix was minted %v later", time.Since(asked).Round(time.Millisecond))
+	sim.mustWork(t, "a lease issued right after the revocations", a3)
+	gw2 := e.gatewayUpstream()
+	if gw2.Data.AccessKey == gw.Data.AccessKey {
+		t.Fatal("the gateway kept its cut-off session")
+	}
+	sim.mustWork(t, "the gateway's new session", gw2)
+	sim.offset.Store(int64(5 * time.Second))
 	sim.mustBeCut(t, "the revoked lease, later", a1)
+	sim.mustWork(t, "the new lease, later", a3)
 
 	// The trail: each revocation with its lease and the AWS role; the refusals too.
 	for _, c := range []struct {

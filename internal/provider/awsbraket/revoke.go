@@ -97,6 +97,11 @@ type Revoker struct {
 	hc       *http.Client
 	mu       sync.Mutex // one read-modify-write of a role's policy at a time
 	now      func() time.Time
+	// notBefore is, per role ARN ("" agent: every session) or role ARN
+	// and SourceIdentity, the local time after which AWS's clock has
+	// passed the latest cutoff's date: a session minted earlier would be
+	// denied at birth.
+	notBefore map[[2]string]time.Time
 }
 
 // NewRevoker builds a Revoker; endpoint overrides the IAM URL (tests point
@@ -105,7 +110,21 @@ func NewRevoker(endpoint string, hc *http.Client) *Revoker {
 	if hc == nil {
 		hc = &http.Client{Timeout: 15 * time.Second}
 	}
-	return &Revoker{endpoint: endpoint, hc: hc, now: time.Now}
+	return &Revoker{endpoint: endpoint, hc: hc, now: time.Now, notBefore: map[[2]string]time.Time{}}
+}
+
+// MintNotBefore is the local time before which a new session of roleARN
+// for SourceIdentity who would fall under a cutoff just written (its date
+// is up to a second in IAM's future): the minter waits until then. It is
+// this broker's memory only; zero when there is nothing to wait for.
+func (r *Revoker) MintNotBefore(roleARN, who string) time.Time {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	a, b := r.notBefore[[2]string{roleARN, ""}], r.notBefore[[2]string{roleARN, who}]
+	if b.After(a) {
+		return b
+	}
+	return a
 }
 
 // IAMError is a refusal or failure of an IAM call, with what the operator
@@ -357,9 +376,10 @@ func (r *Revoker) DenySessions(ctx context.Context, root aws.Credentials, roleAR
 		if err != nil {
 			return out, err
 		}
+		local := r.now()
 		now := serverNow
 		if now.IsZero() {
-			now = r.now()
+			now = local
 		}
 		t := now.UTC().Truncate(time.Second).Add(time.Second)
 		p := &policy{}
@@ -394,6 +414,19 @@ func (r *Revoker) DenySessions(ctx context.Context, root aws.Credentials, roleAR
 			return out, &IAMError{Op: "PutRolePolicy", RoleARN: roleARN, Err: err}
 		}
 		out.IssuedBefore, out.Dropped = t, dropped
+		if scope.Session == "" {
+			// IAM's Date is rounded down, so t-now bounds from above how
+			// long until AWS's clock reaches t.
+			key := [2]string{roleARN, scope.Agent}
+			if nb := local.Add(t.Sub(now)); nb.After(r.notBefore[key]) {
+				r.notBefore[key] = nb
+			}
+			for k, v := range r.notBefore {
+				if v.Before(local) {
+					delete(r.notBefore, k)
+				}
+			}
+		}
 		// Another broker replica may have written in between: check that
 		// the statement survived (else do it again on what is there now).
 		check, _, err := r.read(ctx, c, name, roleARN)
