@@ -24,7 +24,7 @@ func agentCmd(env Env) *cobra.Command {
 	var o struct {
 		method, role, jwtFile, jwtEnv, socket, gateway, consent, logLevel string
 		awsListen, ptListen, pageListen                                   string
-		timeout                                                           time.Duration
+		timeout, approvalWait                                             time.Duration
 		costAbove                                                         float64
 		hardware, firstDevice, export                                     bool
 	}
@@ -91,7 +91,7 @@ func agentCmd(env Env) *cobra.Command {
 			d, err := localagent.New(localagent.Config{
 				Broker: client.New(addr, hc), Login: login, GatewayURL: gw, SocketPath: socket,
 				AWSAddr: o.awsListen, PassthroughAddr: o.ptListen,
-				Consent: localagent.NewConsent(rules, asker, log), Logger: log,
+				Consent: localagent.NewConsent(rules, asker, log), ApprovalWait: o.approvalWait, Logger: log,
 			})
 			if err != nil {
 				return err
@@ -112,6 +112,7 @@ func agentCmd(env Env) *cobra.Command {
 	f.BoolVar(&o.hardware, "consent-hardware", true, "ask for every QPU job")
 	f.BoolVar(&o.firstDevice, "consent-first-device", true, "ask for the first use of each device")
 	f.BoolVar(&o.export, "consent-export", true, "ask before credentials leave the daemon (exec sessions for AWS, credential_process)")
+	f.DurationVar(&o.approvalWait, "approval-wait", 15*time.Minute, "how long to wait when the broker holds a job for an approver (0: answer 409 at once)")
 	f.StringVar(&o.awsListen, "aws-listen", "127.0.0.1:0", "AWS container-credentials endpoint (loopback only)")
 	f.StringVar(&o.ptListen, "passthrough-listen", "127.0.0.1:0", "gateway passthrough (loopback only)")
 	f.StringVar(&o.pageListen, "consent-listen", "127.0.0.1:0", "consent page (loopback only)")

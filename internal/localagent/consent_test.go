@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -232,5 +233,26 @@ func TestConsentPage(t *testing.T) {
 
 	if _, err := NewPage("0.0.0.0:0", slog.New(slog.DiscardHandler), nil); err == nil {
 		t.Fatal("the consent page listened on a non-loopback address")
+	}
+}
+
+// notify-send, where present, is told that a question waits, never the
+// one-time URL (other users can read a process's command line).
+func TestNotifySendNeverCarriesTheURL(t *testing.T) {
+	dir := t.TempDir()
+	argsFile := filepath.Join(dir, "args")
+	script := "#!/bin/sh\nprintf '%s\\n' \"$@\" > " + argsFile + "\n"
+	if err := os.WriteFile(filepath.Join(dir, "notify-send"), []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("PATH", dir)
+	r := qpuRequest()
+	NotifySend(context.Background(), r)
+	b, err := os.ReadFile(argsFile)
+	if err != nil {
+		t.Fatalf("notify-send was not run: %v", err)
+	}
+	if got := string(b); !strings.Contains(got, "consent needed") || !strings.Contains(got, "pid "+itoa(os.Getpid())) || strings.Contains(got, "http") {
+		t.Fatalf("notify-send got %q", got)
 	}
 }

@@ -38,7 +38,11 @@ type Config struct {
 	// Consent gates requests (nil: DefaultRules with no prompt, which
 	// denies everything the rules select).
 	Consent *Consent
-	Logger  *slog.Logger
+	// ApprovalWait is how long a job-token request the broker holds for
+	// an approver is waited for before the client gets the refusal
+	// (0: not waited for; the client gets 409 with the approval's id).
+	ApprovalWait time.Duration
+	Logger       *slog.Logger
 }
 
 // Info is what a running daemon tells its owner (GET /v1/status).

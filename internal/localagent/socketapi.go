@@ -256,6 +256,13 @@ func (d *Daemon) jobToken(ctx context.Context, prog Program, role string, req ap
 		out, err = c.JobToken(ctx, role, req)
 		return err
 	})
+	var pe *client.PendingError
+	if errors.As(err, &pe) && d.cfg.ApprovalWait > 0 {
+		// The broker holds it for an approver as well: wait (while the
+		// client waits) and then redeem the approval, so that an SDK that
+		// knows nothing of approvals simply sees a slower answer.
+		out, err = d.afterApproval(ctx, role, req, pe.Approval)
+	}
 	if err == nil && out.GatewayAddr != "" {
 		d.gwMu.Lock()
 		if d.gwURL == "" {
@@ -263,5 +270,33 @@ func (d *Daemon) jobToken(ctx context.Context, prog Program, role string, req ap
 		}
 		d.gwMu.Unlock()
 	}
+	return out, err
+}
+
+// afterApproval waits for a held job-token request to be decided and, if
+// approved, asks again with the approval's id.
+func (d *Daemon) afterApproval(ctx context.Context, role string, req api.JobTokenRequest, held api.Approval) (api.JobTokenData, error) {
+	d.log.Info("local agent: the broker holds the request for approval", "approval", held.ID, "console", held.ConsoleURL)
+	wctx, cancel := context.WithTimeout(ctx, d.cfg.ApprovalWait)
+	defer cancel()
+	var a api.Approval
+	err := d.call(wctx, func(c *client.Client) error {
+		var err error
+		a, err = c.WaitApproval(wctx, held.ID, nil)
+		return err
+	})
+	if err != nil {
+		return api.JobTokenData{}, fmt.Errorf("waiting for approval %s: %w", held.ID, err)
+	}
+	if a.State != api.ApprovalApproved {
+		return api.JobTokenData{}, fmt.Errorf("%w: approval %s was %s", ErrDenied, held.ID, a.State)
+	}
+	req.ApprovalID = held.ID
+	var out api.JobTokenData
+	err = d.call(ctx, func(c *client.Client) error {
+		var err error
+		out, err = c.JobToken(ctx, role, req)
+		return err
+	})
 	return out, err
 }
