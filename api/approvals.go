@@ -80,6 +80,8 @@ type DevicePrice struct {
 	// MinMinutes is the least runtime billed per task, for devices billed
 	// by the minute.
 	MinMinutes float64 `json:"min_minutes,omitempty"`
+	// PerSecondUSD prices QPU time, for devices billed by it (IBM).
+	PerSecondUSD float64 `json:"per_second_usd,omitempty"`
 }
 
 // DecisionRequest is the body of POST /v1/sys/approvals/<id>/approve and

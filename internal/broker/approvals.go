@@ -599,7 +599,8 @@ func (b *Broker) approvalData(a core.Approval) api.Approval {
 		out.Program = a.Program
 	}
 	if dev, ok := b.rules.Load().devices[a.Provider+"/"+a.Device]; ok {
-		out.Price = &api.DevicePrice{PerTaskUSD: dev.Price.PerTaskUSD, PerShotUSD: dev.Price.PerShotUSD, PerMinuteUSD: dev.Price.PerMinuteUSD}
+		out.Price = &api.DevicePrice{PerTaskUSD: dev.Price.PerTaskUSD, PerShotUSD: dev.Price.PerShotUSD, PerMinuteUSD: dev.Price.PerMinuteUSD,
+			MinMinutes: dev.Price.MinMinutes, PerSecondUSD: dev.Price.PerSecondUSD}
 	}
 	if !a.DecidedAt.IsZero() {
 		d := a.DecidedAt.UTC()

@@ -56,6 +56,9 @@ func (d Device) EstimateQPUSeconds(shots int) float64 {
 // Price is a device's list price (see config.Price).
 type Price struct {
 	PerTaskUSD, PerShotUSD, PerMinuteUSD, MinMinutes float64
+	// PerSecondUSD prices reported QPU time: what a finished job costs when
+	// its provider reports QPU seconds but no cost.
+	PerSecondUSD float64
 }
 
 // EstimateUSD is the list-price estimate of a job of shots shots: the

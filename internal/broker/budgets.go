@@ -170,6 +170,11 @@ func (b *Broker) SettleJob(ctx context.Context, c Caller, s api.SettleRequest) e
 		return nil
 	}
 	cost := actualUSD
+	if cost < 0 && qpu >= 0 {
+		if p := b.perSecondUSD(ctx, jti); p > 0 {
+			cost = qpu * p // priced QPU time, as the provider bills it
+		}
+	}
 	switch {
 	case cost >= 0:
 	case completed:
@@ -198,6 +203,20 @@ func (b *Broker) SettleJob(ctx context.Context, c Caller, s api.SettleRequest) e
 		return fmt.Errorf("settle %s: %w", jti, err)
 	}
 	return nil
+}
+
+// perSecondUSD is the QPU-time price of the device the job token jti was
+// issued for (0 when unknown or not priced by time).
+func (b *Broker) perSecondUSD(ctx context.Context, jti string) float64 {
+	g, err := b.cfg.Store.Grants().Get(ctx, jti)
+	if err != nil {
+		return 0
+	}
+	dev, ok := b.rules.Load().devices[g.Provider+"/"+g.Device]
+	if !ok {
+		return 0
+	}
+	return dev.Price.PerSecondUSD
 }
 
 // budgetAlerts checks, off the request path, whether the reservation just

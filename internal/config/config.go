@@ -7,6 +7,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"github.com/qbroker/qbroker/internal/pricing"
 	"io"
 	"net/url"
 	"os"
@@ -291,6 +292,9 @@ type Price struct {
 	PerShotUSD   float64 `yaml:"per_shot_usd"`
 	PerMinuteUSD float64 `yaml:"per_minute_usd"`
 	MinMinutes   float64 `yaml:"min_minutes"`
+	// PerSecondUSD prices QPU time (IBM): a finished job's cost is the QPU
+	// seconds its provider reports times this, when it reports no cost.
+	PerSecondUSD float64 `yaml:"per_second_usd"`
 }
 
 // LogOptions configures logging.
@@ -298,21 +302,64 @@ type LogOptions struct {
 	Level string `yaml:"level"` // debug, info (default), warn, error
 }
 
-// DefaultDevices is the built-in catalogue (see docs/providers.md). IonQ
-// does not publish direct per-job prices; the QPU estimate uses the
-// published AWS Braket list price for IonQ Forte ($0.30 per task + $0.08 per
-// shot), and IonQ's ideal simulator is free.
+// DefaultDevices is the built-in catalogue (see docs/providers.md), with
+// list prices from the embedded price catalogue (internal/pricing, with
+// its date and sources). IonQ does not publish direct per-job prices; the
+// QPU estimate uses the AWS Braket list price for IonQ Forte-1, and IonQ's
+// ideal simulator is free.
 func DefaultDevices() []Device {
+	ds := defaultDevices()
+	cat, err := pricing.Load()
+	if err != nil {
+		return ds // the embedded catalogue is checked by its tests; without it, no prices
+	}
+	for i, d := range ds {
+		if e, ok := pricingEntry(cat, d); ok {
+			ds[i].Price = priceOf(e.Price)
+		}
+	}
+	return ds
+}
+
+// pricingEntry finds d in the price catalogue: by ARN for Braket, by name
+// for the others; IonQ's direct QPU by the same machine on Braket.
+func pricingEntry(cat *pricing.Catalogue, d Device) (pricing.Device, bool) {
+	switch {
+	case d.Provider == "aws":
+		return cat.LookupARN(d.ARN)
+	case d.Provider == "ionq" && d.Name == "qpu.forte-1":
+		return cat.LookupARN("arn:aws:braket:us-east-1::device/qpu/ionq/Forte-1")
+	case d.Provider == "ibm":
+		return cat.Lookup(pricing.ProviderIBM, d.ARN)
+	}
+	return cat.Lookup(d.Provider, d.Name)
+}
+
+// priceOf is the part of a catalogue price an estimate before the job can
+// use: task and shot fees, minimum billed minutes, and QPU-time price.
+// Quantinuum credits (HQC) have no USD price in the catalogue.
+func priceOf(p pricing.Price) Price {
+	switch p.Model {
+	case pricing.ModelTaskShot:
+		return Price{PerTaskUSD: p.PerTaskUSD, PerShotUSD: p.PerShotUSD}
+	case pricing.ModelPerMinute:
+		return Price{PerMinuteUSD: p.PerMinuteUSD, MinMinutes: p.MinMinutes}
+	case pricing.ModelPerSecond:
+		return Price{PerSecondUSD: p.PerSecondUSD}
+	}
+	return Price{}
+}
+
+func defaultDevices() []Device {
 	return []Device{
 		{Provider: "ionq", Name: "simulator", Kind: "simulator", Vendor: "ionq", Qubits: 29, MaxShots: 1_000_000},
-		{Provider: "ionq", Name: "qpu.forte-1", Kind: "qpu", Vendor: "ionq", Qubits: 36, MaxShots: 10_000,
-			Price: Price{PerTaskUSD: 0.30, PerShotUSD: 0.08}},
+		{Provider: "ionq", Name: "qpu.forte-1", Kind: "qpu", Vendor: "ionq", Qubits: 36, MaxShots: 10_000},
 		// AWS Braket (ARNs and prices: docs/providers.md; SV1 is billed per
 		// minute with a 3 s minimum).
 		{Provider: "aws", Name: "sv1", Kind: "simulator", Vendor: "amazon", ARN: "arn:aws:braket:::device/quantum-simulator/amazon/sv1",
-			Qubits: 34, MaxShots: 100_000, Price: Price{PerMinuteUSD: 0.075, MinMinutes: 0.05}},
+			Qubits: 34, MaxShots: 100_000},
 		{Provider: "aws", Name: "forte-1", Kind: "qpu", Vendor: "ionq", ARN: "arn:aws:braket:us-east-1::device/qpu/ionq/Forte-1",
-			Qubits: 36, MaxShots: 10_000, Price: Price{PerTaskUSD: 0.30, PerShotUSD: 0.08}},
+			Qubits: 36, MaxShots: 10_000},
 		// Quantinuum: the ARN field holds the machine name.
 		{Provider: "quantinuum", Name: "h1-1e", Kind: "simulator", Vendor: "quantinuum", ARN: "H1-1E", Qubits: 20, MaxShots: 10_000},
 		// Azure Quantum: the ARN field holds the target id.

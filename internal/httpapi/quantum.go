@@ -29,8 +29,9 @@ func (s *Server) devices(r *http.Request, c broker.Caller) (*api.Response, int, 
 	}
 	var out []api.DeviceInfo
 	for _, d := range s.b.Devices() {
-		out = append(out, api.DeviceInfo{Provider: d.Provider, Name: d.Name, Kind: d.Kind, Qubits: d.Qubits, MaxShots: d.MaxShots,
-			Price: api.DevicePrice{PerTaskUSD: d.Price.PerTaskUSD, PerShotUSD: d.Price.PerShotUSD, PerMinuteUSD: d.Price.PerMinuteUSD, MinMinutes: d.Price.MinMinutes}})
+		out = append(out, api.DeviceInfo{Provider: d.Provider, Name: d.Name, Kind: d.Kind, ARN: d.ARN, Qubits: d.Qubits, MaxShots: d.MaxShots,
+			Price: api.DevicePrice{PerTaskUSD: d.Price.PerTaskUSD, PerShotUSD: d.Price.PerShotUSD, PerMinuteUSD: d.Price.PerMinuteUSD, MinMinutes: d.Price.MinMinutes,
+				PerSecondUSD: d.Price.PerSecondUSD}})
 	}
 	return data(map[string]any{"devices": out}), 0, nil
 }

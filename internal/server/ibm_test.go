@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"math"
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
@@ -301,10 +302,13 @@ when { resource.owner == principal };
 			}
 			time.Sleep(20 * time.Millisecond)
 		}
+		// Priced from the catalogue (internal/pricing: IBM at $1.60 a QPU
+		// second): 3 s cost $4.80.
 		if e.count(func(ev audit.Event) bool {
-			return ev.Type == "settle" && ev.JTI == jt.JTI && ev.QPUSeconds != nil && *ev.QPUSeconds == 3
+			return ev.Type == "settle" && ev.JTI == jt.JTI && ev.QPUSeconds != nil && *ev.QPUSeconds == 3 &&
+				ev.ActualCostUSD != nil && math.Abs(*ev.ActualCostUSD-4.8) < 1e-9
 		}) != 1 {
-			t.Fatalf("job %d's settlement does not record its 3 QPU seconds", i+1)
+			t.Fatalf("job %d's settlement does not record its 3 QPU seconds at $4.80", i+1)
 		}
 	}
 	// 9 of 7 used (the third job ran past the budget: no estimate, so the

@@ -307,7 +307,8 @@ func catalogue(in []config.Device) []broker.Device {
 	for _, d := range in {
 		out = append(out, broker.Device{
 			Provider: d.Provider, Name: d.Name, Kind: d.Kind, Vendor: d.Vendor, ARN: d.ARN, Qubits: d.Qubits, MaxShots: d.MaxShots,
-			Price:             broker.Price{PerTaskUSD: d.Price.PerTaskUSD, PerShotUSD: d.Price.PerShotUSD, PerMinuteUSD: d.Price.PerMinuteUSD, MinMinutes: d.Price.MinMinutes},
+			Price: broker.Price{PerTaskUSD: d.Price.PerTaskUSD, PerShotUSD: d.Price.PerShotUSD, PerMinuteUSD: d.Price.PerMinuteUSD, MinMinutes: d.Price.MinMinutes,
+				PerSecondUSD: d.Price.PerSecondUSD},
 			QPUSecondsPerTask: d.QPUSecondsPerTask, QPUSecondsPerShot: d.QPUSecondsPerShot,
 		})
 	}
