@@ -27,6 +27,10 @@ type AWSCutoff struct {
 	IssuedBefore *time.Time `json:"issued_before,omitempty"`
 	// Widened: the policy was full, so every session of the role issued
 	// before IssuedBefore is now denied, not only the ones asked for.
-	Widened bool   `json:"widened,omitempty"`
-	Error   string `json:"error,omitempty"`
+	Widened bool `json:"widened,omitempty"`
+	// Unverified: IAM took the write, but reading the policy back did not
+	// show the Deny (IAM is eventually consistent; or another replica
+	// wrote at the same moment). Check the role's policy.
+	Unverified bool   `json:"unverified,omitempty"`
+	Error      string `json:"error,omitempty"`
 }

@@ -230,7 +230,7 @@ func (b *Broker) cutAgentAWSSessions(ctx context.Context, c Caller, agent, actor
 
 // cutoff is the answer's view of a DenySessions result.
 func cutoff(arn string, cut awsbraket.Cutoff, err error) api.AWSCutoff {
-	out := api.AWSCutoff{RoleARN: arn, Policy: awsbraket.RevocationPolicy, Widened: cut.Widened}
+	out := api.AWSCutoff{RoleARN: arn, Policy: awsbraket.RevocationPolicy, Widened: cut.Widened, Unverified: cut.Unverified}
 	if err != nil {
 		out.Error = iamMessage(arn, err)
 		return out
@@ -276,6 +276,10 @@ func (b *Broker) recordCutoff(ctx context.Context, c Caller, ev *audit.Event, ar
 	ev.Reason += fmt.Sprintf(": denied if issued before %s (inline policy %s)", cut.IssuedBefore.UTC().Format(time.RFC3339), awsbraket.RevocationPolicy)
 	if cut.Widened {
 		ev.Reason += "; the policy was full, so every session of the role issued before then is denied"
+	}
+	if cut.Unverified {
+		ev.Reason += "; IAM took the write but did not show it on reading back (eventual consistency or a concurrent writer): check the policy"
+		b.log.Warn("aws: session cutoff written but not seen on reading back", "role", arn)
 	}
 	return b.record(ctx, c, ev)
 }

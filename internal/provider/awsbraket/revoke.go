@@ -87,6 +87,10 @@ type Cutoff struct {
 	// folded into one Deny of every session of the role issued before
 	// IssuedBefore.
 	Widened bool
+	// Unverified reports that the statement was written (IAM said so)
+	// but three reads back did not show it: IAM's eventual consistency,
+	// or another writer racing this one.
+	Unverified bool
 	// Dropped is how many statements older than MaxSessionLife were removed.
 	Dropped int
 }
@@ -102,7 +106,22 @@ type Revoker struct {
 	// passed the latest cutoff's date: a session minted earlier would be
 	// denied at birth.
 	notBefore map[[2]string]time.Time
+	// written is, per role ARN, the statements of this Revoker's last
+	// write and when: IAM is eventually consistent, so a read just after
+	// a write may not show it, and a statement must not be lost by
+	// writing back a stale document. Merged into what is read for
+	// recentWrite; after that a deliberate deletion of the policy wins.
+	written map[string]writtenPolicy
 }
+
+type writtenPolicy struct {
+	at         time.Time
+	statements []denyStmt
+}
+
+// recentWrite is how long this Revoker's own last write is merged into
+// what IAM returns.
+const recentWrite = 2 * time.Minute
 
 // NewRevoker builds a Revoker; endpoint overrides the IAM URL (tests point
 // it at the emulator).
@@ -110,7 +129,7 @@ func NewRevoker(endpoint string, hc *http.Client) *Revoker {
 	if hc == nil {
 		hc = &http.Client{Timeout: 15 * time.Second}
 	}
-	return &Revoker{endpoint: endpoint, hc: hc, now: time.Now, notBefore: map[[2]string]time.Time{}}
+	return &Revoker{endpoint: endpoint, hc: hc, now: time.Now, notBefore: map[[2]string]time.Time{}, written: map[string]writtenPolicy{}}
 }
 
 // MintNotBefore is the local time before which a new session of roleARN
@@ -388,6 +407,9 @@ func (r *Revoker) DenySessions(ctx context.Context, root aws.Credentials, roleAR
 				return out, err
 			}
 		}
+		if w, ok := r.written[roleARN]; ok && local.Sub(w.at) < recentWrite {
+			p.merge(w.statements)
+		}
 		sid, dropped := p.add(scope, t, now)
 		doc, err := p.marshal()
 		if err != nil {
@@ -414,6 +436,7 @@ func (r *Revoker) DenySessions(ctx context.Context, root aws.Credentials, roleAR
 			return out, &IAMError{Op: "PutRolePolicy", RoleARN: roleARN, Err: err}
 		}
 		out.IssuedBefore, out.Dropped = t, dropped
+		r.written[roleARN] = writtenPolicy{at: local, statements: slices.Clone(p.Statement)}
 		if scope.Session == "" {
 			// IAM's Date is rounded down, so t-now bounds from above how
 			// long until AWS's clock reaches t.
@@ -434,12 +457,35 @@ func (r *Revoker) DenySessions(ctx context.Context, root aws.Credentials, roleAR
 			return out, err
 		}
 		if cp, err := parseRevocationPolicy(check); err == nil && slices.ContainsFunc(cp.Statement, func(s denyStmt) bool {
-			return s.Sid == sid && !s.issued.Before(t) || s.kind() == "Role" && !s.issued.Before(t)
+			covers := scope.Session == "" || slices.Contains(s.values, "*:"+scope.Session)
+			return s.Sid == sid && !s.issued.Before(t) && covers || s.kind() == "Role" && !s.issued.Before(t)
 		}) {
 			return out, nil
 		}
 	}
-	return out, &IAMError{Op: "PutRolePolicy", RoleARN: roleARN, Err: errors.New("the statement was overwritten three times by concurrent writers")}
+	out.Unverified = true
+	return out, nil
+}
+
+// merge adds statements this Revoker wrote that a (stale) read lacks; a
+// lease statement present in both gets the union of its sessions.
+func (p *policy) merge(mine []denyStmt) {
+	for _, m := range mine {
+		i := slices.IndexFunc(p.Statement, func(s denyStmt) bool { return s.Sid == m.Sid })
+		switch {
+		case i < 0:
+			p.Statement = append(p.Statement, m)
+		case m.kind() == "Leases":
+			s := &p.Statement[i]
+			values := slices.Clone(s.values)
+			for _, v := range m.values {
+				if !slices.Contains(values, v) {
+					values = append(values, v)
+				}
+			}
+			*s = newStmt("Leases", strings.TrimPrefix(s.Sid, sidPrefix+"Leases"), maxTime(s.issued, m.issued), values)
+		}
+	}
 }
 
 // read returns the revocation policy of role name ("" if it has none) and

@@ -1,9 +1,12 @@
 package awsbraket
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
+	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
@@ -129,5 +132,54 @@ func TestDenySessionsWithIAM(t *testing.T) {
 		GetRolePolicy(context.Background(), &iam.GetRolePolicyInput{RoleName: aws.String("qbroker-braket"), PolicyName: aws.String(RevocationPolicy)})
 	if err != nil || aws.ToString(out.PolicyName) != RevocationPolicy {
 		t.Fatalf("GetRolePolicy: %v", err)
+	}
+}
+
+// staleReads answers every GetRolePolicy with NoSuchEntity, as an
+// eventually consistent IAM may just after a write; other calls go through.
+type staleReads struct{ next http.RoundTripper }
+
+func (s staleReads) RoundTrip(req *http.Request) (*http.Response, error) {
+	body, _ := io.ReadAll(req.Body)
+	req.Body = io.NopCloser(bytes.NewReader(body))
+	if !strings.Contains(string(body), "Action=GetRolePolicy") {
+		return s.next.RoundTrip(req)
+	}
+	msg := `<ErrorResponse xmlns="https://iam.amazonaws.com/doc/2010-05-08/"><Error><Type>Sender</Type><Code>NoSuchEntity</Code>` +
+		`<Message>The role policy with name qbroker-revoked-sessions cannot be found.</Message></Error><RequestId>r</RequestId></ErrorResponse>`
+	return &http.Response{StatusCode: http.StatusNotFound, Header: http.Header{"Content-Type": {"text/xml"}}, Body: io.NopCloser(strings.NewReader(msg)),
+		ContentLength: int64(len(msg)), Request: req}, nil
+}
+
+// With reads that lag behind writes, a second revocation does not write
+// back a document without the first (the Revoker merges its own recent
+// write), and a write it cannot see again is reported Unverified, not
+// failed.
+func TestDenySessionsStaleReads(t *testing.T) {
+	e, err := braketsim.New(braketsim.Config{RootAccessKeyID: "AKIATESTROOT00000001", RootSecretAccessKey: "secret"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(e)
+	t.Cleanup(func() { srv.Close(); e.Close() })
+	root := aws.Credentials{AccessKeyID: "AKIATESTROOT00000001", SecretAccessKey: "secret"}
+	hc := &http.Client{Transport: staleReads{next: srv.Client().Transport}}
+	r := NewRevoker(srv.URL, hc)
+	const arn = "arn:aws:iam::123456789012:role/qbroker-braket"
+	for _, id := range []string{"first-1", "second-2"} {
+		cut, err := r.DenySessions(context.Background(), root, arn, Scope{Session: LeaseSessionName(id)})
+		if err != nil || !cut.Unverified {
+			t.Fatalf("%s: %+v %v, want an unverified cutoff", id, cut, err)
+		}
+	}
+	cut, err := r.DenySessions(context.Background(), root, arn, Scope{Agent: "alice"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	doc, _ := e.RolePolicy("qbroker-braket", RevocationPolicy)
+	for _, want := range []string{"*:qbroker-first-1", "*:qbroker-second-2", `"aws:SourceIdentity":"alice"`} {
+		if !strings.Contains(doc, want) {
+			t.Fatalf("%s was lost to a stale read: %s (%+v)", want, doc, cut)
+		}
 	}
 }
