@@ -182,7 +182,8 @@ type SettleRequest struct {
 type DeviceInfo struct {
 	Provider string      `json:"provider"`
 	Name     string      `json:"name"`
-	Kind     string      `json:"kind"` // qpu or simulator
+	Kind     string      `json:"kind"`          // qpu or simulator
+	ARN      string      `json:"arn,omitempty"` // the provider's id or ARN for it (Braket's deviceArn)
 	Qubits   int         `json:"qubits"`
 	MaxShots int         `json:"max_shots,omitempty"`
 	Price    DevicePrice `json:"price"` // list price; all zero: free
