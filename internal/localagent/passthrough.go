@@ -15,6 +15,7 @@ import (
 	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
 
 	"github.com/qbroker/qbroker/api"
+	"github.com/qbroker/qbroker/internal/provider/ibm"
 )
 
 // servePassthrough is the local gateway passthrough. A vendor client whose
@@ -35,8 +36,11 @@ import (
 func (d *Daemon) servePassthrough(w http.ResponseWriter, r *http.Request) {
 	prov, _, _ := strings.Cut(strings.TrimPrefix(r.URL.Path, "/"), "/")
 	fail := ionqError
-	if prov == "braket" {
+	switch prov {
+	case "braket":
 		fail = braketError
+	case "ibm":
+		fail = ibmError
 	}
 	if !isLoopback(r) {
 		fail(w, http.StatusForbidden, "Forbidden", "only loopback clients are served")
@@ -51,8 +55,10 @@ func (d *Daemon) servePassthrough(w http.ResponseWriter, r *http.Request) {
 		}
 	case "braket":
 		key = sigV4AccessKey(r.Header.Get("Authorization"))
+	case "ibm":
+		key, _ = strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
 	default:
-		fail(w, http.StatusNotFound, "NotFoundError", "the passthrough serves /ionq and /braket")
+		fail(w, http.StatusNotFound, "NotFoundError", "the passthrough serves /ionq, /braket and /ibm")
 		return
 	}
 	es, ok := d.sessions.byPassthroughKey(key)
@@ -61,7 +67,7 @@ func (d *Daemon) servePassthrough(w http.ResponseWriter, r *http.Request) {
 		fail(w, http.StatusUnauthorized, "UnauthorizedError", "missing or unknown key, or the session has ended")
 		return
 	}
-	if es.provider != map[string]string{"ionq": "ionq", "braket": "aws"}[prov] {
+	if es.provider != map[string]string{"ionq": "ionq", "braket": "aws", "ibm": "ibm"}[prov] {
 		fail(w, http.StatusForbidden, "Forbidden", "this session is for "+es.provider)
 		return
 	}
@@ -71,12 +77,16 @@ func (d *Daemon) servePassthrough(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var cred string
-	if submit := r.Method == http.MethodPost && (r.URL.Path == "/ionq/v0.4/jobs" || r.URL.Path == "/braket/quantum-task"); submit {
+	submitPaths := map[string]string{"ionq": "/ionq/v0.4/jobs", "braket": "/braket/quantum-task", "ibm": "/ibm/api/v1/jobs"}
+	if r.Method == http.MethodPost && r.URL.Path == submitPaths[prov] {
 		var req api.JobTokenRequest
-		if prov == "ionq" {
+		switch prov {
+		case "ionq":
 			req, err = ionqJobRequest(body)
-		} else {
+		case "braket":
 			req, err = braketJobRequest(body, es.device)
+		case "ibm":
+			req, err = ibmJobRequest(body, es.device)
 		}
 		if err == nil && es.device != "" && req.Device != es.device {
 			err = fmt.Errorf("this session may use device %s only, not %s", es.device, req.Device)
@@ -108,7 +118,7 @@ func (d *Daemon) servePassthrough(w http.ResponseWriter, r *http.Request) {
 		fail(w, http.StatusBadRequest, "BadRequestError", "bad request")
 		return
 	}
-	for _, h := range []string{"Content-Type", "Accept"} {
+	for _, h := range []string{"Content-Type", "Accept", "IBM-API-Version"} {
 		if v := r.Header.Get(h); v != "" {
 			out.Header.Set(h, v)
 		}
@@ -122,6 +132,8 @@ func (d *Daemon) servePassthrough(w http.ResponseWriter, r *http.Request) {
 			fail(w, http.StatusInternalServerError, "InternalError", "signing failed")
 			return
 		}
+	} else if prov == "ibm" {
+		out.Header.Set("Authorization", "Bearer "+cred) // where Qiskit sends its IAM token
 	} else {
 		out.Header.Set("Authorization", "apiKey "+cred)
 	}
@@ -184,6 +196,43 @@ func braketJobRequest(body []byte, device string) (api.JobTokenRequest, error) {
 	}
 	src, _ := json.Marshal(prog.Source)
 	return api.JobTokenRequest{Provider: "aws", Device: device, Shots: *t.Shots, Program: src, Format: api.FormatQASM3}, nil
+}
+
+// ibmJobRequest reads what a job token must name from a Qiskit Runtime
+// Sampler job: the session's device, the shots and the OpenQASM 3 source
+// of its one PUB. The ibm adapter's own parser checks the job as the
+// gateway will, so what it refuses is refused here first.
+func ibmJobRequest(body []byte, device string) (api.JobTokenRequest, error) {
+	sub, err := ibm.Adapter{}.ParseSubmit(body)
+	if err != nil {
+		return api.JobTokenRequest{}, err
+	}
+	var j struct {
+		Params struct {
+			Pubs []json.RawMessage `json:"pubs"`
+		} `json:"params"`
+	}
+	if err := json.Unmarshal(body, &j); err != nil || len(j.Params.Pubs) != 1 {
+		return api.JobTokenRequest{}, fmt.Errorf("the job needs exactly one PUB")
+	}
+	circ := j.Params.Pubs[0]
+	var parts []json.RawMessage
+	if json.Unmarshal(circ, &parts) == nil && len(parts) > 0 {
+		circ = parts[0]
+	}
+	var src string
+	if err := json.Unmarshal(circ, &src); err != nil || src == "" {
+		return api.JobTokenRequest{}, fmt.Errorf("the PUB's circuit must be OpenQASM 3 source")
+	}
+	if device == "" {
+		return api.JobTokenRequest{}, fmt.Errorf("an IBM session names its device (qbroker exec --provider ibm --device D)")
+	}
+	prog, _ := json.Marshal(src)
+	return api.JobTokenRequest{Provider: "ibm", Device: device, Shots: sub.Shots, Program: prog, Format: api.FormatQASM3}, nil
+}
+
+func ibmError(w http.ResponseWriter, status int, _, msg string) {
+	writeJSON(w, status, map[string]any{"errors": []map[string]any{{"message": msg, "code": status}}, "trace": ""})
 }
 
 func braketError(w http.ResponseWriter, status int, kind, msg string) {

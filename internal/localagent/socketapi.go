@@ -35,9 +35,9 @@ func (d *Daemon) socketHandler() http.Handler {
 // SessionRequest opens an exec session.
 type SessionRequest struct {
 	Role     string `json:"role"`
-	Provider string `json:"provider"` // aws (default: dynamic credentials), braket (the passthrough) or ionq
+	Provider string `json:"provider"` // aws (default: dynamic credentials); braket, ibm or ionq (the passthrough)
 	// Device limits the session's jobs to one device (the broker's name,
-	// e.g. sv1); required for braket.
+	// e.g. sv1); required for braket and ibm.
 	Device string `json:"device,omitempty"`
 }
 
@@ -139,12 +139,18 @@ func (d *Daemon) handleOpenSession(w http.ResponseWriter, r *http.Request) {
 	if req.Provider == "" {
 		req.Provider = "aws"
 	}
-	if req.Role == "" || (req.Provider != "aws" && req.Provider != "ionq" && req.Provider != "braket") {
-		writeError(w, fmt.Errorf("%w: a role and a provider (aws, braket or ionq) are required", errBadRequest))
+	switch req.Provider {
+	case "aws", "braket", "ionq", "ibm":
+	default:
+		writeError(w, fmt.Errorf("%w: provider %q: want aws, braket, ibm or ionq", errBadRequest, req.Provider))
 		return
 	}
-	if req.Provider == "braket" && req.Device == "" {
-		writeError(w, fmt.Errorf("%w: a braket session names its device", errBadRequest))
+	if req.Role == "" {
+		writeError(w, fmt.Errorf("%w: a role is required", errBadRequest))
+		return
+	}
+	if (req.Provider == "braket" || req.Provider == "ibm") && req.Device == "" {
+		writeError(w, fmt.Errorf("%w: a %s session names its device", errBadRequest, req.Provider))
 		return
 	}
 	if req.Provider == "aws" && req.Device != "" {
@@ -180,6 +186,11 @@ func (d *Daemon) handleOpenSession(w http.ResponseWriter, r *http.Request) {
 	case "ionq":
 		out.Env["IONQ_API_KEY"] = secret
 		out.Env["IONQ_BASE_URL"] = "http://" + d.ptLn.Addr().String() + "/ionq"
+	case "ibm":
+		// A REST client's base URL and bearer token (Qiskit's IAM
+		// exchange is not emulated: the key is the bearer token itself).
+		out.Env["IBM_QUANTUM_BASE_URL"] = "http://" + d.ptLn.Addr().String() + "/ibm"
+		out.Env["IBM_QUANTUM_TOKEN"] = secret
 	case "braket":
 		// The SDK's default chain finds these first; the key is the
 		// session's, the secret is not one (the gateway re-signs).
