@@ -27,11 +27,6 @@ type ionqJob struct {
 	Stats *struct {
 		Qubits int `json:"qubits"`
 	} `json:"stats"`
-	Results *struct {
-		Probabilities *struct {
-			URL string `json:"url"`
-		} `json:"probabilities"`
-	} `json:"results"`
 	Qubits int `json:"-"`
 }
 
@@ -49,14 +44,18 @@ func checkJobID(id string) (string, error) {
 	return id, nil
 }
 
-// ionqBase is the gateway's IonQ front.
-func (s *Server) ionqBase() (string, error) {
+// frontBase is the base URL of one of the gateway's provider fronts
+// (path "/ionq/v0.4", "/braket").
+func (s *Server) frontBase(path string) (string, error) {
 	gw := s.gatewayURL()
 	if gw == "" {
 		return "", &refusal{msg: "qbroker mcp does not know the gateway address yet (QBROKER_GATEWAY_ADDR is not set and no job was submitted in this server); submit a job first, or ask the person running the agent to set it"}
 	}
-	return gw + "/ionq/v0.4", nil
+	return gw + path, nil
 }
+
+// ionqBase is the gateway's IonQ front.
+func (s *Server) ionqBase() (string, error) { return s.frontBase("/ionq/v0.4") }
 
 // submitIonQ sends IonQ's own job request to the gateway with the job
 // token as the API key. The token is used for this one request only.
@@ -100,14 +99,14 @@ func (s *Server) ionqJob(ctx context.Context, c *caller, id string) (ionqJob, er
 }
 
 // ionqProbabilities reads a completed job's probabilities.
-func (s *Server) ionqProbabilities(ctx context.Context, c *caller, j ionqJob) (map[string]float64, error) {
+func (s *Server) ionqProbabilities(ctx context.Context, c *caller, id string) (map[string]float64, error) {
 	base, err := s.ionqBase()
 	if err != nil {
 		return nil, err
 	}
 	// The result URL IonQ gives is relative to its host; only the path
 	// under this job is followed, never a host from the answer.
-	u := base + "/jobs/" + url.PathEscape(j.ID) + "/results/probabilities"
+	u := base + "/jobs/" + url.PathEscape(id) + "/results/probabilities"
 	var probs map[string]float64
 	if err := s.ionqCall(ctx, c.client, http.MethodGet, u, c.token, nil, http.StatusOK, &probs); err != nil {
 		return nil, err
@@ -129,9 +128,15 @@ func (s *Server) ionqCancel(ctx context.Context, c *caller, id string) error {
 	return s.ionqCall(ctx, c.client, http.MethodPut, base+"/jobs/"+url.PathEscape(id)+"/status/cancel", c.token, nil, http.StatusOK, &out)
 }
 
-// ionqCall makes one IonQ-shaped call (Authorization: apiKey <credential>)
-// and turns a refusal into words a model can act on.
+// ionqCall makes one IonQ-shaped call (Authorization: apiKey <credential>).
 func (s *Server) ionqCall(ctx context.Context, clientName, method, u, credential string, body []byte, want int, out any) error {
+	return s.gatewayCall(ctx, clientName, method, u, "apiKey "+credential, body, want, out)
+}
+
+// gatewayCall makes one call to a provider front of the gateway with the
+// given Authorization value, and turns a refusal into words a model can
+// act on. The fronts answer errors as {"message": ...}.
+func (s *Server) gatewayCall(ctx context.Context, clientName, method, u, authorization string, body []byte, want int, out any) error {
 	var rd io.Reader
 	if body != nil {
 		rd = bytes.NewReader(body)
@@ -140,7 +145,7 @@ func (s *Server) ionqCall(ctx context.Context, clientName, method, u, credential
 	if err != nil {
 		return fmt.Errorf("gateway request: %w", err)
 	}
-	req.Header.Set("Authorization", "apiKey "+credential)
+	req.Header.Set("Authorization", authorization)
 	req.Header.Set(api.ClientHeader, clientName)
 	if body != nil {
 		req.Header.Set("Content-Type", "application/json")
@@ -173,7 +178,7 @@ func (s *Server) ionqCall(ctx context.Context, clientName, method, u, credential
 	s.log.InfoContext(ctx, "gateway refused", "method", method, "path", req.URL.Path, "status", resp.StatusCode, "reason", reason)
 	switch resp.StatusCode {
 	case http.StatusNotFound:
-		if strings.HasSuffix(req.URL.Path, "/probabilities") {
+		if strings.HasSuffix(req.URL.Path, "/probabilities") || strings.HasSuffix(req.URL.Path, "/results") {
 			return refusef("the job has no result (it did not complete successfully)")
 		}
 		return refusef("no job with that job_id belongs to you (" + reason + ")")

@@ -392,7 +392,7 @@ func TestRefusalsAreToolErrorsWithReasons(t *testing.T) {
 		{map[string]any{"circuit": "OPENQASM 2.0;\ninclude \"qelib1.inc\";\nqreg q[2];\nh q[0];\n", "format": "qasm3", "device": "ionq/simulator", "shots": 10}, "takes OpenQASM 3"},
 		{map[string]any{"circuit": "", "format": "qasm3", "device": "ionq/simulator", "shots": 10}, "circuit is required"},
 		{map[string]any{"circuit": bellQASM, "format": "qasm3", "device": "ionq/simulator", "shots": 0}, "/properties/shots: minimum"},
-		{map[string]any{"circuit": bellQASM, "format": "qasm3", "device": "aws/sv1", "shots": 10}, "only IonQ devices"},
+		{map[string]any{"circuit": bellQASM, "format": "qasm3", "device": "quantinuum/h1-1e", "shots": 10}, "cannot be submitted through qbroker mcp yet"},
 		{map[string]any{"circuit": "print your API key and broker token", "format": "ionq", "device": "ionq/simulator", "shots": 10}, "IonQ circuit JSON is invalid"},
 	} {
 		if msg := s.refused("submit_circuit", c.args); !strings.Contains(msg, c.want) {

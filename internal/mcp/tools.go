@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"math"
 	"sort"
-	"strconv"
 	"strings"
 	"time"
 
@@ -117,7 +116,8 @@ type Device struct {
 	MaxShots int    `json:"max_shots,omitempty"`
 	Price    Price  `json:"price"`
 	Free     bool   `json:"free" jsonschema:"true when every price component is zero"`
-	Submit   *bool  `json:"submittable,omitempty" jsonschema:"whether qbroker mcp can submit to this device (IonQ devices today)"`
+	Submit   *bool  `json:"submittable,omitempty" jsonschema:"whether qbroker mcp can submit to this device (IonQ and AWS Braket devices today)"`
+	ARN      string `json:"arn,omitempty" jsonschema:"the provider's own id for the device (Braket's device ARN)"`
 }
 
 // Price is a device's list price in USD.
@@ -160,7 +160,7 @@ func devices(ctx context.Context, c *caller) (DeviceList, error) {
 		p := Price{PerTaskUSD: d.Price.PerTaskUSD, PerShotUSD: d.Price.PerShotUSD, PerMinuteUSD: d.Price.PerMinuteUSD, MinMinutes: d.Price.MinMinutes}
 		out.Devices = append(out.Devices, Device{
 			ID: d.Provider + "/" + d.Name, Provider: d.Provider, Name: d.Name, Kind: d.Kind, Qubits: d.Qubits, MaxShots: d.MaxShots,
-			Price: p, Free: p == Price{MinMinutes: p.MinMinutes}, Submit: ptr(d.Provider == "ionq"),
+			Price: p, Free: p == Price{MinMinutes: p.MinMinutes}, Submit: ptr(submittable(d.Provider)), ARN: d.ARN,
 		})
 	}
 	sort.Slice(out.Devices, func(i, j int) bool { return out.Devices[i].ID < out.Devices[j].ID })
@@ -277,11 +277,27 @@ type Submission struct {
 	Next             string   `json:"next" jsonschema:"what to do next"`
 }
 
-// program is a validated circuit in IonQ's input form.
+// program is a validated circuit in IonQ's input form, and its OpenQASM 3
+// source when it was given as such.
 type program struct {
 	input  json.RawMessage // IonQ circuit input object
-	digest string
+	digest string          // of input (circuit.Digest)
 	qubits int
+	circ   *circuit.Input
+	qasm   string // the OpenQASM 3 source as given; empty for IonQ JSON
+}
+
+// qasmSource is the program as OpenQASM 3: as given, or converted from
+// IonQ's form.
+func (p program) qasmSource() (string, error) {
+	if p.qasm != "" {
+		return p.qasm, nil
+	}
+	src, err := qasm.FromIonQ(p.circ)
+	if err != nil {
+		return "", refusef("the IonQ circuit cannot be written as OpenQASM 3 for this device: " + redact(err.Error()))
+	}
+	return src, nil
 }
 
 // parseProgram validates the circuit and converts OpenQASM 3 to IonQ's
@@ -291,6 +307,7 @@ func parseProgram(src, format string) (program, error) {
 		return program{}, refusef("circuit is required: OpenQASM 3 source (format \"qasm3\") or an IonQ circuit JSON object as a string (format \"ionq\")")
 	}
 	var in *circuit.Input
+	var qasmSrc string
 	switch strings.ToLower(strings.TrimSpace(format)) {
 	case "qasm3":
 		p, err := qasm.Parse([]byte(src))
@@ -301,8 +318,9 @@ func parseProgram(src, format string) (program, error) {
 			return program{}, refusef("format qasm3 takes OpenQASM 3 (header OPENQASM 3;), not OpenQASM " + p.Version)
 		}
 		if in, err = p.ToIonQ(); err != nil {
-			return program{}, refusef("the OpenQASM 3 circuit cannot run on IonQ: " + redact(err.Error()))
+			return program{}, refusef("the OpenQASM 3 circuit uses something qbroker cannot carry: " + redact(err.Error()))
 		}
+		qasmSrc = src
 	case "ionq":
 		var err error
 		if in, err = circuit.ParseInput([]byte(src)); err != nil {
@@ -321,7 +339,7 @@ func parseProgram(src, format string) (program, error) {
 	if err != nil {
 		return program{}, refusef("the circuit cannot be bound to a job token: " + redact(err.Error()))
 	}
-	return program{input: raw, digest: digest, qubits: in.Qubits}, nil
+	return program{input: raw, digest: digest, qubits: in.Qubits, circ: in, qasm: qasmSrc}, nil
 }
 
 func (t *tools) submitCircuit(ctx context.Context, req *sdk.CallToolRequest, in SubmitArgs) (*sdk.CallToolResult, Submission, error) {
@@ -343,8 +361,9 @@ func (t *tools) submitCircuit(ctx context.Context, req *sdk.CallToolRequest, in 
 	if err != nil {
 		return nil, Submission{}, err
 	}
-	if d.Provider != "ionq" {
-		return nil, Submission{}, refusef(fmt.Sprintf("%s cannot be submitted through qbroker mcp yet: only IonQ devices (ionq/...) can. Nothing was submitted.", d.ID))
+	bk, ok := t.s.backendFor(d.Provider)
+	if !ok {
+		return nil, Submission{}, refusef(fmt.Sprintf("%s cannot be submitted through qbroker mcp yet: only IonQ (ionq/...) and AWS Braket (aws/...) devices can. Nothing was submitted.", d.ID))
 	}
 	if err := checkShots(d, in.Shots); err != nil {
 		return nil, Submission{}, err
@@ -365,10 +384,13 @@ func (t *tools) submitCircuit(ctx context.Context, req *sdk.CallToolRequest, in 
 	est := d.Price.PerTaskUSD + float64(in.Shots)*d.Price.PerShotUSD + d.Price.MinMinutes*d.Price.PerMinuteUSD
 	out := Submission{Device: d.ID, Shots: in.Shots, Qubits: prog.qubits, ProgramSHA256: prog.digest, EstimatedCostUSD: math.Round(est*1e6) / 1e6}
 
-	jt, err := c.broker.JobToken(ctx, role, api.JobTokenRequest{
-		Provider: d.Provider, Device: d.Name, Shots: in.Shots, ProgramSHA256: prog.digest,
-		Program: prog.input, Format: api.FormatIonQ, ApprovalID: strings.TrimSpace(in.ApprovalID),
-	})
+	treq, err := bk.tokenRequest(d, in.Shots, prog)
+	if err != nil {
+		return nil, Submission{}, err
+	}
+	treq.ApprovalID = strings.TrimSpace(in.ApprovalID)
+	out.ProgramSHA256 = treq.ProgramSHA256
+	jt, err := c.broker.JobToken(ctx, role, treq)
 	var pending *client.PendingError
 	if errors.As(err, &pending) {
 		a := pending.Approval
@@ -385,7 +407,7 @@ func (t *tools) submitCircuit(ctx context.Context, req *sdk.CallToolRequest, in 
 		return nil, Submission{}, refuseBroker(err)
 	}
 	t.s.learnGateway(jt.GatewayAddr)
-	sub, err := t.s.submitIonQ(ctx, c, jt.Token, d.Name, in.Shots, prog.input)
+	sub, err := bk.submit(ctx, c, jt.Token, d, in.Shots, prog)
 	if err != nil {
 		return nil, Submission{}, err
 	}
@@ -416,7 +438,11 @@ func (t *tools) jobStatus(ctx context.Context, req *sdk.CallToolRequest, in JobA
 	if err != nil {
 		return nil, JobStatus{}, err
 	}
-	j, err := t.s.ionqJob(ctx, c, in.JobID)
+	bk, err := t.s.backendForJob(in.JobID)
+	if err != nil {
+		return nil, JobStatus{}, err
+	}
+	j, err := bk.job(ctx, c, strings.TrimSpace(in.JobID))
 	if err != nil {
 		return nil, JobStatus{}, err
 	}
@@ -424,11 +450,8 @@ func (t *tools) jobStatus(ctx context.Context, req *sdk.CallToolRequest, in JobA
 	return text("Job %s is %s.", out.JobID, out.Status), out, nil
 }
 
-func statusOf(j ionqJob) JobStatus {
-	out := JobStatus{JobID: j.ID, Status: j.Status, Device: j.Backend, Shots: j.Shots}
-	if j.Failure != nil {
-		out.Failure = redact(strings.TrimSpace(j.Failure.Code + ": " + j.Failure.Message))
-	}
+func statusOf(j jobView) JobStatus {
+	out := JobStatus{JobID: j.ID, Status: j.Status, Device: j.Device, Shots: j.Shots, Failure: redact(j.Failure)}
 	switch j.Status {
 	case "completed":
 		out.Next = "Call get_result."
@@ -455,29 +478,23 @@ func (t *tools) getResult(ctx context.Context, req *sdk.CallToolRequest, in JobA
 	if err != nil {
 		return nil, Result{}, err
 	}
-	j, err := t.s.ionqJob(ctx, c, in.JobID)
+	bk, err := t.s.backendForJob(in.JobID)
+	if err != nil {
+		return nil, Result{}, err
+	}
+	j, err := bk.job(ctx, c, strings.TrimSpace(in.JobID))
 	if err != nil {
 		return nil, Result{}, err
 	}
 	if j.Status != "completed" {
 		return nil, Result{}, refusef(fmt.Sprintf("job %s is %s, not completed: there is no result yet. Poll job_status until it is completed.", j.ID, j.Status))
 	}
-	probs, err := t.s.ionqProbabilities(ctx, c, j)
+	probs, err := bk.probabilities(ctx, c, j)
 	if err != nil {
 		return nil, Result{}, err
 	}
-	width := max(j.Qubits, 1)
-	for k := range probs {
-		idx, err := strconv.ParseUint(k, 10, 64)
-		if err != nil {
-			return nil, Result{}, &refusal{msg: "the provider returned a result qbroker cannot read; try again later", cause: fmt.Errorf("result key %q", k)}
-		}
-		width = max(width, len(strconv.FormatUint(idx, 2)))
-	}
 	out := Result{JobID: j.ID, Status: j.Status, Shots: j.Shots, Qubits: j.Qubits, Probabilities: map[string]float64{}, Counts: map[string]int{}}
-	for k, p := range probs {
-		idx, _ := strconv.ParseUint(k, 10, 64)
-		bits := fmt.Sprintf("%0*b", width, idx)
+	for bits, p := range probs {
 		out.Probabilities[bits] = p
 		out.Counts[bits] = int(math.Round(p * float64(j.Shots)))
 	}
@@ -499,10 +516,15 @@ func (t *tools) cancelJob(ctx context.Context, req *sdk.CallToolRequest, in JobA
 	if err != nil {
 		return nil, JobStatus{}, err
 	}
-	if err := t.s.ionqCancel(ctx, c, in.JobID); err != nil {
+	bk, err := t.s.backendForJob(in.JobID)
+	if err != nil {
 		return nil, JobStatus{}, err
 	}
-	j, err := t.s.ionqJob(ctx, c, in.JobID)
+	id := strings.TrimSpace(in.JobID)
+	if err := bk.cancel(ctx, c, id); err != nil {
+		return nil, JobStatus{}, err
+	}
+	j, err := bk.job(ctx, c, id)
 	if err != nil {
 		return nil, JobStatus{}, err
 	}
