@@ -56,21 +56,10 @@
 //     aws:PrincipalArn (the role ARN), aws:PrincipalTag/…, aws:CurrentTime,
 //     aws:EpochTime, aws:PrincipalAccount and aws:PrincipalType; a key
 //     absent from the request makes a positive operator false and a negated
-//     one true, as IAM.
-//   - IAM (global: signed for us-east-1 only, query protocol version
-//     2010-05-08) keeps inline policies on the roles (the roles of
-//     Config.Roles, or any role of the account when it is empty), validates
-//     names and documents (MalformedPolicyDocument, 404 NoSuchEntity, 409
-//     LimitExceeded past 10,240 non-whitespace characters per role) and
-//     returns documents URL-encoded as IAM does. Every call made with a
-//     session's credentials is checked against its role's inline policies
-//     too: an explicit Deny there wins over any Allow and is refused "… with
-//     an explicit deny in an identity-based policy" — which is how AWS cuts
-//     off STS sessions already issued (a Deny on aws:TokenIssueTime). The
-//     long-term key may call IAM unless Config.RootDeniedActions lists the
-//     action ("because no identity-based policy allows …"). Without a
-//     session policy a session has the role's permissions, which the
-//     emulator takes to be everything; the long-term key may do everything.
+//     one true, as IAM. Without a session policy a session has the role's
+//     permissions, which the emulator takes to be everything (less its
+//     inline Denies, below); the long-term key may do everything (less
+//     Config.RootDeniedActions).
 //     Actions and resources: braket:CreateQuantumTask on the device ARN and
 //     on the new quantum-task ARN (AWS requires both; tags also need
 //     braket:TagResource on the task), braket:GetQuantumTask and
@@ -81,6 +70,18 @@
 //     Refusals read "User: arn:aws:sts::ACCOUNT:assumed-role/ROLE/SESSION is
 //     not authorized to perform: ACTION on resource: RESOURCE because no
 //     session policy allows the ACTION action".
+//   - IAM (global: signed for us-east-1 only, query protocol version
+//     2010-05-08) keeps inline policies on the roles (the roles of
+//     Config.Roles, or any role of the account when it is empty), validates
+//     names and documents (MalformedPolicyDocument, 404 NoSuchEntity, 409
+//     LimitExceeded past 10,240 non-whitespace characters per role) and
+//     returns documents URL-encoded as IAM does. Every call made with a
+//     session's credentials is checked against its role's inline policies
+//     too: an explicit Deny there wins over any Allow and is refused "… with
+//     an explicit deny in an identity-based policy" — which is how AWS cuts
+//     off STS sessions already issued (a Deny on aws:TokenIssueTime). The
+//     long-term key may do anything Config.RootDeniedActions does not list
+//     (refused "because no identity-based policy allows …").
 //   - CreateQuantumTask validates members as the model does, then
 //     authorizes, then checks the device (unknown or other region → 400
 //     ValidationException, OFFLINE → 424 DeviceOfflineException, RETIRED →

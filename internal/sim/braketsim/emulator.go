@@ -140,7 +140,7 @@ type Config struct {
 	// RootDeniedActions are actions (with * and ? wildcards) that no
 	// identity-based policy of the long-term key's user allows, e.g.
 	// "iam:PutRolePolicy", to show what a caller lacking a permission
-	// sees. They are honoured for IAM actions.
+	// sees (refused "because no identity-based policy allows" it).
 	RootDeniedActions []string
 }
 

@@ -163,6 +163,7 @@ func TestIAMRefusals(t *testing.T) {
 	if apiCode(err) != "AccessDenied" || !strings.Contains(err.Error(), "because no identity-based policy allows the iam:DeleteRolePolicy action") {
 		t.Errorf("a denied action for the key's user: %v", err)
 	}
+	// The key's user may still do what it is not denied.
 	sess := h.assume(tenantPolicy, 900)
 	if err := put(h.iamClient(sess), "qbroker-tenant", ok); apiCode(err) != "AccessDenied" {
 		t.Errorf("a session whose policy has no iam:*: %v", err)
@@ -174,6 +175,15 @@ func TestIAMRefusals(t *testing.T) {
 		func(o *reqOpts) { o.contentType = "application/x-www-form-urlencoded" })
 	if r.status != http.StatusOK || !strings.Contains(string(r.body), "<member>p</member>") {
 		t.Errorf("ListRolePolicies: %d %s", r.status, r.body)
+	}
+}
+
+// A long-term key whose user lacks sts:AssumeRole cannot mint sessions.
+func TestRootDeniedAssumeRole(t *testing.T) {
+	h := newHarness(t, func(c *Config) { c.RootDeniedActions = []string{"sts:*"} })
+	_, err := h.stsClient(rootCreds).AssumeRole(t.Context(), assumeInput("x1"))
+	if apiCode(err) != "AccessDenied" || !strings.Contains(err.Error(), "because no identity-based policy allows the sts:AssumeRole action") {
+		t.Fatalf("AssumeRole by a user without sts:AssumeRole: %v", err)
 	}
 }
 

@@ -289,6 +289,10 @@ func (e *Emulator) assumeRole(c *call, params url.Values) {
 		denied() // the emulated roles trust only the account's IAM user
 		return
 	}
+	if d, src := e.evaluate(c.p, "sts:AssumeRole", roleARN); d != decisionAllow {
+		c.fail(accessDenied(c, d, src, "sts:AssumeRole", roleARN))
+		return
+	}
 	roleName, ok := parseRoleARN(roleARN, e.cfg.AccountID)
 	if !ok || (len(e.cfg.Roles) > 0 && !slices.Contains(e.cfg.Roles, roleARN)) {
 		denied()
