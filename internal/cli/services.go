@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"os"
 	"os/signal"
@@ -16,6 +17,7 @@ import (
 
 	"github.com/qbroker/qbroker/internal/config"
 	"github.com/qbroker/qbroker/internal/gateway"
+	"github.com/qbroker/qbroker/internal/httpapi"
 	"github.com/qbroker/qbroker/internal/server"
 	"github.com/qbroker/qbroker/internal/sim/ionqsim"
 	"github.com/qbroker/qbroker/internal/token"
@@ -201,7 +203,8 @@ func gatewayCmd(env Env) *cobra.Command {
 				return err
 			}
 			var fronts []gateway.Front
-			if cfgPath != "" { // the providers and devices sections: the fronts beyond IonQ
+			var trusted []netip.Prefix
+			if cfgPath != "" { // the providers and devices sections: the fronts beyond IonQ, and trusted_proxies
 				cfg, err := config.Load(cfgPath)
 				if err != nil {
 					return err
@@ -212,12 +215,13 @@ func gatewayCmd(env Env) *cobra.Command {
 				if fronts, err = server.GatewayFronts(cfg); err != nil {
 					return err
 				}
+				trusted = cfg.TrustedPrefixes()
 			}
 			gw, err := gateway.New(gateway.Config{Broker: gateway.NewRemoteBroker(brokerAddr, tok, hc), Verifier: v, IonQUpstream: u, Logger: log, Fronts: fronts})
 			if err != nil {
 				return err
 			}
-			return serveUntilDone(cmd.Context(), env, addr, gw, "gateway")
+			return serveUntilDone(cmd.Context(), env, addr, httpapi.ClientAddress(trusted, gw), "gateway")
 		},
 	}
 	f := cmd.Flags()

@@ -38,9 +38,13 @@ type Config struct {
 	Budgets       Budgets     `yaml:"budgets"`
 	SigningKeys   SigningKeys `yaml:"signing_keys"`
 	APILimits     APILimits   `yaml:"api_limits"` // request rates per client address and per identity
-	TLS           TLS         `yaml:"tls"`
-	Audit         Audit       `yaml:"audit"`
-	Log           LogOptions  `yaml:"log"`
+	// TrustedProxies are the load balancers (CIDRs or addresses) whose
+	// X-Forwarded-For is believed: behind them, the client's address is
+	// the source for rate limits, lockouts, audit and anomaly rules.
+	TrustedProxies []string   `yaml:"trusted_proxies"`
+	TLS            TLS        `yaml:"tls"`
+	Audit          Audit      `yaml:"audit"`
+	Log            LogOptions `yaml:"log"`
 }
 
 // Store chooses the database: the embedded SQLite in data_dir (default),
@@ -525,6 +529,7 @@ func (c *Config) Validate() error {
 	c.Providers.AWS.validate(bad)
 	c.Budgets.validate(bad)
 	c.SigningKeys.validate(bad)
+	c.validateProxies(bad)
 	c.APILimits.validate(bad)
 	for name, v := range map[string]string{"providers.ibm.base_url": c.Providers.IBM.BaseURL, "providers.ibm.iam_url": c.Providers.IBM.IAMURL} {
 		if v == "" {

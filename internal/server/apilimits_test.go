@@ -284,3 +284,62 @@ func TestAPILimitPerIdentity(t *testing.T) {
 		t.Fatalf("ratelimit events %+v, want one or two for %s", evs, a1.EntityID)
 	}
 }
+
+// Behind a trusted load balancer the client's address (X-Forwarded-For)
+// is the source: each client gets its own bucket and is audited as
+// itself; a client that is not the balancer cannot name its own source.
+func TestTrustedProxyNamesTheClient(t *testing.T) {
+	var kb [16]byte
+	rand.Read(kb[:])
+	key := "ionq-test-" + hex.EncodeToString(kb[:])
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	d, err := StartDev(ctx, DevOptions{
+		Addr: "127.0.0.1:0", GatewayAddr: "127.0.0.1:0", SimAddr: "127.0.0.1:0", DataDir: t.TempDir(), IonQKey: key,
+		APILimits: &config.APILimits{PerSourcePerSecond: 0.01, PerSourceBurst: 4}, TrustedProxies: []string{"127.0.0.1"},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { d.Close(context.Background()) })
+	e := &env{t: t, d: d, ionqKey: key, hc: &http.Client{Timeout: 20 * time.Second}}
+	lookup := func(e *env, xff string) int {
+		return e.do(http.MethodGet, d.BrokerURL+"/v1/auth/token/lookup-self", "", "X-Vault-Token", d.RootToken, "X-Forwarded-For", xff).status
+	}
+	// Client A, through the balancer (127.0.0.1): 4, then refused.
+	for i := range 4 {
+		if st := lookup(e, "198.51.100.1"); st != http.StatusOK {
+			t.Fatalf("client A's request %d: %d", i+1, st)
+		}
+	}
+	r := e.do(http.MethodGet, d.BrokerURL+"/v1/auth/token/lookup-self", "", "X-Vault-Token", d.RootToken, "X-Forwarded-For", "198.51.100.1")
+	want(t, "client A past its burst", r, http.StatusTooManyRequests, "198.51.100.1")
+	// Client B through the same balancer has its own bucket, even when it
+	// writes client A's address into the header itself.
+	for i := range 4 {
+		if st := lookup(e, "198.51.100.1, 198.51.100.2"); st != http.StatusOK {
+			t.Fatalf("client B's request %d: %d", i+1, st)
+		}
+	}
+	// A client that is not the balancer (127.0.0.2) cannot name a source:
+	// it is limited as itself whatever it writes.
+	other := e.from(t, "127.0.0.2")
+	for i := range 4 {
+		if st := lookup(other, "203.0.113."+strconv.Itoa(i)); st != http.StatusOK {
+			t.Fatalf("direct client's request %d: %d", i+1, st)
+		}
+	}
+	r = other.do(http.MethodGet, d.BrokerURL+"/v1/auth/token/lookup-self", "", "X-Vault-Token", d.RootToken, "X-Forwarded-For", "203.0.113.99")
+	want(t, "a direct client naming a fresh source", r, http.StatusTooManyRequests, "127.0.0.2")
+	// The trail names the client, not the balancer.
+	if e.count(func(ev audit.Event) bool {
+		return ev.Type == "ratelimit" && strings.HasPrefix(ev.RemoteAddr, "198.51.100.1:")
+	}) != 1 {
+		t.Fatal("client A's refusal is not audited under its own address")
+	}
+	if e.count(func(ev audit.Event) bool {
+		return strings.HasPrefix(ev.RemoteAddr, "127.0.0.1:") && ev.Type == "ratelimit"
+	}) != 0 {
+		t.Fatal("a refusal is audited as the balancer")
+	}
+}

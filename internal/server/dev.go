@@ -51,6 +51,9 @@ type DevOptions struct {
 	// APILimits are the API request rate limits (qbroker dev:
 	// DevAPILimits; nil: none, for tests).
 	APILimits *config.APILimits
+	// TrustedProxies are load balancers whose X-Forwarded-For is believed
+	// (tests of deployments behind one).
+	TrustedProxies []string
 	// Store chooses the database (default: SQLite in DataDir).
 	Store config.Store
 	// IBM configures IBM Quantum (tests point it at ibmsim).
@@ -174,6 +177,7 @@ func StartDev(ctx context.Context, o DevOptions) (_ *Dev, err error) {
 	if o.APILimits != nil {
 		cfg.APILimits = *o.APILimits
 	}
+	cfg.TrustedProxies = o.TrustedProxies
 	cfg.ApplyDefaults()
 	cfg.PublicURL, cfg.Gateway.PublicURL = "", "" // derive from the bound listeners
 	if err := cfg.Validate(); err != nil {

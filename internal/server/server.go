@@ -245,7 +245,8 @@ func Start(ctx context.Context, o Options) (_ *Server, err error) {
 		return nil, err
 	}
 	apiMux.Handle("/ui/", apiSrv.LimitSource(s.Console.Handler()))
-	s.serve(apiLn, s.metrics.Middleware("unmatched", apiMux))
+	trusted := cfg.TrustedPrefixes()
+	s.serve(apiLn, httpapi.ClientAddress(trusted, s.metrics.Middleware("unmatched", apiMux)))
 
 	upstream := cfg.Providers.IonQ.BaseURL
 	if o.IonQUpstream != "" {
@@ -267,7 +268,7 @@ func Start(ctx context.Context, o Options) (_ *Server, err error) {
 		if err != nil {
 			return nil, err
 		}
-		s.serve(gwLn, s.metrics.Middleware("gateway", gw))
+		s.serve(gwLn, httpapi.ClientAddress(trusted, s.metrics.Middleware("gateway", gw)))
 	}
 	s.startSweeper(o.SweepInterval)
 	lctx, stopListen := context.WithCancel(context.Background())
