@@ -134,6 +134,33 @@ func TestBellPairThroughMCP(t *testing.T) {
 		t.Errorf("estimate %+v, want 8.30 USD (0.30 + 100 × 0.08)", est)
 	}
 
+	// A device billed by QPU seconds says so rather than pretending.
+	var ibm struct {
+		Devices []struct {
+			ID    string `json:"id"`
+			Price struct {
+				PerSecondUSD float64 `json:"per_second_usd"`
+			} `json:"price"`
+		} `json:"devices"`
+	}
+	s.ok("list_devices", nil, &ibm)
+	var perSecond string
+	for _, d := range ibm.Devices {
+		if d.Price.PerSecondUSD > 0 {
+			perSecond = d.ID
+		}
+	}
+	if perSecond == "" {
+		t.Fatal("no device billed per second in the catalogue (IBM)")
+	}
+	var note struct {
+		Note string `json:"note"`
+	}
+	s.ok("estimate_cost", map[string]any{"device": perSecond, "shots": 100}, &note)
+	if !strings.Contains(note.Note, "per second of QPU time") {
+		t.Errorf("estimate for %s: %q", perSecond, note.Note)
+	}
+
 	var sub submission
 	s.ok("submit_circuit", map[string]any{"circuit": bellQASM, "format": "qasm3", "device": "ionq/simulator", "shots": 1000}, &sub)
 	if sub.Status != "submitted" || sub.JobID == "" || sub.Qubits != 2 || sub.Shots != 1000 {

@@ -126,6 +126,7 @@ type Price struct {
 	PerShotUSD   float64 `json:"per_shot_usd"`
 	PerMinuteUSD float64 `json:"per_minute_usd,omitempty"`
 	MinMinutes   float64 `json:"min_minutes,omitempty"`
+	PerSecondUSD float64 `json:"per_second_usd,omitempty" jsonschema:"per second of QPU time, for devices billed by it (settled on the reported time)"`
 }
 
 // DeviceList is list_devices' result.
@@ -157,7 +158,7 @@ func devices(ctx context.Context, c *caller) (DeviceList, error) {
 	}
 	out := DeviceList{Devices: make([]Device, 0, len(ds))}
 	for _, d := range ds {
-		p := Price{PerTaskUSD: d.Price.PerTaskUSD, PerShotUSD: d.Price.PerShotUSD, PerMinuteUSD: d.Price.PerMinuteUSD, MinMinutes: d.Price.MinMinutes}
+		p := Price{PerTaskUSD: d.Price.PerTaskUSD, PerShotUSD: d.Price.PerShotUSD, PerMinuteUSD: d.Price.PerMinuteUSD, MinMinutes: d.Price.MinMinutes, PerSecondUSD: d.Price.PerSecondUSD}
 		out.Devices = append(out.Devices, Device{
 			ID: d.Provider + "/" + d.Name, Provider: d.Provider, Name: d.Name, Kind: d.Kind, Qubits: d.Qubits, MaxShots: d.MaxShots,
 			Price: p, Free: p == Price{MinMinutes: p.MinMinutes}, Submit: ptr(submittable(d.Provider)), ARN: d.ARN,
@@ -171,6 +172,8 @@ func priceText(p Price) string {
 	switch {
 	case p == Price{MinMinutes: p.MinMinutes}:
 		return "free"
+	case p.PerSecondUSD > 0:
+		return fmt.Sprintf("$%g per second of QPU time", p.PerSecondUSD)
 	case p.PerMinuteUSD > 0:
 		return fmt.Sprintf("$%g per minute, at least %g minutes", p.PerMinuteUSD, p.MinMinutes)
 	default:
@@ -237,6 +240,9 @@ func (t *tools) estimateCost(ctx context.Context, req *sdk.CallToolRequest, in E
 	est = math.Round(est*1e6) / 1e6
 	out := Estimate{Device: d.ID, Kind: d.Kind, Shots: in.Shots, EstimatedCostUSD: est, Price: d.Price,
 		Note: "list price without discounts or taxes; this is what qbroker reserves against your budget when it issues the job"}
+	if d.Price.PerSecondUSD > 0 {
+		out.Note = fmt.Sprintf("billed per second of QPU time ($%g/s), which is known only after the job runs: the estimate leaves it out, and the job settles at its reported time", d.Price.PerSecondUSD)
+	}
 	return text("%d shots on %s (%s): estimated %s (%s)", in.Shots, d.ID, d.Kind, fmtUSD(est), priceText(d.Price)), out, nil
 }
 
