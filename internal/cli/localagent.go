@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"net/http"
 	"os"
 	"strings"
 	"time"
@@ -89,7 +90,7 @@ func agentCmd(env Env) *cobra.Command {
 				socket = localagent.DefaultSocketPath(env.Getenv)
 			}
 			d, err := localagent.New(localagent.Config{
-				Broker: client.New(addr, hc), Login: login, GatewayURL: gw, SocketPath: socket,
+				Broker: client.New(addr, hc), Login: login, GatewayURL: gw, GatewayClient: &http.Client{Transport: hc.Transport, Timeout: 5 * time.Minute}, SocketPath: socket,
 				AWSAddr: o.awsListen, PassthroughAddr: o.ptListen,
 				Consent: localagent.NewConsent(rules, asker, log), ApprovalWait: o.approvalWait, Logger: log,
 			})

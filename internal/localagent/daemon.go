@@ -26,6 +26,9 @@ type Config struct {
 	// GatewayURL is where the passthrough forwards reads (default: the
 	// gateway address the broker returns with job tokens).
 	GatewayURL string
+	// GatewayClient forwards passthrough calls (default: 5-minute
+	// timeout); give it the same TLS roots as Broker's.
+	GatewayClient *http.Client
 	// SocketPath is the Unix socket (DefaultSocketPath).
 	SocketPath string
 	// SocketMode is the socket's mode: 0600. Tests widen it to show that
@@ -86,6 +89,7 @@ type Daemon struct {
 	gwURL   string
 
 	sessions *sessions
+	forward  *http.Client
 }
 
 // New opens the daemon's listeners. Run serves them.
@@ -109,7 +113,10 @@ func New(cfg Config) (*Daemon, error) {
 		cfg.SocketPath = DefaultSocketPath(os.Getenv)
 	}
 	d := &Daemon{cfg: cfg, log: cfg.Logger, consent: cfg.Consent, uid: uint32(os.Getuid()), gwURL: cfg.GatewayURL,
-		devices: map[string]api.DeviceInfo{}, sessions: newSessions(), loggedIn: make(chan struct{})}
+		devices: map[string]api.DeviceInfo{}, sessions: newSessions(), loggedIn: make(chan struct{}), forward: cfg.GatewayClient}
+	if d.forward == nil {
+		d.forward = &http.Client{Timeout: 5 * time.Minute}
+	}
 	if d.consent == nil {
 		d.consent = NewConsent(DefaultRules(), nil, cfg.Logger)
 	}

@@ -251,6 +251,19 @@ func TestIonQPassthrough(t *testing.T) {
 		t.Fatalf("Bell results: %d %s", status, body)
 	}
 
+	// Job-scoped: another session (another process) cannot read this job,
+	// although the daemon's broker token could.
+	other, err := h.client().OpenSession(ctx, SessionRequest{Role: server.DemoRole, Provider: "ionq"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if status, body := get(t, base+"/v0.4/jobs/"+job.ID, "apiKey "+other.Env["IONQ_API_KEY"]); status != http.StatusNotFound || !strings.Contains(body, "not a job of this session") {
+		t.Fatalf("another session reads the job: %d %s", status, body)
+	}
+	if status, _ := get(t, base+"/v0.4/backends", "apiKey "+other.Env["IONQ_API_KEY"]); status != http.StatusOK {
+		t.Fatalf("the backend list: %d", status)
+	}
+
 	// Hardware: the person is asked (and denies): no job token.
 	if status, body := submit("apiKey "+key, "qpu.forte-1"); status != http.StatusForbidden || !strings.Contains(body, "consent denied") {
 		t.Fatalf("a denied hardware job: %d %s", status, body)

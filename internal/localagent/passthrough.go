@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"strings"
 	"time"
 
@@ -77,8 +78,17 @@ func (d *Daemon) servePassthrough(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var cred string
-	submitPaths := map[string]string{"ionq": "/ionq/v0.4/jobs", "braket": "/braket/quantum-task", "ibm": "/ibm/api/v1/jobs"}
-	if r.Method == http.MethodPost && r.URL.Path == submitPaths[prov] {
+	submit := r.Method == http.MethodPost && r.URL.Path == submitPaths[prov]
+	if !submit && !publicPath(r) {
+		// Reads and cancels: only of this session's own jobs, although
+		// the daemon's broker token could reach every job it submitted.
+		id, ok := jobIDOf(prov, r.URL.EscapedPath())
+		if !ok || !es.hasJob(id) {
+			fail(w, http.StatusNotFound, "NotFoundError", "not a job of this session")
+			return
+		}
+	}
+	if submit {
 		var req api.JobTokenRequest
 		switch prov {
 		case "ionq":
@@ -137,7 +147,7 @@ func (d *Daemon) servePassthrough(w http.ResponseWriter, r *http.Request) {
 	} else {
 		out.Header.Set("Authorization", "apiKey "+cred)
 	}
-	resp, err := http.DefaultTransport.RoundTrip(out)
+	resp, err := d.forward.Do(out)
 	if err != nil {
 		fail(w, http.StatusBadGateway, "BadGateway", "the gateway is unreachable")
 		return
@@ -146,8 +156,44 @@ func (d *Daemon) servePassthrough(w http.ResponseWriter, r *http.Request) {
 	if ct := resp.Header.Get("Content-Type"); ct != "" {
 		w.Header().Set("Content-Type", ct)
 	}
+	if submit && resp.StatusCode/100 == 2 {
+		// Remember the new job as this session's.
+		b, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+		if err != nil {
+			fail(w, http.StatusBadGateway, "BadGateway", "the gateway's answer was cut short")
+			return
+		}
+		var created struct {
+			ID  string `json:"id"`
+			ARN string `json:"quantumTaskArn"`
+		}
+		_ = json.Unmarshal(b, &created)
+		es.addJob(created.ID + created.ARN)
+		w.WriteHeader(resp.StatusCode)
+		_, _ = w.Write(b)
+		return
+	}
 	w.WriteHeader(resp.StatusCode)
 	_, _ = io.Copy(w, io.LimitReader(resp.Body, 64<<20))
+}
+
+var submitPaths = map[string]string{"ionq": "/ionq/v0.4/jobs", "braket": "/braket/quantum-task", "ibm": "/ibm/api/v1/jobs"}
+
+// publicPath is a call that concerns no job (IonQ's backend list).
+func publicPath(r *http.Request) bool {
+	return r.Method == http.MethodGet && (r.URL.Path == "/ionq/v0.4/backends" || strings.HasPrefix(r.URL.Path, "/ionq/v0.4/backends/"))
+}
+
+// jobIDOf is the job a read or cancel names: the path segment after the
+// submit path (a Braket task ARN arrives percent-encoded).
+func jobIDOf(prov, escapedPath string) (string, bool) {
+	rest, ok := strings.CutPrefix(escapedPath, submitPaths[prov]+"/")
+	if !ok {
+		return "", false
+	}
+	seg, _, _ := strings.Cut(rest, "/")
+	id, err := url.PathUnescape(seg)
+	return id, err == nil && id != ""
 }
 
 // sigV4AccessKey is the access key ID in a SigV4 Authorization header

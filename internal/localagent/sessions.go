@@ -26,6 +26,27 @@ type execSession struct {
 	program  Program // who opened it
 	created  time.Time
 	done     chan struct{} // closed when the session ends
+
+	jobsMu sync.Mutex
+	jobs   map[string]bool // jobs submitted through this session (passthrough reads)
+}
+
+func (es *execSession) addJob(id string) {
+	if id == "" {
+		return
+	}
+	es.jobsMu.Lock()
+	defer es.jobsMu.Unlock()
+	if es.jobs == nil {
+		es.jobs = map[string]bool{}
+	}
+	es.jobs[id] = true
+}
+
+func (es *execSession) hasJob(id string) bool {
+	es.jobsMu.Lock()
+	defer es.jobsMu.Unlock()
+	return es.jobs[id]
 }
 
 type sessions struct {
