@@ -1,6 +1,7 @@
 package rigettisim
 
 import (
+	"crypto/cipher"
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/sha256"
@@ -16,6 +17,7 @@ import (
 	"time"
 
 	jose "github.com/go-jose/go-jose/v4"
+	"google.golang.org/grpc"
 )
 
 // Defaults and limits.
@@ -80,6 +82,12 @@ type Config struct {
 	// MaxRefreshTokens bounds the live refresh tokens kept (default
 	// 10,000); beyond it the oldest are forgotten.
 	MaxRefreshTokens int
+	// MaxShots is every processor's shot limit for a translation
+	// (default DefaultMaxShots).
+	MaxShots int
+	// ExecutionDelay is how long an execution is queued and running
+	// before its results are ready (default DefaultExecutionDelay).
+	ExecutionDelay time.Duration
 }
 
 // Emulator is the Rigetti QCS emulator: the Okta authorization server QCS
@@ -101,6 +109,14 @@ type Emulator struct {
 	mu      sync.Mutex
 	refresh map[[32]byte]refreshRecord
 	order   [][32]byte // refresh-token hashes, oldest first
+
+	// gRPC execution (grpc.go).
+	grpc      *grpc.Server
+	jobAEAD   cipher.AEAD // seals encrypted controller jobs
+	jobKeyID  string
+	execMu    sync.Mutex
+	execs     map[string]*execution
+	execOrder []string // execution ids, oldest first
 }
 
 // refreshRecord is a live refresh token, by hash.
@@ -197,6 +213,11 @@ func New(cfg Config) (*Emulator, error) {
 		created: cfg.Now().UTC(),
 		refresh: map[[32]byte]refreshRecord{},
 	}
+	if e.jobAEAD, e.jobKeyID, err = newJobKey(); err != nil {
+		return nil, fmt.Errorf("rigettisim: job key: %w", err)
+	}
+	e.execs = map[string]*execution{}
+	e.grpc = e.newGRPC()
 	if cfg.RefreshToken != "" {
 		e.storeRefresh(cfg.RefreshToken, cfg.ClientID, e.now())
 	}
@@ -219,6 +240,10 @@ func (e *Emulator) routes() {
 // with the wrong method 405: OAuth-shaped under the issuer path, QCS-shaped
 // elsewhere.
 func (e *Emulator) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if isGRPC(r) {
+		e.grpc.ServeHTTP(w, r)
+		return
+	}
 	if _, pattern := e.mux.Handler(r); pattern != "" {
 		e.mux.ServeHTTP(w, r)
 		return
