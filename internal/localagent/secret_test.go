@@ -105,7 +105,7 @@ func TestTokenZeroedOnExpiry(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	req, _ := http.NewRequest(http.MethodGet, s.Env["IONQ_BASE_URL"]+"/v0.4/jobs/nope", nil)
+	req, _ := http.NewRequest(http.MethodGet, s.Env["IONQ_BASE_URL"]+"/v0.4/backends", nil)
 	req.Header.Set("Authorization", "apiKey "+s.Env["IONQ_API_KEY"])
 	if resp, err := http.DefaultClient.Do(req); err == nil {
 		resp.Body.Close()
