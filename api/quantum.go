@@ -38,7 +38,7 @@ type JobTokenRequest struct {
 	// needs approval must carry it, so the approver sees what will run; the
 	// token is then bound to its digest.
 	Program json.RawMessage `json:"program,omitempty"`
-	Format  string          `json:"format,omitempty"` // "ionq.circuit.v1" (default) or "qasm3"
+	Format  string          `json:"format,omitempty"` // "ionq.circuit.v1" (default), "qasm3", "qasm2" or "quil"
 	// ApprovalID redeems an approved request: the parameters must be
 	// exactly the approved ones, and it works once.
 	ApprovalID string `json:"approval_id,omitempty"`
@@ -49,6 +49,7 @@ const (
 	FormatIonQ  = "ionq.circuit.v1"
 	FormatQASM3 = "qasm3"
 	FormatQASM2 = "qasm2" // OpenQASM 2.0 (Quantinuum)
+	FormatQuil  = "quil"  // Quil (Rigetti QCS)
 )
 
 // JobTokenData is the data of a job token response.

@@ -15,6 +15,7 @@ import (
 	"github.com/qbroker/qbroker/internal/audit"
 	"github.com/qbroker/qbroker/internal/circuit"
 	"github.com/qbroker/qbroker/internal/circuit/qasm"
+	"github.com/qbroker/qbroker/internal/circuit/quil"
 	"github.com/qbroker/qbroker/internal/core"
 	"github.com/qbroker/qbroker/internal/policy"
 	"github.com/qbroker/qbroker/internal/store"
@@ -235,8 +236,22 @@ func checkProgram(req *api.JobTokenRequest, dev Device) (int, error) {
 			return 0, core.Errorf(core.KindBadRequest, "program: format %s given an OpenQASM %s program", req.Format, p.Version)
 		}
 		qubits, digest = p.Qubits, qasm.Digest([]byte(src))
+	case api.FormatQuil:
+		var src string
+		if err := json.Unmarshal(req.Program, &src); err != nil {
+			return 0, core.Errorf(core.KindBadRequest, "program: format %s takes the Quil source as a JSON string", req.Format)
+		}
+		p, err := quil.Parse([]byte(src))
+		if err != nil {
+			return 0, core.Errorf(core.KindBadRequest, "program: %s", err)
+		}
+		// Quil names physical qubits: the highest index must exist.
+		if n := len(p.Qubits); n > 0 {
+			qubits = p.Qubits[n-1] + 1
+		}
+		digest = quil.Digest([]byte(src))
 	default:
-		return 0, core.Errorf(core.KindBadRequest, "format %q is not supported (%s, %s or %s)", req.Format, api.FormatIonQ, api.FormatQASM3, api.FormatQASM2)
+		return 0, core.Errorf(core.KindBadRequest, "format %q is not supported (%s, %s, %s or %s)", req.Format, api.FormatIonQ, api.FormatQASM3, api.FormatQASM2, api.FormatQuil)
 	}
 	if qubits > dev.Qubits {
 		return 0, core.Errorf(core.KindBadRequest, "program uses %d qubits; device %s/%s has %d", qubits, dev.Provider, dev.Name, dev.Qubits)
