@@ -92,10 +92,10 @@ func (b *Broker) IssueAWSCredentials(ctx context.Context, c Caller, caller core.
 	if err != nil {
 		return AWSLease{}, err
 	}
-	if err := cfg.waitForCutoff(ctx, r.RoleARN, caller.AgentID); err != nil {
+	if err := cfg.waitForCutoff(ctx, r.RoleARN, caller.AgentID, caller.Role); err != nil {
 		return AWSLease{}, err
 	}
-	creds, err := cfg.Minter.Mint(ctx, root, r, awsbraket.Identity{Agent: caller.AgentID, Owner: owner, Team: team, Session: awsbraket.LeaseSessionName(id)})
+	creds, err := cfg.Minter.Mint(ctx, root, r, awsbraket.Identity{Agent: caller.AgentID, Owner: owner, Team: team, Role: caller.Role, Session: awsbraket.LeaseSessionName(id)})
 	if err != nil {
 		b.log.Warn("aws: AssumeRole failed", "role", name, "err", err)
 		return AWSLease{}, b.refuse(ctx, c, ev, core.Wrap(core.KindUnavailable, err, "AWS STS refused or failed to mint credentials for role "+name))
@@ -214,7 +214,7 @@ func (m awsRoleMinter) Mint(ctx context.Context, root, role string) (provider.Cr
 	if err != nil {
 		return provider.Credential{}, provider.Scope{}, "", err
 	}
-	if err := m.cfg.waitForCutoff(ctx, r.RoleARN, "qbroker-gateway."+role); err != nil {
+	if err := m.cfg.waitForCutoff(ctx, r.RoleARN, "qbroker-gateway."+role, ""); err != nil {
 		return provider.Credential{}, provider.Scope{}, "", err
 	}
 	creds, err := m.cfg.Minter.Mint(ctx, key, r, awsbraket.Identity{Agent: "qbroker-gateway." + role})

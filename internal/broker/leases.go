@@ -195,8 +195,36 @@ func (b *Broker) RevokeLeasePrefix(ctx context.Context, c Caller, caller core.To
 // Nothing is done when AWS is not configured or no root key is stored
 // (then no session was ever issued).
 func (b *Broker) cutAgentAWSSessions(ctx context.Context, c Caller, agent, actor string) []api.AWSCutoff {
+	if agent == "" {
+		return nil
+	}
+	who := awsbraket.SourceIdentity(agent)
+	return b.cutSessions(ctx, c, awsbraket.Scope{Agent: who}, func(awsbraket.Role) bool { return true }, func(arn string) *audit.Event {
+		return &audit.Event{Type: "revoke", Action: "RevokeAgentAWSSessions", Agent: agent,
+			Reason: fmt.Sprintf("every session of %s with SourceIdentity %s, by %s", arn, who, actor)}
+	})
+}
+
+// RevokeRoleAWSSessions cuts off every STS session issued to agents of
+// broker role role (session tag qbroker-role), on every IAM role whose AWS
+// roles list it, each audited; it follows a role revocation (RevokeRole).
+// The gateway's sessions are not touched. Root only.
+func (b *Broker) RevokeRoleAWSSessions(ctx context.Context, c Caller, caller core.Token, role string) ([]api.AWSCutoff, error) {
+	if err := requireRoot(caller); err != nil {
+		return nil, err
+	}
+	return b.cutSessions(ctx, c, awsbraket.Scope{BrokerRole: role}, func(r awsbraket.Role) bool { return slices.Contains(r.BrokerRoles, role) },
+		func(arn string) *audit.Event {
+			return &audit.Event{Type: "revoke", Action: "RevokeRoleAWSSessions", Role: role, Agent: caller.AgentID, Accessor: caller.Accessor,
+				Reason: fmt.Sprintf("every session of %s tagged %s=%s", arn, awsbraket.RoleTag, role)}
+		}), nil
+}
+
+// cutSessions denies scope's sessions on the IAM role of every configured
+// AWS role that matches, each audited (by the event event makes).
+func (b *Broker) cutSessions(ctx context.Context, c Caller, scope awsbraket.Scope, match func(awsbraket.Role) bool, event func(arn string) *audit.Event) []api.AWSCutoff {
 	cfg := b.cfg.AWS
-	if cfg == nil || cfg.Revoker == nil || agent == "" {
+	if cfg == nil || cfg.Revoker == nil {
 		return nil
 	}
 	if _, err := b.Credential(ctx, "aws"); err != nil {
@@ -206,6 +234,9 @@ func (b *Broker) cutAgentAWSSessions(ctx context.Context, c Caller, agent, actor
 	var arns []string
 	names := map[string][]string{}
 	for _, r := range cfg.Roles {
+		if !match(r) {
+			continue
+		}
 		if !slices.Contains(arns, r.RoleARN) {
 			arns = append(arns, r.RoleARN)
 		}
@@ -213,16 +244,16 @@ func (b *Broker) cutAgentAWSSessions(ctx context.Context, c Caller, agent, actor
 	}
 	var out []api.AWSCutoff
 	for _, arn := range arns {
-		ev := &audit.Event{Type: "revoke", Action: "RevokeAgentAWSSessions", Agent: agent, Provider: "aws", Device: "aws-role:" + strings.Join(names[arn], ","),
-			Reason: fmt.Sprintf("every session of %s with SourceIdentity %s, by %s", arn, awsbraket.SourceIdentity(agent), actor)}
+		ev := event(arn)
+		ev.Provider, ev.Device = "aws", "aws-role:"+strings.Join(names[arn], ",")
 		var cut awsbraket.Cutoff
 		cerr := err
 		if cerr == nil {
-			cut, cerr = cfg.Revoker.DenySessions(ctx, root, arn, awsbraket.Scope{Agent: awsbraket.SourceIdentity(agent)})
+			cut, cerr = cfg.Revoker.DenySessions(ctx, root, arn, scope)
 		}
 		out = append(out, cutoff(arn, cut, cerr))
 		if rerr := b.recordCutoff(ctx, c, ev, arn, cut, cerr); rerr != nil && cerr == nil {
-			b.log.Error("aws: audit of a session cutoff failed", "agent", agent, "role", arn, "err", rerr)
+			b.log.Error("aws: audit of a session cutoff failed", "role", arn, "err", rerr)
 		}
 	}
 	return out
@@ -284,14 +315,15 @@ func (b *Broker) recordCutoff(ctx context.Context, c Caller, ev *audit.Event, ar
 	return b.record(ctx, c, ev)
 }
 
-// waitForCutoff holds a new session of roleARN for agent until AWS's clock
-// has passed the date of a cutoff just written for the role or the agent
+// waitForCutoff holds a new session of roleARN for agent (in brokerRole)
+// until AWS's clock has passed the date of a cutoff just written for the
+// role, the agent or the broker role
 // (at most about a second), so that it is not denied at birth.
-func (cfg *AWSCredentials) waitForCutoff(ctx context.Context, roleARN, agent string) error {
+func (cfg *AWSCredentials) waitForCutoff(ctx context.Context, roleARN, agent, brokerRole string) error {
 	if cfg.Revoker == nil {
 		return nil
 	}
-	wait := time.Until(cfg.Revoker.MintNotBefore(roleARN, awsbraket.SourceIdentity(agent)))
+	wait := time.Until(cfg.Revoker.MintNotBefore(roleARN, awsbraket.SourceIdentity(agent), brokerRole))
 	if wait <= 0 {
 		return nil
 	}

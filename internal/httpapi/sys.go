@@ -240,5 +240,14 @@ func (s *Server) revokeRole(r *http.Request, c broker.Caller) (*api.Response, in
 	if err != nil {
 		return nil, 0, err
 	}
-	return data(map[string]any{"role": r.PathValue("name"), "revoked_tokens": n}), 0, nil
+	out := map[string]any{"role": r.PathValue("name"), "revoked_tokens": n}
+	// The role's agents' AWS STS sessions too (failures are in the answer).
+	aws, err := s.b.RevokeRoleAWSSessions(r.Context(), c, t, r.PathValue("name"))
+	if err != nil {
+		return nil, 0, err
+	}
+	if len(aws) > 0 {
+		out["aws_sessions"] = aws
+	}
+	return data(out), 0, nil
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -19,18 +20,21 @@ import (
 	"github.com/qbroker/qbroker/internal/sim/braketsim"
 )
 
-// awsLeaseEnv is a dev broker whose AWS role braket-sv1 (for broker role
-// demo) is assumed on the emulator, which also serves IAM; the root key is
+// awsLeaseEnv is a dev broker whose AWS role braket-sv1 (for broker roles
+// demo and lab) is assumed on the emulator, which also serves IAM; the root key is
 // stored.
 func awsLeaseEnv(t *testing.T, mutate func(*braketsim.Config)) (*env, *awsSim) {
 	t.Helper()
 	sim := startAWSSimWith(t, mutate)
 	path := filepath.Join(t.TempDir(), "policies.cedar")
-	writeAtomic(t, path, demoPolicy(t)+awsPolicyTmpl)
+	writeAtomic(t, path, demoPolicy(t)+awsPolicyTmpl+`
+@id("lab-aws-creds")
+permit (principal in Role::"lab", action == Action::"IssueCredentials", resource == Provider::"aws");
+`)
 	d := startDevWith(t, DevOptions{PolicyFiles: []string{path}, AWS: config.AWS{
 		Region: "us-east-1", STSEndpoint: sim.url, IAMEndpoint: sim.url,
 		Roles: []config.AWSRole{{Name: "braket-sv1", RoleARN: awsRoleARN, DeviceARNs: []string{braketsim.SV1ARN},
-			S3Bucket: awsBucket, S3Prefix: awsPrefix, BrokerRoles: []string{DemoRole}}},
+			S3Bucket: awsBucket, S3Prefix: awsPrefix, BrokerRoles: []string{DemoRole, "lab"}}},
 	}})
 	e := &env{t: t, d: d, hc: &http.Client{Timeout: 20 * time.Second}}
 	want(t, "store the root key", e.broker(http.MethodPost, "/v1/sys/providers/aws/credential", d.RootToken, fmt.Sprintf(`{"api_key":%q}`, awsRootID+":"+sim.secret)), http.StatusNoContent)
@@ -282,6 +286,41 @@ func TestAWSRevokeAgentCutsSessions(t *testing.T) {
 			strings.Contains(ev.Reason, awsRoleARN) && strings.Contains(ev.Reason, awsbraket.SourceIdentity(alice.EntityID))
 	}) != 1 {
 		t.Fatal("the AWS cutoff of the agent is not audited")
+	}
+}
+
+// Revoking a broker role cuts off its agents' AWS sessions (session tag
+// qbroker-role), not another role's agents' sessions of the same IAM role,
+// nor the gateway's; a new lease after the revocation works.
+func TestAWSRevokeRoleCutsSessions(t *testing.T) {
+	e, sim := awsLeaseEnv(t, nil)
+	e.putRole("lab", `{"provider":"aws","devices":["sv1"],"max_shots":1000}`)
+	demo := e.mustLogin(e.d.RoleID, e.d.SecretID)
+	lab := e.mustLogin(e.roleID("lab"), e.newSecretID("lab", "lab-agent", "").SecretID)
+	d1, l1, gw := e.awsLease(demo.ClientToken), e.awsLease(lab.ClientToken), e.gatewayUpstream()
+	if sess, _ := sim.e.Session(d1.Data.AccessKey); !slices.Contains(sess.Tags, braketsim.Tag{Key: awsbraket.RoleTag, Value: DemoRole}) {
+		t.Fatalf("the session does not carry its broker role: %+v", sess.Tags)
+	}
+
+	r := e.broker(http.MethodPost, "/v1/sys/roles/"+DemoRole+"/revoke", e.d.RootToken, `{"reason":"test"}`)
+	want(t, "revoke role demo", r, http.StatusOK)
+	var out struct {
+		Revoked     int             `json:"revoked_tokens"`
+		AWSSessions []api.AWSCutoff `json:"aws_sessions"`
+	}
+	decodeData(t, r, &out)
+	if out.Revoked == 0 || len(out.AWSSessions) != 1 || out.AWSSessions[0].Error != "" || out.AWSSessions[0].IssuedBefore == nil {
+		t.Fatalf("revoke role answer: %+v", out)
+	}
+	sim.mustBeCut(t, "the demo agent's session", d1)
+	sim.mustWork(t, "the lab agent's session", l1)
+	sim.mustWork(t, "the gateway's session", gw)
+	demo = e.mustLogin(e.d.RoleID, e.d.SecretID)
+	sim.mustWork(t, "a demo lease after the revocation", e.awsLease(demo.ClientToken))
+	if e.count(func(ev audit.Event) bool {
+		return ev.Type == "revoke" && ev.Action == "RevokeRoleAWSSessions" && ev.Decision == "allow" && ev.Role == DemoRole && strings.Contains(ev.Reason, awsRoleARN)
+	}) != 1 {
+		t.Fatal("the AWS cutoff of the role is not audited")
 	}
 }
 

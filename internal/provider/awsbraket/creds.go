@@ -24,6 +24,9 @@ import (
 	ststypes "github.com/aws/aws-sdk-go-v2/service/sts/types"
 )
 
+// RoleTag is the session tag naming the broker role.
+const RoleTag = "qbroker-role"
+
 // MinDuration is STS's shortest session.
 const MinDuration = 900 * time.Second
 
@@ -43,6 +46,9 @@ type Role struct {
 // and the session tags.
 type Identity struct {
 	Agent, Owner, Team string
+	// Role is the broker role the agent asked as (tag qbroker-role), so
+	// that revoking the broker role can cut off its sessions.
+	Role string
 	// Session is the RoleSessionName ("" = "qb-" and the agent); a lease's
 	// is LeaseSessionName of its id, so that it can be cut off alone.
 	Session string
@@ -99,7 +105,7 @@ func (m *Minter) Mint(ctx context.Context, root aws.Credentials, r Role, who Ide
 		Policy:          aws.String(string(policy)),
 		SourceIdentity:  aws.String(SourceIdentity(who.Agent)),
 	}
-	for _, t := range []struct{ k, v string }{{"qbroker-agent", who.Agent}, {"qbroker-owner", who.Owner}, {"qbroker-team", who.Team}} {
+	for _, t := range []struct{ k, v string }{{"qbroker-agent", who.Agent}, {"qbroker-owner", who.Owner}, {"qbroker-team", who.Team}, {RoleTag, who.Role}} {
 		if t.v != "" {
 			in.Tags = append(in.Tags, ststypes.Tag{Key: aws.String(t.k), Value: aws.String(tagValue(t.v))})
 		}

@@ -12,6 +12,7 @@ package awsbraket
 // (aws:SourceIdentity), or every session of the role (the date alone).
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -62,7 +63,10 @@ type Scope struct {
 	Session string
 	// Agent, when set (and Session is not), is one SourceIdentity.
 	Agent string
-	// Neither: every session of the role.
+	// BrokerRole, when set (and neither above is), is the broker role of
+	// the session tag qbroker-role.
+	BrokerRole string
+	// None: every session of the role.
 }
 
 func (s Scope) kind() string {
@@ -71,9 +75,20 @@ func (s Scope) kind() string {
 		return "Leases"
 	case s.Agent != "":
 		return "Agent"
+	case s.BrokerRole != "":
+		return "BrokerRole"
 	default:
 		return "Role"
 	}
+}
+
+// waitKey is the notBefore key of a scope (an agent's SourceIdentity
+// cannot contain ':', so the two never collide).
+func (s Scope) waitKey() string {
+	if s.BrokerRole != "" {
+		return "role:" + s.BrokerRole
+	}
+	return s.Agent
 }
 
 // Cutoff is what a revocation wrote.
@@ -133,17 +148,20 @@ func NewRevoker(endpoint string, hc *http.Client) *Revoker {
 }
 
 // MintNotBefore is the local time before which a new session of roleARN
-// for SourceIdentity who would fall under a cutoff just written (its date
-// is up to a second in IAM's future): the minter waits until then. It is
-// this broker's memory only; zero when there is nothing to wait for.
-func (r *Revoker) MintNotBefore(roleARN, who string) time.Time {
+// for SourceIdentity who, asked as brokerRole, would fall under a cutoff
+// just written (its date is up to a second in IAM's future): the minter
+// waits until then. It is this broker's memory only; zero when there is
+// nothing to wait for.
+func (r *Revoker) MintNotBefore(roleARN, who, brokerRole string) time.Time {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	a, b := r.notBefore[[2]string{roleARN, ""}], r.notBefore[[2]string{roleARN, who}]
-	if b.After(a) {
-		return b
+	nb := r.notBefore[[2]string{roleARN, ""}]
+	for _, k := range []string{who, Scope{BrokerRole: brokerRole}.waitKey()} {
+		if t := r.notBefore[[2]string{roleARN, k}]; k != "" && t.After(nb) {
+			nb = t
+		}
 	}
-	return a
+	return nb
 }
 
 // IAMError is a refusal or failure of an IAM call, with what the operator
@@ -231,7 +249,7 @@ func (s *denyStmt) parse() bool {
 
 func (s *denyStmt) kind() string {
 	rest := strings.TrimPrefix(s.Sid, sidPrefix)
-	for _, k := range []string{"Leases", "Agent", "Role"} {
+	for _, k := range []string{"Leases", "Agent", "BrokerRole", "Role"} {
 		if strings.HasPrefix(rest, k) {
 			return k
 		}
@@ -250,6 +268,8 @@ func newStmt(kind, suffix string, issued time.Time, values []string) denyStmt {
 		cond["StringLike"] = map[string]any{"aws:userid": v}
 	case "Agent":
 		cond["StringEquals"] = map[string]any{"aws:SourceIdentity": v}
+	case "BrokerRole":
+		cond["StringEquals"] = map[string]any{"aws:PrincipalTag/" + RoleTag: v}
 	}
 	return denyStmt{Sid: sidPrefix + kind + suffix, Effect: "Deny", Action: "*", Resource: "*", Condition: cond, issued: issued, values: values}
 }
@@ -333,16 +353,17 @@ func (p *policy) add(scope Scope, t, now time.Time) (sid string, dropped int) {
 			}
 		}
 		p.Statement = append(p.Statement, newStmt("Leases", t.UTC().Format("2006010215"), t, []string{pattern}))
-	case "Agent":
+	case "Agent", "BrokerRole":
+		kind, who := scope.kind(), cmp.Or(scope.Agent, scope.BrokerRole)
 		var suffix string
 		for n := len(p.Statement); ; n++ {
 			suffix = t.UTC().Format("20060102150405") + fmt.Sprintf("%04d", n)
-			if !slices.ContainsFunc(p.Statement, func(s denyStmt) bool { return s.Sid == sidPrefix+"Agent"+suffix }) {
+			if !slices.ContainsFunc(p.Statement, func(s denyStmt) bool { return s.Sid == sidPrefix+kind+suffix }) {
 				break
 			}
 		}
-		p.Statement = append(p.Statement, newStmt("Agent", suffix, t, []string{scope.Agent}))
-		sid = sidPrefix + "Agent" + suffix
+		p.Statement = append(p.Statement, newStmt(kind, suffix, t, []string{who}))
+		sid = sidPrefix + kind + suffix
 	default:
 		keep := p.Statement[:0]
 		for _, s := range p.Statement {
@@ -440,7 +461,7 @@ func (r *Revoker) DenySessions(ctx context.Context, root aws.Credentials, roleAR
 		if scope.Session == "" {
 			// IAM's Date is rounded down, so t-now bounds from above how
 			// long until AWS's clock reaches t.
-			key := [2]string{roleARN, scope.Agent}
+			key := [2]string{roleARN, scope.waitKey()}
 			if nb := local.Add(t.Sub(now)); nb.After(r.notBefore[key]) {
 				r.notBefore[key] = nb
 			}
