@@ -62,6 +62,14 @@ func TestRevocationPolicyStatements(t *testing.T) {
 	if p, err = parseRevocationPolicy(doc); err != nil || len(p.Statement) != 2 || len(p.foreign) != 1 {
 		t.Fatalf("re-read: %v, %d ours, %d foreign", err, len(p.Statement), len(p.foreign))
 	}
+	// A broker role's sessions: by their qbroker-role tag.
+	brSid, _ := p.add(Scope{BrokerRole: "lab"}, t0.Add(2*time.Minute), t0.Add(2*time.Minute))
+	if doc, _ = p.marshal(); !strings.Contains(doc, `"StringEquals":{"aws:PrincipalTag/qbroker-role":"lab"}`) || !strings.HasPrefix(brSid, "QbrokerBrokerRole") {
+		t.Fatalf("broker role statement %s: %s", brSid, doc)
+	}
+	if p, err = parseRevocationPolicy(doc); err != nil || len(p.Statement) != 3 || stmtBySid(p, brSid).kind() != "BrokerRole" {
+		t.Fatalf("re-read with the broker role statement: %v %+v", err, p.Statement)
+	}
 	// A role-wide Deny covers every earlier one.
 	roleSid, _ := p.add(Scope{}, t0.Add(3*time.Minute), t0.Add(3*time.Minute))
 	if len(p.Statement) != 1 || p.Statement[0].Sid != roleSid || len(p.foreign) != 1 {
