@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"sync"
@@ -22,7 +23,10 @@ import (
 
 	"github.com/qbroker/qbroker/api"
 	"github.com/qbroker/qbroker/client"
+	"github.com/qbroker/qbroker/internal/config"
 	"github.com/qbroker/qbroker/internal/localagent"
+	"github.com/qbroker/qbroker/internal/server"
+	"github.com/qbroker/qbroker/internal/testidp"
 )
 
 // openPTY opens a pseudo-terminal pair (/dev/ptmx), as a terminal emulator does.
@@ -239,5 +243,51 @@ func TestExecBraketPassthroughWithSDK(t *testing.T) {
 	if r.Source != "EnvConfigCredentials" || r.Status != http.StatusCreated || !strings.Contains(r.Body, "quantumTaskArn") ||
 		!strings.HasPrefix(r.AccessKey, "qbl_") || r.SessionToken != "" || !strings.Contains(r.Env["AWS_ENDPOINT_URL_BRAKET"], "/braket") {
 		t.Fatalf("the SDK through the Braket passthrough: %+v", r)
+	}
+}
+
+// `qbroker agent --method device`: the person signs in once with the
+// device flow (a real OpenID provider in process); the daemon then serves
+// as that person.
+func TestAgentDeviceSignIn(t *testing.T) {
+	op := testidp.Start(t)
+	t.Setenv("QB_AGENT_DEVICE_SECRET", testidp.DeviceClientSecret)
+	dev, err := server.StartDev(context.Background(), server.DevOptions{
+		Addr: "127.0.0.1:0", GatewayAddr: "127.0.0.1:0", SimAddr: "127.0.0.1:0", DataDir: t.TempDir(),
+		Auth: config.Auth{
+			JWT: config.JWTAuth{
+				Issuers: []config.JWTIssuer{{Name: "corp", Issuer: op.Issuer, DiscoveryURL: op.Issuer}},
+				Roles:   []config.JWTRole{{Name: "people", Issuer: "corp", BoundAudiences: []string{testidp.DeviceClientID}, BrokerRole: server.DemoRole}},
+			},
+			Device: config.DeviceAuth{Issuer: op.Issuer, ClientID: testidp.DeviceClientID, ClientSecretEnv: "QB_AGENT_DEVICE_SECRET"},
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer dev.Close(context.Background())
+	stderr := &lockedBuf{}
+	approved := make(chan struct{})
+	go func() {
+		defer close(approved)
+		re := regexp.MustCompile(`enter the code (\S+)`)
+		deadline := time.Now().Add(20 * time.Second)
+		for time.Now().Before(deadline) {
+			if m := re.FindStringSubmatch(stderr.String()); m != nil {
+				op.Approve(t, m[1], "alice", "allowed")
+				return
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		t.Error("the agent showed no user code")
+	}()
+	a := startAgentWith(t, &awsDev{Dev: dev}, func(c *exec.Cmd) { c.Stderr = stderr }, "--method", "device", "--role", "people", "--consent", "none")
+	<-approved
+	in, err := localagent.NewSocketClient(a.sock).Status(context.Background())
+	if err != nil || in.Entity != "device:corp:alice" || !in.SignedIn {
+		t.Fatalf("after the device sign-in: %+v %v\n%s", in, err, stderr)
+	}
+	if strings.Contains(stderr.String(), "qbt_") {
+		t.Fatal("the broker token is in the agent's output")
 	}
 }
