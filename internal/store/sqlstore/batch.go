@@ -87,6 +87,12 @@ func (s *Store) UpdatePipelined(ctx context.Context, fn func(tx store.Aggregates
 	if err := s.enqueue(ctx, req); err != nil {
 		return nil, err
 	}
+	return req.pipelined()
+}
+
+// pipelined waits for fn's own result (ran) or the batch's end (done),
+// whichever comes first, and returns the wait for the commit.
+func (req *writeReq) pipelined() (func() error, error) {
 	select {
 	case err := <-req.ran:
 		if err != nil {
@@ -94,8 +100,13 @@ func (s *Store) UpdatePipelined(ctx context.Context, fn func(tx store.Aggregates
 			return nil, err
 		}
 		return func() error { return <-req.done }, nil
-	case err := <-req.done: // the batch failed before fn's result was known
-		return nil, err
+	case err := <-req.done:
+		if err != nil { // fn failed, or the batch did before fn's result was known
+			return nil, err
+		}
+		// fn ran and its batch committed before this select looked at ran
+		// (both were ready, and select picks at random): done is spent.
+		return func() error { return nil }, nil
 	}
 }
 

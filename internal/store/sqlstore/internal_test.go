@@ -2,6 +2,7 @@ package sqlstore
 
 import (
 	"context"
+	"errors"
 	"math"
 	"path/filepath"
 	"testing"
@@ -80,5 +81,33 @@ func TestStmtCacheSurvivesCancelledContext(t *testing.T) {
 	}
 	if _, err := s.Secrets().Get(t.Context(), "k"); err != nil {
 		t.Fatalf("Get after a cancelled call: %v", err)
+	}
+}
+
+// A pipelined write whose batch commits before the caller looks at fn's
+// result still hands back a wait: both channels are ready then, and select
+// picks either (found by CI as a nil wait, and a panic, under load).
+func TestPipelinedWhenTheBatchCommittedFirst(t *testing.T) {
+	for range 200 {
+		req := &writeReq{done: make(chan error, 1), ran: make(chan error, 1)}
+		req.ran <- nil
+		req.done <- nil
+		wait, err := req.pipelined()
+		if err != nil || wait == nil {
+			t.Fatalf("fn ran and its batch committed: wait=%v err=%v, want a wait and no error", wait != nil, err)
+		}
+		if err := wait(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// fn's own failure, whichever channel is read.
+	errBoom := errors.New("boom")
+	for range 200 {
+		req := &writeReq{done: make(chan error, 1), ran: make(chan error, 1)}
+		req.ran <- errBoom
+		req.done <- errBoom
+		if wait, err := req.pipelined(); !errors.Is(err, errBoom) || wait != nil {
+			t.Fatalf("fn failed: err=%v", err)
+		}
 	}
 }
