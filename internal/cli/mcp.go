@@ -93,7 +93,11 @@ func serveMCPHTTP(ctx context.Context, env Env, s *mcp.Server, addr, publicURL, 
 	if cert == "" && !strings.HasPrefix(publicURL, "https://") && !isLoopback(ln.Addr()) {
 		fmt.Fprintln(env.Stderr, "qbroker mcp: warning: serving bearer tokens over plain HTTP on a non-loopback address; use --tls-cert/--tls-key or a TLS proxy (and --public-url https://...)")
 	}
-	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
+	// Requests run under base, so that shutdown can end the event streams
+	// (GET /mcp) that never go idle by themselves.
+	base, endStreams := context.WithCancel(context.WithoutCancel(ctx))
+	defer endStreams()
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, BaseContext: func(net.Listener) context.Context { return base }}
 	fmt.Fprintf(env.Stdout, "qbroker mcp listening on %s%s (resource metadata at %s%s)\n", publicURL, mcp.EndpointPath, publicURL, mcp.MetadataPath)
 	errc := make(chan error, 1)
 	go func() {
@@ -107,13 +111,30 @@ func serveMCPHTTP(ctx context.Context, env Env, s *mcp.Server, addr, publicURL, 
 	case err := <-errc:
 		return err
 	case <-ctx.Done():
-		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-		defer cancel()
-		return srv.Shutdown(sctx)
+		return shutdownMCPHTTP(context.WithoutCancel(ctx), srv, endStreams)
 	}
 }
 
 func isLoopback(a net.Addr) bool {
 	ta, ok := a.(*net.TCPAddr)
 	return ok && ta.IP.IsLoopback()
+}
+
+// shutdownMCPHTTP lets calls in flight finish for a moment, then ends the
+// open event streams and waits for the rest, then closes what remains.
+func shutdownMCPHTTP(ctx context.Context, srv *http.Server, endStreams context.CancelFunc) error {
+	grace, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(grace); err == nil || !errors.Is(err, context.DeadlineExceeded) {
+		return err
+	}
+	endStreams()
+	rest, cancel2 := context.WithTimeout(ctx, 3*time.Second)
+	defer cancel2()
+	if err := srv.Shutdown(rest); errors.Is(err, context.DeadlineExceeded) {
+		return srv.Close()
+	} else if err != nil {
+		return err
+	}
+	return nil
 }
