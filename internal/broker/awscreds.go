@@ -78,6 +78,14 @@ func (b *Broker) IssueAWSCredentials(ctx context.Context, c Caller, caller core.
 		ev.Type = "decision"
 		return AWSLease{}, b.refuse(ctx, c, ev, core.Errorf(core.KindPermissionDenied, "permission denied: %s", dec.Reason))
 	}
+	// Credential export can be held for a person (approval rules on
+	// IssueCredentials): a held request is answered 202; the same request
+	// with the approval id is served once.
+	op := adminOp{Action: policy.ActionIssueCredentials, Op: "IssueCredentials", Target: "aws/creds/" + name,
+		Summary: "AWS credentials for role " + name + " (" + strings.Join(r.DeviceARNs, ", ") + ")"}
+	if err := b.gateAdmin(ctx, c, caller, op, ev); err != nil {
+		return AWSLease{}, b.refuseUnlessPending(ctx, c, ev, err)
+	}
 	raw, err := b.Credential(ctx, "aws")
 	if err != nil {
 		return AWSLease{}, b.refuse(ctx, c, ev, core.Errorf(core.KindUnavailable, "no AWS root credential is stored (qbroker provider set aws)"))

@@ -169,14 +169,14 @@ func (a *Approvals) validate(bad func(string, ...any)) {
 		for _, act := range r.Actions {
 			switch {
 			case act == "SubmitJob":
-			case slices.Contains(AdminActions(), act):
+			case slices.Contains(AdminActions(), act), act == "IssueCredentials":
 				admin = true
 			default:
-				bad("%s: action %q cannot be gated (SubmitJob, %s)", where, act, strings.Join(AdminActions(), ", "))
+				bad("%s: action %q cannot be gated (SubmitJob, IssueCredentials, %s)", where, act, strings.Join(AdminActions(), ", "))
 			}
 		}
 		if admin && (r.DeviceKind != "" || len(r.Devices) > 0 || r.CostOverUSD != nil || r.ShotsOver > 0 || r.NewDevice) {
-			bad("%s: device, cost and shots conditions do not apply to admin actions (use always or off_hours)", where)
+			bad("%s: device, cost and shots conditions do not apply to admin actions or IssueCredentials (use always, off_hours or roles)", where)
 		}
 		if r.DeviceKind != "" && r.DeviceKind != "qpu" && r.DeviceKind != "simulator" {
 			bad("%s: device_kind %q is not qpu or simulator", where, r.DeviceKind)

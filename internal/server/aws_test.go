@@ -11,6 +11,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"net/http/httputil"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -399,5 +400,67 @@ func TestRemoteGatewayUpstream(t *testing.T) {
 	agentRB := gateway.NewRemoteBroker(d.BrokerURL, e.agent(), e.hc)
 	if _, _, err := agentRB.Upstream(context.Background(), "aws", "lab"); err == nil {
 		t.Fatal("an agent token read the gateway's upstream session")
+	}
+}
+
+// Credential export held for a person: an approval rule on
+// IssueCredentials answers 202 with the held request and mints nothing;
+// the agent cannot approve it; once a person approves, the same request
+// with the approval id gets credentials once, and the id cannot be used
+// again or for another AWS role.
+func TestAWSCredsHeldForApproval(t *testing.T) {
+	sim := startAWSSim(t)
+	// STS behind a counter: a held request must not reach it.
+	var assumes atomic.Int64
+	up, _ := url.Parse(sim.url)
+	rp := httputil.NewSingleHostReverseProxy(up)
+	stsProxy := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodPost {
+			assumes.Add(1)
+		}
+		rp.ServeHTTP(w, r)
+	}))
+	t.Cleanup(stsProxy.Close)
+	path := filepath.Join(t.TempDir(), "policies.cedar")
+	writeAtomic(t, path, demoPolicy(t)+awsPolicyTmpl)
+	approvals := DevApprovals()
+	approvals.Rules = append(approvals.Rules, config.ApprovalRule{Name: "aws-creds", Actions: []string{"IssueCredentials"}, Always: true,
+		ApprovalConsent: config.ApprovalConsent{Approvals: 1, Group: "admins"}})
+	d := startDevWith(t, DevOptions{PolicyFiles: []string{path}, Approvals: &approvals, AWS: config.AWS{
+		Region: "us-east-1", STSEndpoint: stsProxy.URL,
+		Roles: []config.AWSRole{
+			{Name: "braket-sv1", RoleARN: awsRoleARN, DeviceARNs: []string{braketsim.SV1ARN}, S3Bucket: awsBucket, S3Prefix: awsPrefix, BrokerRoles: []string{DemoRole}},
+			{Name: "braket-sv1-b", RoleARN: awsRoleARN, DeviceARNs: []string{braketsim.SV1ARN}, S3Bucket: awsBucket, S3Prefix: awsPrefix, BrokerRoles: []string{DemoRole}},
+		},
+	}})
+	e := &env{t: t, d: d, hc: &http.Client{Timeout: 20 * time.Second}}
+	want(t, "store the root key", e.broker(http.MethodPost, "/v1/sys/providers/aws/credential", d.RootToken, fmt.Sprintf(`{"api_key":%q}`, awsRootID+":"+sim.secret)), http.StatusNoContent)
+	agent := e.mustLogin(d.RoleID, d.SecretID).ClientToken
+
+	r := e.broker(http.MethodGet, "/v1/aws/creds/braket-sv1", agent, "")
+	want(t, "creds under an approval rule", r, http.StatusAccepted)
+	if strings.Contains(string(r.body), "secret_key") || strings.Contains(string(r.body), "ASIA") {
+		t.Fatalf("a held request returned credentials: %s", r.body)
+	}
+	var held api.Approval
+	decodeData(t, r, &held)
+	if held.ID == "" || !strings.Contains(strings.Join(held.Reasons, ";"), "aws-creds") {
+		t.Fatalf("the held request: %+v", held)
+	}
+	if n := assumes.Load(); n != 0 {
+		t.Fatalf("STS was called %d times for a held request", n)
+	}
+	want(t, "the agent approves its own request", e.broker(http.MethodPost, "/v1/sys/approvals/"+held.ID+"/approve", agent, `{}`), http.StatusForbidden)
+	want(t, "pending", e.do(http.MethodGet, d.BrokerURL+"/v1/aws/creds/braket-sv1", "", "X-Vault-Token", agent, "X-Qbroker-Approval", held.ID), http.StatusConflict, "pending")
+	want(t, "a person approves", e.broker(http.MethodPost, "/v1/sys/approvals/"+held.ID+"/approve", d.RootToken, `{"reason":"ok for the demo"}`), http.StatusOK)
+	want(t, "the approval on another AWS role", e.do(http.MethodGet, d.BrokerURL+"/v1/aws/creds/braket-sv1-b", "", "X-Vault-Token", agent, "X-Qbroker-Approval", held.ID), http.StatusForbidden, "differs")
+	r = e.do(http.MethodGet, d.BrokerURL+"/v1/aws/creds/braket-sv1", "", "X-Vault-Token", agent, "X-Qbroker-Approval", held.ID)
+	want(t, "creds with the approval", r, http.StatusOK)
+	if !strings.Contains(string(r.body), `"secret_key"`) {
+		t.Fatalf("no credentials with the approval: %s", r.body)
+	}
+	want(t, "the approval again", e.do(http.MethodGet, d.BrokerURL+"/v1/aws/creds/braket-sv1", "", "X-Vault-Token", agent, "X-Qbroker-Approval", held.ID), http.StatusConflict, "already used")
+	if n := assumes.Load(); n != 1 {
+		t.Fatalf("%d STS AssumeRole calls, want exactly 1", n)
 	}
 }
