@@ -6,7 +6,9 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"os/signal"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -59,12 +61,15 @@ func agentCmd(env Env) *cobra.Command {
 			mode := o.consent
 			if mode == "auto" {
 				mode = "page"
-				if localagent.IsTerminal(os.Stdin.Fd()) {
+				if localagent.CanPrompt(os.Stdin.Fd()) {
 					mode = "terminal"
 				}
 			}
 			switch mode {
 			case "terminal":
+				// Sent to the background later, a read fails (and the
+				// question is denied) instead of stopping the daemon.
+				signal.Ignore(syscall.SIGTTIN)
 				asker = localagent.NewTerminal(os.Stdin, env.Stderr)
 			case "page":
 				p, err := localagent.NewPage(o.pageListen, log, func(url string, r localagent.Request) {

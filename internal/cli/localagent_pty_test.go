@@ -16,6 +16,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -100,7 +101,12 @@ func TestAgentTerminalConsentThroughPTY(t *testing.T) {
 			}
 		}
 	}()
-	a := startAgentWith(t, d, func(c *exec.Cmd) { c.Stdin, c.Stderr = s, s }, "--consent-timeout", "1500ms")
+	// The pty is the agent's controlling terminal and it leads the
+	// foreground group, as in a shell: auto mode picks the terminal.
+	a := startAgentWith(t, d, func(c *exec.Cmd) {
+		c.Stdin, c.Stderr = s, s
+		c.SysProcAttr = &syscall.SysProcAttr{Setsid: true, Setctty: true, Ctty: 0}
+	}, "--consent-timeout", "1500ms")
 	prompts := 0
 	creds := func(answer string) (localagent.CredentialProcess, int, string, error) {
 		t.Helper()
@@ -289,5 +295,70 @@ func TestAgentDeviceSignIn(t *testing.T) {
 	}
 	if strings.Contains(stderr.String(), "qbt_") {
 		t.Fatal("the broker token is in the agent's output")
+	}
+}
+
+// `qbroker agent &` from a shell with job control: the terminal is not the
+// agent's to read (the first read would stop it with SIGTTIN), so auto
+// mode asks on the consent page instead, and the agent keeps serving.
+func TestAgentInTheBackgroundUsesThePage(t *testing.T) {
+	d := startAWSDev(t)
+	m, s := openPTY(t)
+	go io.Copy(io.Discard, m)
+	self, _ := os.Executable()
+	run := t.TempDir()
+	sock := filepath.Join(run, "qbroker", "agent.sock")
+	stderr := &lockedBuf{}
+	// sh -m: job control, so the & job gets its own, background, process group.
+	sh := exec.Command("sh", "-mc", `"$0" agent --method approle --gateway "$1" --consent-timeout 30s & wait`, self, d.GatewayURL)
+	sh.Env = []string{testAs + "=qbroker", "PATH=" + os.Getenv("PATH"), "HOME=" + t.TempDir(), "XDG_RUNTIME_DIR=" + run,
+		"QBROKER_ADDR=" + d.BrokerURL, "QBROKER_ROLE_ID=" + d.RoleID, "QBROKER_SECRET_ID=" + d.SecretID}
+	sh.Stdin, sh.Stdout = s, s
+	sh.Stderr = stderr
+	sh.SysProcAttr = &syscall.SysProcAttr{Setsid: true, Setctty: true, Ctty: 0}
+	if err := sh.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		// The agent's pid, as the kernel reports the socket's peer; the
+		// shell's wait ends when it exits.
+		if conn, err := net.Dial("unix", sock); err == nil {
+			raw, _ := conn.(*net.UnixConn).SyscallConn()
+			_ = raw.Control(func(fd uintptr) {
+				if cred, err := unix.GetsockoptUcred(int(fd), unix.SOL_SOCKET, unix.SO_PEERCRED); err == nil {
+					_ = syscall.Kill(int(cred.Pid), syscall.SIGTERM)
+				}
+			})
+			conn.Close()
+		}
+		done := make(chan struct{})
+		go func() { sh.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			_ = sh.Process.Kill()
+			t.Error("the background agent did not stop")
+		}
+	})
+	c := localagent.NewSocketClient(sock)
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		if in, err := c.Status(context.Background()); err == nil && in.SignedIn {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the background agent did not come up:\n%s", stderr)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	errc := make(chan error, 1)
+	go func() { _, err := c.AWSCreds(context.Background(), awsRole); errc <- err }()
+	a := &agentProc{stderr: stderr}
+	a.answerConsent(t, 1, "AWS credentials", "allow")
+	if err := <-errc; err != nil {
+		t.Fatalf("credentials after consent on the page: %v", err)
+	}
+	if strings.Contains(stderr.String(), "[N] deny") {
+		t.Fatal("the background agent prompted on the terminal")
 	}
 }

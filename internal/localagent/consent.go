@@ -239,6 +239,21 @@ func IsTerminal(fd uintptr) bool {
 	return err == nil
 }
 
+// CanPrompt reports whether fd is a terminal this process may read from:
+// not its controlling terminal (no job control applies), or one where it
+// is in the foreground. A daemon started with `&` must not prompt there:
+// its first read would stop it (SIGTTIN).
+func CanPrompt(fd uintptr) bool {
+	if !IsTerminal(fd) {
+		return false
+	}
+	pg, err := unix.IoctlGetInt(int(fd), unix.TIOCGPGRP)
+	if err != nil {
+		return true
+	}
+	return pg == unix.Getpgrp()
+}
+
 // Ask implements Asker.
 func (t *Terminal) Ask(ctx context.Context, r Request) (Answer, error) {
 	t.mu.Lock()

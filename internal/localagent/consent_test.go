@@ -26,8 +26,14 @@ func qpuRequest() Request {
 // executable, command line), what it asks for and the cost estimate.
 func TestTerminalConsentThroughPTY(t *testing.T) {
 	m, s := openPTY(t)
-	if !IsTerminal(s.Fd()) {
-		t.Fatal("the pty's slave side is not a terminal")
+	if !IsTerminal(s.Fd()) || !CanPrompt(s.Fd()) {
+		t.Fatal("the pty's slave side is not a terminal this process may read")
+	}
+	if f, err := os.Open(os.DevNull); err == nil {
+		if CanPrompt(f.Fd()) {
+			t.Fatal("/dev/null can prompt")
+		}
+		f.Close()
 	}
 	screen := readPTY(m)
 	log := slog.New(slog.DiscardHandler)
