@@ -228,6 +228,24 @@ func TestConsentPage(t *testing.T) {
 		t.Fatalf("denied: %v", err)
 	}
 
+	// Allow for 10 minutes: the same program is not asked again.
+	u, errc = ask(r)
+	if s, b := do(http.MethodPost, u, "", "", "allow10"); s != http.StatusOK || !strings.Contains(b, "10 minutes") {
+		t.Fatalf("allow10: %d %s", s, b)
+	}
+	if err := <-errc; err != nil {
+		t.Fatalf("allowed for 10 minutes: %v", err)
+	}
+	if err := c.Check(context.Background(), r); err != nil {
+		t.Fatalf("within the grant: %v", err)
+	}
+	select {
+	case u := <-urls:
+		t.Fatalf("asked again within the grant: %s", u)
+	default:
+	}
+	c.grants = map[string]time.Time{}
+
 	c.rules.Timeout = 300 * time.Millisecond
 	u, errc = ask(r)
 	if err := <-errc; !errors.Is(err, ErrDenied) || !strings.Contains(err.Error(), "no answer") {
