@@ -219,13 +219,15 @@ type Azure struct {
 	Authority      string   `yaml:"authority"` // Entra; default https://login.microsoftonline.com
 }
 
-// Rigetti configures Rigetti QCS token custody: the broker keeps the
-// rotating OAuth refresh token sealed (`qbroker provider set rigetti`),
-// stores each rotation before using it, and mints access tokens.
+// Rigetti configures Rigetti QCS: the broker keeps the rotating OAuth
+// refresh token sealed (`qbroker provider set rigetti`), stores each
+// rotation before using it, and mints access tokens; the gateway serves
+// QCS's gRPC execution API (translation and controller services).
 type Rigetti struct {
 	Enabled  bool   `yaml:"enabled"`
 	Issuer   string `yaml:"issuer"`    // default: QCS's authorization server
 	ClientID string `yaml:"client_id"` // default: QCS's public client
+	GRPCURL  string `yaml:"grpc_url"`  // QCS gRPC endpoint; default https://grpc.qcs.rigetti.com
 }
 
 // IBM configures IBM Quantum (Qiskit Runtime on IBM Cloud): the broker
@@ -370,6 +372,9 @@ func defaultDevices() []Device {
 		{Provider: "azure", Name: "ionq.simulator", Kind: "simulator", Vendor: "ionq", ARN: "ionq.simulator", Qubits: 29, MaxShots: 10_000},
 		// IBM Quantum: the device's ARN field holds the backend name.
 		{Provider: "ibm", Name: "kingston", Kind: "qpu", Vendor: "ibm", ARN: "ibm_kingston", Qubits: 156, MaxShots: 100_000},
+		// Rigetti QCS: the ARN field holds the quantum_processor_id. No
+		// direct QCS price is known (docs/providers.md); max shots UNCERTAIN.
+		{Provider: "rigetti", Name: "ankaa-3", Kind: "qpu", Vendor: "rigetti", ARN: "Ankaa-3", Qubits: 84, MaxShots: 10_000},
 	}
 }
 

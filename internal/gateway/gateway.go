@@ -123,6 +123,9 @@ type Config struct {
 	// Observe, when set, is told how long each upstream request took to
 	// answer (headers), by provider: the upstream latency histogram.
 	Observe func(provider string, d time.Duration)
+	// GRPCFronts serve gRPC providers' own APIs (Rigetti QCS): calls with
+	// content type application/grpc over HTTP/2 go to them by method name.
+	GRPCFronts []GRPCFront
 }
 
 // Defaults.
@@ -149,8 +152,9 @@ type Gateway struct {
 	log      *slog.Logger
 	now      func() time.Time
 
-	fronts  []*front
-	observe func(provider string, d time.Duration)
+	fronts     []*front
+	grpcFronts []*grpcFront
+	observe    func(provider string, d time.Duration)
 
 	credMu sync.Mutex                 // serializes credential fetches
 	cred   atomic.Pointer[cachedCred] // nil until fetched
@@ -197,6 +201,13 @@ func New(cfg Config) (*Gateway, error) {
 			return nil, err
 		}
 		g.fronts = append(g.fronts, fr)
+	}
+	for _, f := range cfg.GRPCFronts {
+		fr, err := newGRPCFront(f)
+		if err != nil {
+			return nil, err
+		}
+		g.grpcFronts = append(g.grpcFronts, fr)
 	}
 	if g.credTTL <= 0 {
 		g.credTTL = DefaultCredentialTTL
@@ -266,6 +277,10 @@ func NewTransport() *http.Transport {
 // ServeHTTP routes a request. Only the path is looked at: r.Host and an
 // absolute-form r.URL.Host are ignored.
 func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if len(g.grpcFronts) > 0 && isGRPC(r) {
+		g.serveGRPC(w, r)
+		return
+	}
 	p := r.URL.Path
 	for _, f := range g.fronts {
 		if strings.HasPrefix(p, f.Prefix+"/") {

@@ -96,6 +96,24 @@ func GatewayFronts(cfg *config.Config) ([]gateway.Front, error) {
 	return out, nil
 }
 
+// GatewayGRPCFronts are the gRPC provider fronts the configuration
+// enables: Rigetti QCS execution when providers.rigetti is enabled.
+func GatewayGRPCFronts(cfg *config.Config) ([]gateway.GRPCFront, error) {
+	var out []gateway.GRPCFront
+	if c := cfg.Providers.Rigetti; c.Enabled {
+		base := c.GRPCURL
+		if base == "" {
+			base = rigetti.DefaultGRPCURL
+		}
+		u, err := url.Parse(base)
+		if err != nil {
+			return nil, fmt.Errorf("providers.rigetti.grpc_url: %w", err)
+		}
+		out = append(out, gateway.GRPCFront{Adapter: rigetti.Adapter{}, Upstream: u, Devices: providerDevices(cfg, "rigetti")})
+	}
+	return out, nil
+}
+
 // providerDevices maps a provider's catalogue names to its own device ids
 // (the catalogue's arn field).
 func providerDevices(cfg *config.Config, prov string) map[string]string {

@@ -264,11 +264,17 @@ func Start(ctx context.Context, o Options) (_ *Server, err error) {
 		if err != nil {
 			return nil, err
 		}
-		gw, err := newInProcessGateway(s.Broker, upstream, log, s.metrics.Upstream, fronts...)
+		grpcFronts, err := GatewayGRPCFronts(cfg)
 		if err != nil {
 			return nil, err
 		}
-		s.serve(gwLn, httpapi.ClientAddress(trusted, s.metrics.Middleware("gateway", gw)))
+		gw, err := newInProcessGateway(s.Broker, upstream, log, s.metrics.Upstream, grpcFronts, fronts...)
+		if err != nil {
+			return nil, err
+		}
+		// gRPC fronts (Rigetti QCS) need HTTP/2; without TLS that is h2c
+		// with prior knowledge, next to HTTP/1.1 on the same listener.
+		s.serveWith(gwLn, httpapi.ClientAddress(trusted, s.metrics.Middleware("gateway", gw)), gatewayProtocols())
 	}
 	s.startSweeper(o.SweepInterval)
 	lctx, stopListen := context.WithCancel(context.Background())
@@ -288,10 +294,10 @@ func Start(ctx context.Context, o Options) (_ *Server, err error) {
 // NewInProcessGateway builds a gateway that talks to b directly.
 // fronts serve other providers' own API shapes (gateway.Front).
 func NewInProcessGateway(b *broker.Broker, ionqUpstream string, log *slog.Logger, fronts ...gateway.Front) (*gateway.Gateway, error) {
-	return newInProcessGateway(b, ionqUpstream, log, nil, fronts...)
+	return newInProcessGateway(b, ionqUpstream, log, nil, nil, fronts...)
 }
 
-func newInProcessGateway(b *broker.Broker, ionqUpstream string, log *slog.Logger, observe func(string, time.Duration), fronts ...gateway.Front) (*gateway.Gateway, error) {
+func newInProcessGateway(b *broker.Broker, ionqUpstream string, log *slog.Logger, observe func(string, time.Duration), grpcFronts []gateway.GRPCFront, fronts ...gateway.Front) (*gateway.Gateway, error) {
 	u, err := url.Parse(ionqUpstream)
 	if err != nil {
 		return nil, fmt.Errorf("ionq upstream: %w", err)
@@ -300,7 +306,7 @@ func newInProcessGateway(b *broker.Broker, ionqUpstream string, log *slog.Logger
 	if err != nil {
 		return nil, err
 	}
-	return gateway.New(gateway.Config{Broker: inProcess{b}, Verifier: v, IonQUpstream: u, Logger: log, Fronts: fronts, Observe: observe})
+	return gateway.New(gateway.Config{Broker: inProcess{b}, Verifier: v, IonQUpstream: u, Logger: log, Fronts: fronts, GRPCFronts: grpcFronts, Observe: observe})
 }
 
 func catalogue(in []config.Device) []broker.Device {
@@ -368,8 +374,23 @@ func publicURL(configured string, ln net.Listener) string {
 	return "http://" + ln.Addr().String()
 }
 
-func (s *Server) serve(ln net.Listener, h http.Handler) {
+func (s *Server) serve(ln net.Listener, h http.Handler) { s.serveWith(ln, h, nil) }
+
+// gatewayProtocols are the gateway listener's protocols: HTTP/1.1 and
+// HTTP/2, over TLS when the listener has it and as prior-knowledge h2c
+// otherwise (gRPC clients such as QCS's speak HTTP/2 only).
+func gatewayProtocols() *http.Protocols {
+	p := new(http.Protocols)
+	p.SetHTTP1(true)
+	p.SetHTTP2(true)
+	p.SetUnencryptedHTTP2(true)
+	return p
+}
+
+// serveWith serves h on ln; protocols nil means the http.Server default.
+func (s *Server) serveWith(ln net.Listener, h http.Handler, protocols *http.Protocols) {
 	hs := &http.Server{
+		Protocols:         protocols,
 		Handler:           h,
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       30 * time.Second,
