@@ -1,5 +1,6 @@
 // Package rigetti is qbroker's Rigetti QCS provider: custody of the QCS
-// refresh token and minting of short-lived QCS access tokens from it.
+// refresh token, minting of short-lived QCS access tokens from it, and the
+// gateway's reading of QCS's gRPC execution calls.
 //
 // # Token custody
 //
@@ -48,43 +49,41 @@
 // it from OIDC discovery; Mint does not, so a discovery document cannot
 // send the refresh token elsewhere).
 //
-// # Gateway front (not implemented)
+// # Gateway front (gRPC)
 //
-// This package has no provider.Adapter. QCS executes over gRPC (HTTP/2,
-// protobuf, grpc-status trailers) at https://grpc.qcs.rigetti.com with
-// "authorization: Bearer <access token>" metadata; the gateway's Front
-// speaks HTTP/1-style JSON request/answer pairs, so a QCS front needs a
-// gRPC-aware proxy (length-prefixed message framing, trailers) and a
-// contract beyond provider.Adapter. What it would have to do, per method
-// (full names as on the wire):
+// QCS executes over gRPC (HTTP/2, protobuf, grpc-status trailers) at
+// [DefaultGRPCURL] with "authorization: Bearer <access token>" metadata.
+// [Adapter] is the gateway's provider.GRPCAdapter for it; it reads the
+// messages with protowire, by the field numbers of qcs-api-client-grpc's
+// protos, and refuses unknown fields and a singular field sent twice
+// (protobuf keeps the last one, so a gateway that read the first could be
+// fooled). Per method (full names as on the wire):
 //
 //   - /services.translation.Translation/TranslateQuilToEncryptedControllerJob
-//     (the submit check): the only place shots are visible.
-//     quantum_processor_id must be the processor the job token's device
-//     maps to; num_shots_value (field 3, a oneof: it must be present, not
-//     defaulted) must be at most the job token's shots; quil_program
-//     (field 2) is the program, so a job token bound to a digest needs a
-//     Quil digest the broker computes the same way (today the broker
-//     digests OpenQASM 3 and IonQ JSON only); options (field 4) selects a
-//     translation backend and should be refused unless empty; unknown
-//     fields refused. The answer's EncryptedControllerJob is opaque.
+//     (the submission, the only place shots are visible):
+//     quantum_processor_id (1) must be the processor the job token's device
+//     maps to; num_shots_value (3, a oneof: it must be present) at most the
+//     job token's shots; quil_program (2) must parse as the Quil subset of
+//     package quil and, when the token is bound, have its digest
+//     (quil.Digest, the broker's format "quil"); options (4) may only pick
+//     a translation backend. The answer's EncryptedControllerJob is opaque;
+//     its ticket is a digest of its job bytes, key id and nonce.
 //   - /services.controller.Controller/ExecuteControllerJob (the spend):
-//     the encrypted job cannot be inspected, so the gateway must remember
-//     the digest of each EncryptedControllerJob it returned from an
-//     approved translation and accept an execution only of exactly such a
-//     job, once, on the same quantum_processor_id (target oneof;
-//     endpoint_id refused), with exactly one execution_configurations
-//     entry (each entry is a separate run of num_shots shots) whose
-//     memory_values — parameters patched into the program — are empty
-//     unless the job token binds them. The answer's job_execution_ids
-//     record the job's owner.
-//   - /services.controller.Controller/BatchExecuteControllerJobs: refused
-//     (or each inner request checked as above).
-//   - GetControllerJobStatus{job_id} (a read; status enum QUEUED, RUNNING,
-//     SUCCEEDED, FAILED, CANCELED), GetControllerJobResults
-//     {job_execution_id, quantum_processor_id} (a result read) and
-//     CancelControllerJobs{job_ids} (a cancel; every listed id must belong
-//     to the caller): each id checked against the job's recorded owner.
-//   - Every other service and method refused; the caller's own
-//     authorization metadata replaced by the broker-minted access token.
+//     exactly one execution_configurations entry with no memory_values (each
+//     entry is another run; memory_values patch parameters the job token
+//     does not bind), a quantum_processor_id target (endpoint_id refused),
+//     and an encrypted job whose ticket the gateway approved. The answer's
+//     one job_execution_id is the job id recorded for the owner.
+//   - BatchExecuteControllerJobs and every other method: refused.
+//   - GetControllerJobStatus{job_id}, GetControllerJobResults
+//     {job_execution_id, quantum_processor_id} and CancelControllerJobs
+//     {job_ids}: each id checked against the job's recorded owner; a
+//     finished status or result settles the job's budget (a result's
+//     execution_duration_microseconds as QPU time).
+//
+// UNCERTAIN: whether QCS ever re-encodes an encrypted job differently
+// between translation and execution (the ticket is computed over the
+// values, not the bytes, so field order does not matter), and whether
+// clients send Controller calls with endpoint_id rather than
+// quantum_processor_id (qcs-sdk can; such calls are refused).
 package rigetti
