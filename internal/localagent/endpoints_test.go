@@ -264,6 +264,20 @@ func TestIonQPassthrough(t *testing.T) {
 		t.Fatalf("the backend list: %d", status)
 	}
 
+	// A job the gateway would refuse is refused before a job token (and
+	// its budget reservation) exists.
+	untyped, _ := http.NewRequest(http.MethodPost, base+"/v0.4/jobs", strings.NewReader(`{"backend":"simulator","shots":10,"input":`+bell+`}`))
+	untyped.Header.Set("Authorization", "apiKey "+key)
+	resp, err := http.DefaultClient.Do(untyped)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rb, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusBadRequest || !strings.Contains(string(rb), "type") {
+		t.Fatalf("a job without a type: %d %s", resp.StatusCode, rb)
+	}
+
 	// Hardware: the person is asked (and denies): no job token.
 	if status, body := submit("apiKey "+key, "qpu.forte-1"); status != http.StatusForbidden || !strings.Contains(body, "consent denied") {
 		t.Fatalf("a denied hardware job: %d %s", status, body)

@@ -16,7 +16,9 @@ import (
 	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
 
 	"github.com/qbroker/qbroker/api"
+	"github.com/qbroker/qbroker/internal/provider/awsbraket"
 	"github.com/qbroker/qbroker/internal/provider/ibm"
+	"github.com/qbroker/qbroker/internal/provider/ionq"
 )
 
 // servePassthrough is the local gateway passthrough. A vendor client whose
@@ -224,6 +226,9 @@ func sigV4Region(h string) string {
 // CreateQuantumTask: the session's device, the shots and the OpenQASM 3
 // source (the gateway checks the body strictly and the device's ARN).
 func braketJobRequest(body []byte, device string) (api.JobTokenRequest, error) {
+	if _, err := (awsbraket.Adapter{}).ParseSubmit(body); err != nil {
+		return api.JobTokenRequest{}, err
+	}
 	var t struct {
 		Shots  *int   `json:"shots"`
 		Action string `json:"action"`
@@ -285,22 +290,17 @@ func braketError(w http.ResponseWriter, status int, kind, msg string) {
 	writeJSON(w, status, map[string]string{"__type": kind, "message": msg})
 }
 
-// ionqJobRequest reads what a job token must name from an IonQ job.
+// ionqJobRequest reads what a job token must name from an IonQ job. The
+// ionq package's strict decoder and validator check it as the gateway
+// will, so a job the gateway would refuse never holds a job token (and
+// its budget reservation).
 func ionqJobRequest(body []byte) (api.JobTokenRequest, error) {
-	var j struct {
-		Type    string          `json:"type"`
-		Backend string          `json:"backend"`
-		Shots   *int            `json:"shots"`
-		Input   json.RawMessage `json:"input"`
+	j, err := ionq.DecodeJobRequest(body)
+	if err == nil {
+		err = j.Validate()
 	}
-	if err := json.Unmarshal(body, &j); err != nil {
-		return api.JobTokenRequest{}, fmt.Errorf("the job is not JSON: %w", err)
-	}
-	if j.Type != "" && j.Type != api.FormatIonQ {
-		return api.JobTokenRequest{}, fmt.Errorf("job type %q is not supported (want %s)", j.Type, api.FormatIonQ)
-	}
-	if j.Backend == "" || len(j.Input) == 0 {
-		return api.JobTokenRequest{}, fmt.Errorf("the job needs a backend and an input")
+	if err != nil {
+		return api.JobTokenRequest{}, err
 	}
 	shots := 100 // IonQ's default
 	if j.Shots != nil {
