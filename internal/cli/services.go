@@ -203,6 +203,7 @@ func gatewayCmd(env Env) *cobra.Command {
 				return err
 			}
 			var fronts []gateway.Front
+			var grpcFronts []gateway.GRPCFront
 			var trusted []netip.Prefix
 			if cfgPath != "" { // the providers and devices sections: the fronts beyond IonQ, and trusted_proxies
 				cfg, err := config.Load(cfgPath)
@@ -215,9 +216,12 @@ func gatewayCmd(env Env) *cobra.Command {
 				if fronts, err = server.GatewayFronts(cfg); err != nil {
 					return err
 				}
+				if grpcFronts, err = server.GatewayGRPCFronts(cfg); err != nil {
+					return err
+				}
 				trusted = cfg.TrustedPrefixes()
 			}
-			gw, err := gateway.New(gateway.Config{Broker: gateway.NewRemoteBroker(brokerAddr, tok, hc), Verifier: v, IonQUpstream: u, Logger: log, Fronts: fronts})
+			gw, err := gateway.New(gateway.Config{Broker: gateway.NewRemoteBroker(brokerAddr, tok, hc), Verifier: v, IonQUpstream: u, Logger: log, Fronts: fronts, GRPCFronts: grpcFronts})
 			if err != nil {
 				return err
 			}
@@ -229,7 +233,7 @@ func gatewayCmd(env Env) *cobra.Command {
 	f.StringVar(&addr, "addr", "127.0.0.1:8300", "listen address")
 	f.StringVar(&ionqUpstream, "ionq-upstream", "https://api.ionq.co", "IonQ API base URL")
 	f.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
-	f.StringVar(&cfgPath, "config", "", "the broker's config file: its providers and devices enable the fronts beyond IonQ (/braket)")
+	f.StringVar(&cfgPath, "config", "", "the broker's config file: its providers and devices enable the fronts beyond IonQ (/braket, /ibm, /azure, /quantinuum, and Rigetti QCS over gRPC)")
 	return cmd
 }
 
@@ -258,7 +262,13 @@ func serveUntilDone(ctx context.Context, env Env, addr string, h http.Handler, w
 	if err != nil {
 		return err
 	}
-	hs := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 120 * time.Second}
+	// HTTP/1.1 and HTTP/2, h2c included: the gateway's gRPC front (Rigetti
+	// QCS) needs HTTP/2, and plain-HTTP gRPC clients speak h2c.
+	protocols := new(http.Protocols)
+	protocols.SetHTTP1(true)
+	protocols.SetHTTP2(true)
+	protocols.SetUnencryptedHTTP2(true)
+	hs := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 120 * time.Second, Protocols: protocols}
 	errc := make(chan error, 1)
 	go func() { errc <- hs.Serve(ln) }()
 	fmt.Fprintf(env.Stdout, "%s listening on http://%s\n", what, ln.Addr())
