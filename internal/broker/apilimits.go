@@ -120,7 +120,7 @@ func (g *APIGuard) sourceKey(remoteAddr string) (key string, exempt bool) {
 			return "", true
 		}
 	}
-	return a.String(), false
+	return sourceBucket(a.String()), false
 }
 
 // AdmitSource is called for every API request (but health checks) before

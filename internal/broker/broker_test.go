@@ -2,6 +2,7 @@ package broker_test
 
 import (
 	"context"
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -250,6 +251,10 @@ func TestFailedLoginsLockOutTheSource(t *testing.T) {
 	_, err := f.b.LoginAppRole(ctx, attacker, api.AppRoleLoginRequest{RoleID: f.roleID, SecretID: f.secretID})
 	if core.KindOf(err) != core.KindRateLimited || !strings.Contains(core.UserMessage(err), "failed logins from 198.51.100.7") {
 		t.Fatalf("11th attempt: want 429 naming the source, got %v", err)
+	}
+	var hint *broker.RetryHint
+	if !errors.As(err, &hint) || hint.RetryAfterSeconds() != "6" { // 10 a minute: one more in 6 s
+		t.Fatalf("the lockout's retry hint: %v, want 6 s", hint)
 	}
 	// Someone else is unaffected.
 	if _, err := f.b.LoginAppRole(ctx, broker.Caller{RemoteAddr: "203.0.113.9:5000"}, api.AppRoleLoginRequest{RoleID: f.roleID, SecretID: f.secretID}); err != nil {

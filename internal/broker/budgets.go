@@ -92,7 +92,7 @@ func budgetRefusal(be *store.BudgetExceeded, cs []budgetCheck, r core.Reservatio
 		msg += "; frees up as jobs finish or their tokens expire"
 	}
 	if c.rate {
-		return core.Errorf(core.KindRateLimited, "%s", msg)
+		return core.Wrap(core.KindRateLimited, &RetryHint{After: time.Until(c.reset)}, msg)
 	}
 	return core.Errorf(core.KindPermissionDenied, "%s", msg)
 }

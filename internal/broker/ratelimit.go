@@ -3,6 +3,8 @@ package broker
 import (
 	"fmt"
 	"math"
+	"net/netip"
+	"strconv"
 	"sync"
 	"time"
 
@@ -26,6 +28,13 @@ type limiters struct {
 	m     map[string]*rate.Limiter
 	limit rate.Limit
 	burst int
+	max   int // keys kept (maxLimiterKeys)
+	// overflow is the one bucket every new key shares while the set is
+	// full of buckets that still carry state: a flood from many addresses
+	// is limited together, and never resets anyone's bucket (clearing the
+	// set would let an attacker with enough addresses lift its own
+	// lockout).
+	overflow *rate.Limiter
 }
 
 const maxLimiterKeys = 50_000
@@ -34,7 +43,9 @@ func newLimiters(perSecond float64, burst int) *limiters {
 	if perSecond <= 0 {
 		return nil
 	}
-	return &limiters{m: map[string]*rate.Limiter{}, limit: rate.Limit(perSecond), burst: max(1, burst)}
+	b := max(1, burst)
+	return &limiters{m: map[string]*rate.Limiter{}, limit: rate.Limit(perSecond), burst: b, max: maxLimiterKeys,
+		overflow: rate.NewLimiter(rate.Limit(perSecond), b)}
 }
 
 func (l *limiters) get(key string) *rate.Limiter {
@@ -42,7 +53,7 @@ func (l *limiters) get(key string) *rate.Limiter {
 	defer l.mu.Unlock()
 	lim, ok := l.m[key]
 	if !ok {
-		if len(l.m) >= maxLimiterKeys {
+		if len(l.m) >= l.max {
 			// Forget buckets that have refilled: they carry no state.
 			now := time.Now()
 			for k, v := range l.m {
@@ -50,14 +61,30 @@ func (l *limiters) get(key string) *rate.Limiter {
 					delete(l.m, k)
 				}
 			}
-			if len(l.m) >= maxLimiterKeys {
-				clear(l.m)
+			if len(l.m) >= l.max {
+				return l.overflow
 			}
 		}
 		lim = rate.NewLimiter(l.limit, l.burst)
 		l.m[key] = lim
 	}
 	return lim
+}
+
+// sourceBucket is the key a client address is limited under: an IPv4
+// address (IPv4-mapped IPv6 unmapped) as itself, an IPv6 address by its
+// /64, since one host commonly holds a whole /64 and could otherwise take
+// a fresh bucket per address. Anything else (no address) as given.
+func sourceBucket(host string) string {
+	a, err := netip.ParseAddr(host)
+	if err != nil {
+		return host
+	}
+	a = a.Unmap().WithZone("")
+	if a.Is4() {
+		return a.String()
+	}
+	return netip.PrefixFrom(a, 64).Masked().String()
 }
 
 // loginGuard applies LoginLimits.
@@ -78,7 +105,20 @@ func newLoginGuard(l LoginLimits) *loginGuard {
 }
 
 func rateLimited(what string, lim *rate.Limiter, now time.Time) error {
-	return core.Errorf(core.KindRateLimited, "too many %s; retry after %ds", what, int(retryAfter(lim, now)/time.Second))
+	wait := retryAfter(lim, now)
+	return core.Wrap(core.KindRateLimited, &RetryHint{After: wait}, fmt.Sprintf("too many %s; retry after %ds", what, int(wait/time.Second)))
+}
+
+// RetryHint is the cause inside a rate refusal that knows when a retry can
+// succeed; the API sends it as Retry-After.
+type RetryHint struct{ After time.Duration }
+
+func (h *RetryHint) Error() string { return "retry after " + h.RetryAfterSeconds() + "s" }
+
+// RetryAfterSeconds is the Retry-After header's value: whole seconds,
+// rounded up, at least 1.
+func (h *RetryHint) RetryAfterSeconds() string {
+	return strconv.Itoa(max(1, int(math.Ceil(h.After.Seconds()))))
 }
 
 // retryAfter is how long until lim has a token, in whole seconds (at least 1).
@@ -89,6 +129,7 @@ func retryAfter(lim *rate.Limiter, now time.Time) time.Duration {
 
 // admit is called before a login from source is processed.
 func (g *loginGuard) admit(source string, now time.Time) error {
+	source = sourceBucket(source)
 	if g.failures != nil {
 		if lim := g.failures.get(source); lim.TokensAt(now) < 1 {
 			return rateLimited(fmt.Sprintf("failed logins from %s", source), lim, now)
@@ -114,6 +155,7 @@ func (g *loginGuard) admitRole(role string, now time.Time) error {
 
 // failed records a failed login from source.
 func (g *loginGuard) failed(source string, now time.Time) {
+	source = sourceBucket(source)
 	if g.failures != nil {
 		g.failures.get(source).AllowN(now, 1)
 	}

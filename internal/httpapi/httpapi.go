@@ -153,7 +153,7 @@ func (s *Server) fail(w http.ResponseWriter, r *http.Request, c broker.Caller, e
 
 func (s *Server) failStatus(w http.ResponseWriter, r *http.Request, c broker.Caller, err error, status int) {
 	msg := core.UserMessage(err)
-	var rl *broker.RateLimitError
+	var rl interface{ RetryAfterSeconds() string } // API limits, login limits, budgets' job rates
 	if errors.As(err, &rl) {
 		w.Header().Set("Retry-After", rl.RetryAfterSeconds())
 	}

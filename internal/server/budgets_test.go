@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"net/http"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -56,6 +57,9 @@ func TestRunawayAgentStopped(t *testing.T) {
 		t.Fatalf("a tight loop of 100: %d issued, %d rate-limited; want exactly 20 and 80", issued, limited)
 	}
 	want(t, "rate refusal", last, http.StatusTooManyRequests, "rate limit demo-rate.jobs_per_minute for role demo: 20 job tokens a minute, 20 used, this request adds 1; resets ")
+	if ra, err := strconv.Atoi(last.header.Get("Retry-After")); err != nil || ra < 1 || ra > 60 {
+		t.Fatalf("a job-rate refusal's Retry-After: %q, want 1-60 seconds", last.header.Get("Retry-After"))
+	}
 	us := e.budgets(agent, "")
 	for _, u := range us {
 		if u.Used > u.Max {
