@@ -11,6 +11,7 @@ import (
 	"net/http/httptest"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -185,6 +186,16 @@ func readouts(t *testing.T, resp []byte) map[string][]int32 {
 	return out
 }
 
+// cred0 is the QCS access token the broker holds (cached) for role r.
+func cred0(t *testing.T, d *Dev) string {
+	t.Helper()
+	c, _, err := d.Broker.Upstream(context.Background(), "rigetti", "r")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c.Secret
+}
+
 // Rigetti QCS end to end over gRPC: agent → broker (job token bound to a
 // Quil program) → gateway (h2c) → QCS emulator → results, in QCS's own
 // request shape. The gateway checks the translation against the job
@@ -192,7 +203,9 @@ func readouts(t *testing.T, resp []byte) map[string][]int32 {
 // only that translation's encrypted job execute, once; reads need the
 // owner's broker token. No QCS token reaches the agent or the audit.
 func TestRigettiGRPCThroughGateway(t *testing.T) {
-	sim, err := rigettisim.New(rigettisim.Config{ExecutionDelay: 50 * time.Millisecond})
+	var skew atomic.Int64 // the emulator's clock runs ahead of the broker's by this
+	now := func() time.Time { return time.Now().Add(time.Duration(skew.Load())) }
+	sim, err := rigettisim.New(rigettisim.Config{ExecutionDelay: 50 * time.Millisecond, Now: now})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -301,6 +314,14 @@ when { resource.owner == principal };
 	direct := dialQCS(t, "http://"+lis.Addr().String())
 	_, err = direct.call(qcsTranslate, jt, translateRequest("Ankaa-3", bellQuil, 10))
 	wantGRPC(t, "job token at the emulator", err, codes.Unauthenticated, "invalid")
+
+	// An expired access token: QCS refuses it, and the gateway passes the
+	// refusal on as it is.
+	skew.Store(int64(2 * time.Hour))
+	_, err = direct.call(qcsStatus, cred0(t, d), pbStr(nil, 1, id))
+	wantGRPC(t, "expired access token at the emulator", err, codes.Unauthenticated, "expired")
+	_, err = c.call(qcsStatus, agent.ClientToken, pbStr(nil, 1, id))
+	wantGRPC(t, "expired access token through the gateway", err, codes.Unauthenticated, "expired")
 
 	// Audit: the translation and the execution, with the job's owner.
 	if n := e.count(func(ev audit.Event) bool {
