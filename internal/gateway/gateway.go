@@ -22,6 +22,12 @@
 // nor an absolute-form request target can pick the host (invariant 6), and
 // upstream redirects are not followed.
 //
+// Other providers' own API shapes are served by [Front]s (HTTP, one path
+// prefix each) and [GRPCFront]s (gRPC over HTTP/2, h2c included, told apart
+// by content type and routed by method name: Rigetti QCS, whose job is a
+// checked translation followed by one execution of exactly the encrypted
+// job that translation returned).
+//
 // The gateway talks to the broker through [Broker]: in-process in
 // `qbroker dev`, or over HTTP with [RemoteBroker] for `qbroker gateway`.
 package gateway
