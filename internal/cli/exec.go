@@ -16,14 +16,15 @@ import (
 func execCmd(env Env) *cobra.Command {
 	var role, provider, device, socket string
 	cmd := &cobra.Command{
-		Use:   "exec --role R [--provider aws|braket|ibm|ionq] [--device D] -- COMMAND [ARGS…]",
+		Use:   "exec --role R [--provider aws|braket|ibm|ionq|quantinuum] [--device D] -- COMMAND [ARGS…]",
 		Short: "Run a command with short-lived credentials from the local agent, revoked when it exits",
 		Long: "aws: AWS_CONTAINER_CREDENTIALS_FULL_URI and AWS_CONTAINER_AUTHORIZATION_TOKEN (the SDKs' default chain\n" +
 			"reads them; --role is the AWS role of /v1/aws/creds/<role>). ionq: IONQ_BASE_URL (the local passthrough)\n" +
 			"and IONQ_API_KEY (a key for this process only; --role is the broker role). braket: AWS_ENDPOINT_URL_BRAKET\n" +
 			"(the local passthrough) and a per-process AWS_ACCESS_KEY_ID; --device names the one device its jobs\n" +
 			"may use. ibm: IBM_QUANTUM_BASE_URL and IBM_QUANTUM_TOKEN (a bearer key for this process; --device\n" +
-			"required). Inherited credential variables (AWS_ACCESS_KEY_ID, AWS_PROFILE, IONQ_API_KEY, QBROKER_TOKEN…)\n" +
+			"required). quantinuum: QUANTINUUM_BASE_URL and QUANTINUUM_TOKEN (sent raw, where an id-token goes;\n" +
+			"--device required). Inherited credential variables (AWS_ACCESS_KEY_ID, AWS_PROFILE, IONQ_API_KEY, QBROKER_TOKEN…)\n" +
 			"are removed. The command's exit status is qbroker's.",
 		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -45,8 +46,8 @@ func execCmd(env Env) *cobra.Command {
 		},
 	}
 	cmd.Flags().StringVar(&role, "role", "", "the AWS role (aws) or broker role (ionq)")
-	cmd.Flags().StringVar(&provider, "provider", "aws", "aws (dynamic credentials); braket, ibm or ionq (the passthrough)")
-	cmd.Flags().StringVar(&device, "device", "", "the only device the child's jobs may use (required for braket and ibm, e.g. sv1, kingston)")
+	cmd.Flags().StringVar(&provider, "provider", "aws", "aws (dynamic credentials); braket, ibm, ionq or quantinuum (the passthrough)")
+	cmd.Flags().StringVar(&device, "device", "", "the only device the child's jobs may use (required for braket, ibm and quantinuum, e.g. sv1, kingston, h1-1e)")
 	cmd.Flags().StringVar(&socket, "socket", "", "the local agent's socket")
 	return cmd
 }

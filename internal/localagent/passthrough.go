@@ -44,6 +44,8 @@ func (d *Daemon) servePassthrough(w http.ResponseWriter, r *http.Request) {
 		fail = braketError
 	case "ibm":
 		fail = ibmError
+	case "quantinuum":
+		fail = quantinuumError
 	}
 	if !isLoopback(r) {
 		fail(w, http.StatusForbidden, "Forbidden", "only loopback clients are served")
@@ -60,8 +62,10 @@ func (d *Daemon) servePassthrough(w http.ResponseWriter, r *http.Request) {
 		key = sigV4AccessKey(r.Header.Get("Authorization"))
 	case "ibm":
 		key, _ = strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+	case "quantinuum":
+		key = r.Header.Get("Authorization") // raw, as Quantinuum's clients send an id-token
 	default:
-		fail(w, http.StatusNotFound, "NotFoundError", "the passthrough serves /ionq, /braket and /ibm")
+		fail(w, http.StatusNotFound, "NotFoundError", "the passthrough serves /ionq, /braket, /ibm and /quantinuum")
 		return
 	}
 	es, ok := d.sessions.byPassthroughKey(key)
@@ -70,7 +74,7 @@ func (d *Daemon) servePassthrough(w http.ResponseWriter, r *http.Request) {
 		fail(w, http.StatusUnauthorized, "UnauthorizedError", "missing or unknown key, or the session has ended")
 		return
 	}
-	if es.provider != map[string]string{"ionq": "ionq", "braket": "aws", "ibm": "ibm"}[prov] {
+	if es.provider != map[string]string{"ionq": "ionq", "braket": "aws", "ibm": "ibm", "quantinuum": "quantinuum"}[prov] {
 		fail(w, http.StatusForbidden, "Forbidden", "this session is for "+es.provider)
 		return
 	}
@@ -99,6 +103,8 @@ func (d *Daemon) servePassthrough(w http.ResponseWriter, r *http.Request) {
 			req, err = braketJobRequest(body, es.device)
 		case "ibm":
 			req, err = ibmJobRequest(body, es.device)
+		case "quantinuum":
+			req, err = quantinuumJobRequest(body, es.device)
 		}
 		if err == nil && es.device != "" && req.Device != es.device {
 			err = fmt.Errorf("this session may use device %s only, not %s", es.device, req.Device)
@@ -146,6 +152,8 @@ func (d *Daemon) servePassthrough(w http.ResponseWriter, r *http.Request) {
 		}
 	} else if prov == "ibm" {
 		out.Header.Set("Authorization", "Bearer "+cred) // where Qiskit sends its IAM token
+	} else if prov == "quantinuum" {
+		out.Header.Set("Authorization", cred)
 	} else {
 		out.Header.Set("Authorization", "apiKey "+cred)
 	}
@@ -168,9 +176,10 @@ func (d *Daemon) servePassthrough(w http.ResponseWriter, r *http.Request) {
 		var created struct {
 			ID  string `json:"id"`
 			ARN string `json:"quantumTaskArn"`
+			Job string `json:"job"` // Quantinuum
 		}
 		_ = json.Unmarshal(b, &created)
-		es.addJob(created.ID + created.ARN)
+		es.addJob(created.ID + created.ARN + created.Job)
 		w.WriteHeader(resp.StatusCode)
 		_, _ = w.Write(b)
 		return
@@ -179,7 +188,7 @@ func (d *Daemon) servePassthrough(w http.ResponseWriter, r *http.Request) {
 	_, _ = io.Copy(w, io.LimitReader(resp.Body, 64<<20))
 }
 
-var submitPaths = map[string]string{"ionq": "/ionq/v0.4/jobs", "braket": "/braket/quantum-task", "ibm": "/ibm/api/v1/jobs"}
+var submitPaths = map[string]string{"ionq": "/ionq/v0.4/jobs", "braket": "/braket/quantum-task", "ibm": "/ibm/api/v1/jobs", "quantinuum": "/quantinuum/v1/job"}
 
 // publicPath is a call that concerns no job (IonQ's backend list).
 func publicPath(r *http.Request) bool {
@@ -280,6 +289,31 @@ func ibmJobRequest(body []byte, device string) (api.JobTokenRequest, error) {
 	}
 	prog, _ := json.Marshal(src)
 	return api.JobTokenRequest{Provider: "ibm", Device: device, Shots: sub.Shots, Program: prog, Format: api.FormatQASM3}, nil
+}
+
+// quantinuumJobRequest reads what a job token must name from a
+// Quantinuum job: the session's device, count and the OpenQASM 2.0
+// program (the gateway checks the rest: machine, options, max-cost).
+func quantinuumJobRequest(body []byte, device string) (api.JobTokenRequest, error) {
+	var j struct {
+		Count   *int   `json:"count"`
+		Program string `json:"program"`
+	}
+	if err := json.Unmarshal(body, &j); err != nil {
+		return api.JobTokenRequest{}, fmt.Errorf("the job is not JSON: %w", err)
+	}
+	if j.Count == nil || *j.Count < 1 || j.Program == "" {
+		return api.JobTokenRequest{}, fmt.Errorf("the job needs a count and an OpenQASM 2.0 program")
+	}
+	if device == "" {
+		return api.JobTokenRequest{}, fmt.Errorf("a Quantinuum session names its device (qbroker exec --provider quantinuum --device D)")
+	}
+	prog, _ := json.Marshal(j.Program)
+	return api.JobTokenRequest{Provider: "quantinuum", Device: device, Shots: *j.Count, Program: prog, Format: api.FormatQASM2}, nil
+}
+
+func quantinuumError(w http.ResponseWriter, status int, _, msg string) {
+	writeJSON(w, status, map[string]any{"error": map[string]any{"code": status, "text": msg}})
 }
 
 func ibmError(w http.ResponseWriter, status int, _, msg string) {

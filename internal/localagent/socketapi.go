@@ -35,9 +35,9 @@ func (d *Daemon) socketHandler() http.Handler {
 // SessionRequest opens an exec session.
 type SessionRequest struct {
 	Role     string `json:"role"`
-	Provider string `json:"provider"` // aws (default: dynamic credentials); braket, ibm or ionq (the passthrough)
+	Provider string `json:"provider"` // aws (default: dynamic credentials); braket, ibm, ionq or quantinuum (the passthrough)
 	// Device limits the session's jobs to one device (the broker's name,
-	// e.g. sv1); required for braket and ibm.
+	// e.g. sv1); required for braket, ibm and quantinuum.
 	Device string `json:"device,omitempty"`
 }
 
@@ -140,16 +140,16 @@ func (d *Daemon) handleOpenSession(w http.ResponseWriter, r *http.Request) {
 		req.Provider = "aws"
 	}
 	switch req.Provider {
-	case "aws", "braket", "ionq", "ibm":
+	case "aws", "braket", "ionq", "ibm", "quantinuum":
 	default:
-		writeError(w, fmt.Errorf("%w: provider %q: want aws, braket, ibm or ionq", errBadRequest, req.Provider))
+		writeError(w, fmt.Errorf("%w: provider %q: want aws, braket, ibm, ionq or quantinuum", errBadRequest, req.Provider))
 		return
 	}
 	if req.Role == "" {
 		writeError(w, fmt.Errorf("%w: a role is required", errBadRequest))
 		return
 	}
-	if (req.Provider == "braket" || req.Provider == "ibm") && req.Device == "" {
+	if (req.Provider == "braket" || req.Provider == "ibm" || req.Provider == "quantinuum") && req.Device == "" {
 		writeError(w, fmt.Errorf("%w: a %s session names its device", errBadRequest, req.Provider))
 		return
 	}
@@ -191,6 +191,9 @@ func (d *Daemon) handleOpenSession(w http.ResponseWriter, r *http.Request) {
 		// exchange is not emulated: the key is the bearer token itself).
 		out.Env["IBM_QUANTUM_BASE_URL"] = "http://" + d.ptLn.Addr().String() + "/ibm"
 		out.Env["IBM_QUANTUM_TOKEN"] = secret
+	case "quantinuum":
+		out.Env["QUANTINUUM_BASE_URL"] = "http://" + d.ptLn.Addr().String() + "/quantinuum"
+		out.Env["QUANTINUUM_TOKEN"] = secret // sent raw, where an id-token goes
 	case "braket":
 		// The SDK's default chain finds these first; the key is the
 		// session's, the secret is not one (the gateway re-signs).
