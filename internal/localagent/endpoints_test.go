@@ -263,6 +263,22 @@ func TestIonQPassthrough(t *testing.T) {
 	if status, _ := get(t, base+"/v0.4/backends", "apiKey "+other.Env["IONQ_API_KEY"]); status != http.StatusOK {
 		t.Fatalf("the backend list: %d", status)
 	}
+	// The broker token goes only to the front the path names: no "..".
+	for _, p := range []string{"/v0.4/backends/../../../v1/auth/token/lookup-self", "/v0.4/backends/%2e%2e/%2e%2e/%2e%2e/v1/sys/health"} {
+		raw := base + p
+		req, _ := http.NewRequest(http.MethodGet, raw, nil)
+		req.URL.Opaque = strings.TrimPrefix(raw, "http:") // keep the dots as sent
+		req.Header.Set("Authorization", "apiKey "+key)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusBadRequest || !strings.Contains(string(b), "not clean") {
+			t.Fatalf("%s: %d %s", p, resp.StatusCode, b)
+		}
+	}
 
 	// A job the gateway would refuse is refused before a job token (and
 	// its budget reservation) exists.

@@ -9,6 +9,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"path"
 	"strings"
 	"time"
 
@@ -49,6 +50,12 @@ func (d *Daemon) servePassthrough(w http.ResponseWriter, r *http.Request) {
 	}
 	if !isLoopback(r) {
 		fail(w, http.StatusForbidden, "Forbidden", "only loopback clients are served")
+		return
+	}
+	// Nothing but a clean path is forwarded (no "..": the daemon's
+	// broker token must reach only the provider front it names).
+	if path.Clean(r.URL.Path) != r.URL.Path || strings.Contains(strings.ToLower(r.URL.RawPath), "%2e") {
+		fail(w, http.StatusBadRequest, "BadRequestError", "the path is not clean")
 		return
 	}
 	var key string
@@ -116,7 +123,8 @@ func (d *Daemon) servePassthrough(w http.ResponseWriter, r *http.Request) {
 		jt, err := d.jobToken(r.Context(), es.program, es.role, req)
 		if err != nil {
 			d.log.Warn("local agent: passthrough: no job token", "session", es.id, "role", es.role, "device", req.Device, "err", err)
-			fail(w, http.StatusForbidden, "Forbidden", err.Error())
+			status, msg := errorStatus(err)
+			fail(w, status, http.StatusText(status), msg)
 			return
 		}
 		cred = jt.Token

@@ -55,6 +55,12 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 }
 
 func writeError(w http.ResponseWriter, err error) {
+	status, msg := errorStatus(err)
+	writeJSON(w, status, api.ErrorResponse{Errors: []string{msg}})
+}
+
+// errorStatus maps an error to the status and message a local client gets.
+func errorStatus(err error) (int, string) {
 	status := http.StatusInternalServerError
 	msg := err.Error()
 	var ce *client.Error
@@ -73,7 +79,7 @@ func writeError(w http.ResponseWriter, err error) {
 	case errors.Is(err, errBadRequest):
 		status = http.StatusBadRequest
 	}
-	writeJSON(w, status, api.ErrorResponse{Errors: []string{msg}})
+	return status, msg
 }
 
 var errBadRequest = errors.New("bad request")
