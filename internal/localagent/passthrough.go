@@ -28,14 +28,19 @@ import (
 //
 //   - IonQ (<passthrough>/ionq, key qbl_… as the apiKey);
 //   - AWS Braket (<passthrough>/braket as the Braket endpoint, the key as
-//     the access key ID; any secret key: the gateway re-signs).
+//     the access key ID; any secret key: the gateway re-signs);
+//   - IBM Quantum (<passthrough>/ibm, the key as the bearer token);
+//   - Quantinuum (<passthrough>/quantinuum, the key as the raw
+//     Authorization value).
 //
-// For a submission (IonQ POST /v0.4/jobs, Braket POST /quantum-task) the
+// For a submission (IonQ POST /v0.4/jobs, Braket POST /quantum-task, IBM
+// POST /api/v1/jobs, Quantinuum POST /v1/job) the
 // daemon asks for a job token for exactly this job — the device, the
 // shots and the circuit's digest — with consent where the rules want it,
 // and forwards the unchanged body to the gateway with the job token as
 // the credential. Other calls (status, results, cancel) are forwarded
-// with the daemon's broker token, which owns the jobs it submitted.
+// with the daemon's broker token, which owns the jobs it submitted, but
+// only for the jobs submitted with the same key.
 // Only loopback clients are served; the key never leaves the machine.
 func (d *Daemon) servePassthrough(w http.ResponseWriter, r *http.Request) {
 	prov, _, _ := strings.Cut(strings.TrimPrefix(r.URL.Path, "/"), "/")
