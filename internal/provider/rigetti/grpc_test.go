@@ -155,3 +155,31 @@ func TestParseJobsAndOutcome(t *testing.T) {
 		t.Fatal("classify")
 	}
 }
+
+// FuzzParse: no message makes the adapter panic, and an accepted
+// submission is consistent with what it read.
+func FuzzParse(f *testing.F) {
+	job := encrypted("sealed", "k1", "nonce")
+	for _, seed := range [][]byte{translation(10), msg(translation(10), 4, msg(nil, 101, nil)),
+		str(msg(msg(nil, 3, nil), 201, job), 101, "Ankaa-3"), msg(msg(nil, 1, job), 2, nil), vint(nil, 1, 3),
+		str(str(nil, 1, "ex-1"), 101, "Ankaa-3"), {0xff, 0xff}} {
+		f.Add(seed)
+	}
+	a := Adapter{}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		if s, err := a.ParseSubmit(b); err == nil && (s.Shots < 1 || s.Device == "" || len(s.ProgramSHA256) != 64) {
+			t.Fatalf("accepted %+v", s)
+		}
+		if x, err := a.ParseExecute(b); err == nil && (x.Device == "" || len(x.Ticket) != 64) {
+			t.Fatalf("accepted %+v", x)
+		}
+		_, _ = a.Ticket(b)
+		_, _ = a.ExecutedJob(b)
+		for _, k := range []provider.GRPCKind{provider.GRPCRead, provider.GRPCResult, provider.GRPCCancel} {
+			if ref, err := a.ParseJobs(k, b); err == nil && len(ref.IDs) == 0 {
+				t.Fatal("accepted a call naming no job")
+			}
+			_, _, _ = a.Outcome(k, b)
+		}
+	})
+}
