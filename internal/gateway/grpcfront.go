@@ -306,6 +306,11 @@ func (g *Gateway) grpcSend(ctx context.Context, f *grpcFront, in *http.Request, 
 	if a.ok() && !a.hasMsg {
 		return nil, fmt.Errorf("gateway: upstream %s: OK without a message", method)
 	}
+	// A last line of defence for invariant 1: an answer that echoes the
+	// credential is withheld (a message cannot be edited in place).
+	if s := cred.Secret; s != "" && (bytes.Contains(a.msg, []byte(s)) || strings.Contains(a.message+a.details, s)) {
+		return nil, fmt.Errorf("gateway: upstream %s answer contained the credential; withheld", method)
+	}
 	return a, nil
 }
 
@@ -422,14 +427,14 @@ func (g *Gateway) grpcSubmit(f *grpcFront, w http.ResponseWriter, r *http.Reques
 		g.grpcFail(ctx, w, ev, codes.Unavailable, "upstream answer has no usable job", err)
 		return
 	}
-	f.approve(digest, &ticket{jti: claims.ID, agent: claims.Subject, role: claims.Role, device: claims.Device, target: target,
-		shots: sub.Shots, expires: g.now().Add(f.TicketTTL)}, g.now())
 	ev.Decision, ev.Reason, ev.Status = audit.DecisionAllow, "translated; the job may be executed once", 0
 	if err := g.broker.Audit(ctx, ev); err != nil {
-		f.forget(digest)
 		grpcError(w, codes.Unavailable, "audit unavailable; request refused")
 		return
 	}
+	// Executable only once the approval is on record.
+	f.approve(digest, &ticket{jti: claims.ID, agent: claims.Subject, role: claims.Role, device: claims.Device, target: target,
+		shots: sub.Shots, expires: g.now().Add(f.TicketTTL)}, g.now())
 	writeGRPC(w, a)
 }
 
@@ -457,12 +462,6 @@ func (f *grpcFront) approve(digest string, t *ticket, now time.Time) {
 		}
 	}
 	f.tickets[digest] = t
-}
-
-func (f *grpcFront) forget(digest string) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	delete(f.tickets, digest)
 }
 
 // take marks a ticket executed, once; the refusal says why not.
