@@ -143,6 +143,17 @@ type AWSCredsData struct {
 	Expiration    time.Time `json:"expiration"`
 }
 
+// ProviderTokenData is the data of GET /v1/ibm/token/<role> and
+// GET /v1/azure/token/<role>: a fresh short-lived bearer token for the
+// provider's own API. Secret.
+type ProviderTokenData struct {
+	AccessToken string    `json:"access_token"`
+	TokenType   string    `json:"token_type"` // Bearer
+	Provider    string    `json:"provider"`
+	ExpiresAt   time.Time `json:"expires_at"`
+	ExpiresIn   int       `json:"expires_in"` // seconds
+}
+
 // UpstreamData is the data of GET /v1/sys/gateway/upstream/<provider>?role=R
 // (gateway tokens only): the short-lived upstream credential the gateway
 // uses for a broker role, and the scope it enforces. Secret.

@@ -36,6 +36,24 @@ func (s *Server) devices(r *http.Request, c broker.Caller) (*api.Response, int, 
 	return data(map[string]any{"devices": out}), 0, nil
 }
 
+// providerToken answers GET /v1/<prov>/token/<role>: a fresh bearer token
+// for the provider's own API, with the lease duration in the envelope.
+func (s *Server) providerToken(prov string) handler {
+	return func(r *http.Request, c broker.Caller) (*api.Response, int, error) {
+		_, t, err := s.caller(r.Context(), r)
+		if err != nil {
+			return nil, 0, err
+		}
+		d, err := s.b.IssueProviderToken(r.Context(), c, t, prov, r.PathValue("role"))
+		if err != nil {
+			return nil, 0, err
+		}
+		resp := data(d)
+		resp.LeaseDuration = d.ExpiresIn
+		return resp, 0, nil
+	}
+}
+
 // awsCreds answers GET (or POST) /v1/aws/creds/<role> in Vault's shape:
 // lease_id and lease_duration in the envelope, the keys in data.
 func (s *Server) awsCreds(r *http.Request, c broker.Caller) (*api.Response, int, error) {

@@ -65,6 +65,8 @@ func (s *Server) routes() {
 
 	// dynamic provider credentials
 	m.Handle("GET /v1/aws/creds/{role}", s.wrap(s.awsCreds))
+	m.Handle("GET /v1/ibm/token/{role}", s.wrap(s.providerToken("ibm")))
+	m.Handle("GET /v1/azure/token/{role}", s.wrap(s.providerToken("azure")))
 	s.writes("/v1/aws/creds/{role}", s.awsCreds)
 	s.writes("/v1/sys/leases/revoke", s.revokeLease)
 	s.writes("/v1/sys/leases/revoke-prefix/{prefix...}", s.revokeLeasePrefix)
