@@ -100,9 +100,60 @@ func (g *Gateway) serveFront(f *front, w http.ResponseWriter, r *http.Request) {
 		g.frontSubmit(f, w, r, rest)
 	case provider.Read, provider.Cancel:
 		g.frontJob(f, w, r, rest, route)
+	case provider.Public:
+		g.frontPublic(f, w, r, rest)
 	default:
 		f.Adapter.WriteError(w, http.StatusForbidden, fmt.Sprintf("%s %s is not available through the qbroker gateway", r.Method, rest))
 	}
+}
+
+// frontPublic forwards a provider's public route (its device list) for an
+// agent with a live broker token, with the upstream credential of the
+// agent's role: no job, no job token, nothing to redeem or record.
+func (g *Gateway) frontPublic(f *front, w http.ResponseWriter, r *http.Request, rest string) {
+	ctx := r.Context()
+	rr, ok := g.broker.(RoleResolver)
+	if !ok {
+		f.Adapter.WriteError(w, http.StatusForbidden, fmt.Sprintf("%s %s is not available through this gateway", r.Method, rest))
+		return
+	}
+	tok, ok := f.Adapter.Token(r.Header)
+	if !ok {
+		f.Adapter.WriteError(w, http.StatusUnauthorized, "missing broker token: send it where the provider's client sends its credential (Authorization: Bearer, or X-Amz-Security-Token for AWS SDKs)")
+		return
+	}
+	_, role, err := rr.RoleForToken(ctx, tok)
+	if err != nil {
+		if errors.Is(err, ErrBadBrokerToken) {
+			f.Adapter.WriteError(w, http.StatusUnauthorized, "invalid, expired or revoked broker token")
+			return
+		}
+		f.Adapter.WriteError(w, http.StatusServiceUnavailable, "broker unavailable")
+		return
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, 64<<10))
+	if err != nil {
+		f.Adapter.WriteError(w, http.StatusRequestEntityTooLarge, "request body too large")
+		return
+	}
+	cred, _, err := g.upstreamFor(ctx, f.Adapter.Name(), role)
+	if err != nil {
+		g.log.WarnContext(ctx, "no upstream credential", "provider", f.Adapter.Name(), "err", err)
+		f.Adapter.WriteError(w, http.StatusForbidden, "no upstream credential for this role at "+f.Adapter.Name())
+		return
+	}
+	resp, err := g.frontSend(ctx, f, r, rest, body, cred)
+	if err != nil {
+		g.log.WarnContext(ctx, "upstream request failed", "provider", f.Adapter.Name(), "err", err)
+		f.Adapter.WriteError(w, http.StatusBadGateway, "upstream unavailable")
+		return
+	}
+	out, err := readBody(resp)
+	if err != nil {
+		f.Adapter.WriteError(w, http.StatusBadGateway, "upstream answer could not be read")
+		return
+	}
+	g.writeBuffered(w, resp, out)
 }
 
 func (g *Gateway) frontRefuse(ctx context.Context, f *front, w http.ResponseWriter, ev *audit.Event, status int, msg string) {

@@ -87,6 +87,13 @@ type Broker interface {
 	Audit(ctx context.Context, e *audit.Event) error
 }
 
+// RoleResolver is what a [Broker] implements to serve a provider's
+// public routes (device lists): the broker token's agent and role, whose
+// upstream credential the request is sent with.
+type RoleResolver interface {
+	RoleForToken(ctx context.Context, brokerToken string) (agentID, role string, err error)
+}
+
 // CredentialInvalidator is an optional extra a [Broker] may implement: the
 // gateway calls it when the upstream refuses the credential (401), before it
 // fetches the credential again, so a caching broker client drops its copy.

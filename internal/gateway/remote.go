@@ -60,8 +60,8 @@ type RemoteBroker struct {
 }
 
 type agentEntry struct {
-	agent   string
-	expires time.Time
+	agent, role string
+	expires     time.Time
 }
 
 var (
@@ -241,8 +241,15 @@ func (b *RemoteBroker) Job(ctx context.Context, provider, id string) (api.JobRec
 
 // AgentForToken implements Broker.
 func (b *RemoteBroker) AgentForToken(ctx context.Context, brokerToken string) (string, error) {
+	agent, _, err := b.RoleForToken(ctx, brokerToken)
+	return agent, err
+}
+
+// RoleForToken implements RoleResolver: the token's agent and broker role,
+// from the same short cache as AgentForToken.
+func (b *RemoteBroker) RoleForToken(ctx context.Context, brokerToken string) (agent, role string, err error) {
 	if brokerToken == "" {
-		return "", ErrBadBrokerToken
+		return "", "", ErrBadBrokerToken
 	}
 	key := sha256.Sum256([]byte(brokerToken))
 	now := b.now()
@@ -250,30 +257,31 @@ func (b *RemoteBroker) AgentForToken(ctx context.Context, brokerToken string) (s
 	e, ok := b.agents[key]
 	b.mu.Unlock()
 	if ok && now.Before(e.expires) {
-		return e.agent, nil
+		return e.agent, e.role, nil
 	}
 	var out struct {
 		Data api.TokenInfo `json:"data"`
 	}
 	status, msg, err := b.call(ctx, http.MethodPost, "/v1/auth/token/lookup", api.TokenRequest{Token: brokerToken}, &out)
 	if err != nil {
-		return "", err
+		return "", "", err
 	}
 	switch status {
 	case http.StatusOK:
 	case http.StatusForbidden:
-		return "", ErrBadBrokerToken
+		return "", "", ErrBadBrokerToken
 	default:
-		return "", &brokerStatusError{op: "token lookup", status: status, msg: msg}
+		return "", "", &brokerStatusError{op: "token lookup", status: status, msg: msg}
 	}
-	agent := out.Data.EntityID
+	agent = out.Data.EntityID
 	if agent == "" {
-		return "", ErrBadBrokerToken
+		return "", "", ErrBadBrokerToken
 	}
+	role = out.Data.Role
 	expires := now.Add(AgentCacheTTL)
 	if exp := out.Data.ExpireTime; exp != nil && !exp.IsZero() {
 		if !now.Before(*exp) {
-			return "", ErrBadBrokerToken
+			return "", "", ErrBadBrokerToken
 		}
 		if exp.Before(expires) {
 			expires = *exp
@@ -290,9 +298,9 @@ func (b *RemoteBroker) AgentForToken(ctx context.Context, brokerToken string) (s
 			evictSome(b.agents)
 		}
 	}
-	b.agents[key] = agentEntry{agent: agent, expires: expires}
+	b.agents[key] = agentEntry{agent: agent, role: role, expires: expires}
 	b.mu.Unlock()
-	return agent, nil
+	return agent, role, nil
 }
 
 // Authorize implements Broker: POST /v1/sys/gateway/authorize; 204 allows,

@@ -364,6 +364,18 @@ when { resource.owner == principal };
 	}) != 1 {
 		t.Fatal("the submission is not audited with the task ARN and the agent")
 	}
+	// Device discovery (SearchDevices) through the gateway, with the
+	// role's session; a role with no AWS role gets nothing.
+	status, out = agentCall(http.MethodPost, "/devices", lab.ClientToken, []byte(`{"filters":[{"name":"deviceArn","values":["`+braketsim.SV1ARN+`"]}]}`))
+	if status != http.StatusOK || !strings.Contains(out, braketsim.SV1ARN) {
+		t.Fatalf("SearchDevices through the gateway: %d %s", status, out)
+	}
+	if status, _ := agentCall(http.MethodPost, "/devices", other.ClientToken, []byte(`{"filters":[]}`)); status != http.StatusForbidden {
+		t.Fatalf("SearchDevices for a role without an AWS role: %d", status)
+	}
+	if status, _ := agentCall(http.MethodPost, "/devices", "", []byte(`{"filters":[]}`)); status != http.StatusUnauthorized {
+		t.Fatalf("SearchDevices without a broker token: %d", status)
+	}
 	e.wantNotInAudit(sim.secret)
 	assertDirHasNo(t, d.DataDir, sim.secret)
 }

@@ -316,3 +316,66 @@ when { resource.owner == principal };
 	r := e.broker(http.MethodPost, "/v1/quantum/jobtoken/q", agent.ClientToken, string(tokenReq))
 	want(t, "a job token with the QPU budget spent", r, http.StatusForbidden, "q-qpu.qpu_seconds_per_day", "7 QPU seconds a day", "9 used")
 }
+
+// Device discovery through the gateway: Qiskit lists backends and reads
+// their configuration with the agent's broker token where it would send
+// its IAM token; the gateway sends the request on with the role's IAM
+// token. No token, a job token, or a revoked broker token get 401; the
+// API key never reaches the agent.
+func TestIBMDeviceListThroughGateway(t *testing.T) {
+	const apiKey = "ibm-cloud-api-key-for-discovery-0123"
+	sim, err := ibmsim.New(ibmsim.Config{APIKey: apiKey, JobsPerMinute: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(sim)
+	t.Cleanup(func() { srv.Close(); sim.Close() })
+	path := filepath.Join(t.TempDir(), "policies.cedar")
+	writeAtomic(t, path, demoPolicy(t)+`
+@id("q-kingston") permit (principal in Role::"q", action == Action::"SubmitJob", resource == Device::"ibm/kingston");
+`)
+	d := startDevWith(t, DevOptions{PolicyFiles: []string{path}, Approvals: &config.Approvals{},
+		IBM: config.IBM{InstanceCRN: sim.InstanceCRN(), BaseURL: srv.URL, IAMURL: srv.URL}})
+	e := &env{t: t, d: d, hc: &http.Client{Timeout: 20 * time.Second}}
+	want(t, "store the API key", e.broker(http.MethodPost, "/v1/sys/providers/ibm/credential", d.RootToken, fmt.Sprintf(`{"api_key":%q}`, apiKey)), http.StatusNoContent)
+	e.putRole("q", `{"provider":"ibm","devices":["kingston"],"max_shots":2000}`)
+	agent := e.mustLogin(e.roleID("q"), e.newSecretID("q", "qiskit-discovery", "").SecretID)
+	get := func(p, tok string) (int, string) {
+		t.Helper()
+		req, _ := http.NewRequest(http.MethodGet, d.GatewayURL+"/ibm"+p, nil)
+		if tok != "" {
+			req.Header.Set("Authorization", "Bearer "+tok)
+		}
+		resp, err := e.hc.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		out, _ := io.ReadAll(resp.Body)
+		if strings.Contains(string(out), apiKey) {
+			t.Fatal("the API key reached the agent")
+		}
+		return resp.StatusCode, string(out)
+	}
+	if st, out := get("/api/v1/backends", agent.ClientToken); st != http.StatusOK || !strings.Contains(out, "ibm_kingston") {
+		t.Fatalf("backends: %d %s", st, out)
+	}
+	if st, out := get("/api/v1/backends/ibm_kingston/configuration", agent.ClientToken); st != http.StatusOK || !strings.Contains(out, "n_qubits") {
+		t.Fatalf("configuration: %d %s", st, out)
+	}
+	if st, _ := get("/api/v1/backends", ""); st != http.StatusUnauthorized {
+		t.Fatalf("no token: %d", st)
+	}
+	b, _ := json.Marshal(api.JobTokenRequest{Provider: "ibm", Device: "kingston", Shots: 100, Program: mustJSON(bellIBM), Format: api.FormatQASM3})
+	r := e.broker(http.MethodPost, "/v1/quantum/jobtoken/q", agent.ClientToken, string(b))
+	want(t, "job token", r, http.StatusOK)
+	var jt api.JobTokenData
+	decodeData(t, r, &jt)
+	if st, _ := get("/api/v1/backends", jt.Token); st != http.StatusUnauthorized {
+		t.Fatalf("a job token for device discovery: %d", st)
+	}
+	want(t, "revoke", e.broker(http.MethodPost, "/v1/auth/token/revoke-self", agent.ClientToken, ""), http.StatusNoContent)
+	if st, _ := get("/api/v1/backends", agent.ClientToken); st != http.StatusUnauthorized {
+		t.Fatalf("a revoked token: %d", st)
+	}
+}

@@ -51,6 +51,20 @@ func (p inProcess) Job(ctx context.Context, provider, id string) (api.JobRecord,
 	return j, err
 }
 
+// RoleForToken implements gateway.RoleResolver.
+func (p inProcess) RoleForToken(ctx context.Context, raw string) (string, string, error) {
+	t, err := p.b.Authenticate(ctx, raw)
+	if core.KindOf(err) == core.KindUnauthenticated {
+		return "", "", gateway.ErrBadBrokerToken
+	}
+	if err != nil {
+		return "", "", err
+	}
+	return t.AgentID, t.Role, nil
+}
+
+var _ gateway.RoleResolver = inProcess{}
+
 func (p inProcess) AgentForToken(ctx context.Context, raw string) (string, error) {
 	t, err := p.b.Authenticate(ctx, raw)
 	if core.KindOf(err) == core.KindUnauthenticated {
