@@ -130,6 +130,39 @@ func (b *Broker) IssueAWSCredentials(ctx context.Context, c Caller, caller core.
 type upstreamCache struct {
 	mu      sync.Mutex
 	entries map[string]provider.Credential
+	forgot  map[string]time.Time // when a rejected credential was last dropped, per key
+}
+
+// forgetEvery limits how often a rejected credential is dropped per
+// provider and role, so that a client provoking refusals cannot make the
+// broker mint in a loop.
+const forgetEvery = 10 * time.Second
+
+// ForgetUpstream drops the cached upstream credential of broker role role
+// at provider prov if it is still the one whose Digest a gateway reports
+// the provider rejected (revoked or expired early), so that the next
+// request mints afresh instead of failing until it expires. At most once
+// per forgetEvery per key; reports whether it dropped one.
+func (b *Broker) ForgetUpstream(prov, role, digest string) bool {
+	key := prov + "/" + role
+	c := &b.upstreams
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	cur, ok := c.entries[key]
+	if !ok || cur.Digest() != digest {
+		return false
+	}
+	now := b.now()
+	if last, ok := c.forgot[key]; ok && now.Sub(last) < forgetEvery {
+		return false
+	}
+	if c.forgot == nil {
+		c.forgot = map[string]time.Time{}
+	}
+	c.forgot[key] = now
+	delete(c.entries, key)
+	b.log.Info("upstream credential rejected by the provider; the next request mints a new one", "provider", prov, "role", role)
+	return true
 }
 
 // refreshBefore is how long before expiry a cached credential is replaced

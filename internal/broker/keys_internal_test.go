@@ -10,6 +10,7 @@ import (
 
 	"github.com/qbroker/qbroker/internal/audit"
 	"github.com/qbroker/qbroker/internal/policy"
+	"github.com/qbroker/qbroker/internal/provider"
 	"github.com/qbroker/qbroker/internal/seal"
 	"github.com/qbroker/qbroker/internal/store/sqlstore"
 	"github.com/qbroker/qbroker/internal/token"
@@ -154,5 +155,43 @@ func TestTwoActiveKeysResolveTheSameEverywhere(t *testing.T) {
 		if _, err := br.keys.Key(ctx, older.ID); err != nil {
 			t.Fatalf("replica %s: the other active key is not verifiable: %v", name, err)
 		}
+	}
+}
+
+// A rejected upstream credential is dropped only if it is still the cached
+// one (a fresh one minted meanwhile stays), and at most once per key per
+// forgetEvery, so that provoked refusals cannot make the broker mint in a
+// loop.
+func TestForgetUpstream(t *testing.T) {
+	var mu sync.Mutex
+	now := time.Now()
+	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+	bs, _ := keyBrokers(t, 1, func(c *Config) { c.Now = clock })
+	b := bs[0]
+	old := provider.Credential{AccessKeyID: "ASIAOLD", Secret: "s1", Expires: now.Add(time.Hour)}
+	put := func(c provider.Credential) {
+		b.upstreams.mu.Lock()
+		if b.upstreams.entries == nil {
+			b.upstreams.entries = map[string]provider.Credential{}
+		}
+		b.upstreams.entries["aws/lab"] = c
+		b.upstreams.mu.Unlock()
+	}
+	put(old)
+	if b.ForgetUpstream("aws", "lab", provider.Credential{AccessKeyID: "ASIAOTHER", Secret: "s2"}.Digest()) {
+		t.Fatal("a credential that is not the cached one was dropped")
+	}
+	if !b.ForgetUpstream("aws", "lab", old.Digest()) {
+		t.Fatal("the rejected cached credential was not dropped")
+	}
+	put(old) // minted again and rejected again at once
+	if b.ForgetUpstream("aws", "lab", old.Digest()) {
+		t.Fatal("dropped twice within forgetEvery")
+	}
+	mu.Lock()
+	now = now.Add(forgetEvery + time.Second)
+	mu.Unlock()
+	if !b.ForgetUpstream("aws", "lab", old.Digest()) {
+		t.Fatal("not dropped after forgetEvery")
 	}
 }

@@ -148,6 +148,7 @@ func (g *Gateway) frontPublic(f *front, w http.ResponseWriter, r *http.Request, 
 		f.Adapter.WriteError(w, http.StatusBadGateway, "upstream unavailable")
 		return
 	}
+	g.rejected(ctx, f.Adapter.Name(), role, cred, resp.StatusCode)
 	out, err := readBody(resp)
 	if err != nil {
 		f.Adapter.WriteError(w, http.StatusBadGateway, "upstream answer could not be read")
@@ -176,6 +177,19 @@ func (g *Gateway) frontFail(ctx context.Context, f *front, w http.ResponseWriter
 		status, msg = http.StatusServiceUnavailable, "audit unavailable; request refused"
 	}
 	f.Adapter.WriteError(w, status, msg)
+}
+
+// rejected reports cred to the broker when the provider answered 401 or
+// 403 with it (a session revoked at the provider, a token expired early):
+// the broker drops it if it is still the cached one, and the next request
+// gets a fresh credential.
+func (g *Gateway) rejected(ctx context.Context, prov, role string, cred provider.Credential, status int) {
+	if status != http.StatusUnauthorized && status != http.StatusForbidden {
+		return
+	}
+	if f, ok := g.broker.(UpstreamForgetter); ok {
+		f.ForgetUpstream(context.WithoutCancel(ctx), prov, role, cred.Digest())
+	}
 }
 
 func (g *Gateway) upstreamFor(ctx context.Context, prov, role string) (provider.Credential, provider.Scope, error) {
@@ -260,6 +274,7 @@ func (g *Gateway) frontSubmit(f *front, w http.ResponseWriter, r *http.Request, 
 		g.frontFail(ctx, f, w, ev, http.StatusBadGateway, "upstream unavailable; job not submitted", err)
 		return
 	}
+	g.rejected(ctx, name, claims.Role, cred, resp.StatusCode)
 	respBody, err := readBody(resp)
 	if err != nil {
 		g.frontFail(ctx, f, w, ev, http.StatusBadGateway, "upstream answer could not be read; job state unknown", err)
@@ -390,6 +405,7 @@ func (g *Gateway) frontJob(f *front, w http.ResponseWriter, r *http.Request, res
 		f.Adapter.WriteError(w, http.StatusBadGateway, "upstream unavailable")
 		return
 	}
+	g.rejected(ctx, name, rec.Role, cred, resp.StatusCode)
 	if route.Kind == provider.Read && !route.Result && resp.StatusCode == http.StatusOK {
 		// A status read: when the job has finished, settle its budget.
 		out, err := readBody(resp)

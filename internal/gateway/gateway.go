@@ -87,6 +87,13 @@ type Broker interface {
 	Audit(ctx context.Context, e *audit.Event) error
 }
 
+// UpstreamForgetter is what a [Broker] implements so that an upstream
+// credential the provider rejected (401 or 403) is replaced rather than
+// used until it expires: the gateway reports it by its Digest.
+type UpstreamForgetter interface {
+	ForgetUpstream(ctx context.Context, prov, role, digest string)
+}
+
 // RoleResolver is what a [Broker] implements to serve a provider's
 // public routes (device lists): the broker token's agent and role, whose
 // upstream credential the request is sent with.

@@ -57,6 +57,9 @@ type RemoteBroker struct {
 	jobs   map[[2]string]api.JobRecord // {provider, id} -> record
 	// upstreams: "<provider>/<role>" -> credential and scope (memory only)
 	upstreams map[string]cachedUpstream
+	// rejected: "<provider>/<role>" -> the digest of a credential the
+	// provider refused, told to the broker with the next fetch
+	rejected map[string]string
 }
 
 type agentEntry struct {
@@ -383,7 +386,14 @@ func (b *RemoteBroker) Upstream(ctx context.Context, prov, role string) (provide
 	var out struct {
 		Data api.UpstreamData `json:"data"`
 	}
-	status, msg, err := b.call(ctx, http.MethodGet, "/v1/sys/gateway/upstream/"+url.PathEscape(prov)+"?role="+url.QueryEscape(role), nil, &out)
+	q := "?role=" + url.QueryEscape(role)
+	b.mu.Lock()
+	if d, ok := b.rejected[key]; ok {
+		q += "&rejected=" + url.QueryEscape(d)
+		delete(b.rejected, key)
+	}
+	b.mu.Unlock()
+	status, msg, err := b.call(ctx, http.MethodGet, "/v1/sys/gateway/upstream/"+url.PathEscape(prov)+q, nil, &out)
 	if err != nil {
 		return provider.Credential{}, provider.Scope{}, err
 	}
@@ -402,6 +412,25 @@ func (b *RemoteBroker) Upstream(ctx context.Context, prov, role string) (provide
 	b.mu.Unlock()
 	return u.c, u.s, nil
 }
+
+// ForgetUpstream implements UpstreamForgetter: the cached credential is
+// dropped if it is the rejected one, and the broker is told with the next
+// fetch (so it drops its own cached copy too).
+func (b *RemoteBroker) ForgetUpstream(_ context.Context, prov, role, digest string) {
+	key := prov + "/" + role
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if u, ok := b.upstreams[key]; !ok || u.c.Digest() != digest {
+		return
+	}
+	delete(b.upstreams, key)
+	if b.rejected == nil {
+		b.rejected = map[string]string{}
+	}
+	b.rejected[key] = digest
+}
+
+var _ UpstreamForgetter = (*RemoteBroker)(nil)
 
 type cachedUpstream struct {
 	c provider.Credential

@@ -143,6 +143,9 @@ func (s *Server) upstream(r *http.Request, c broker.Caller) (*api.Response, int,
 	if role == "" {
 		return nil, 0, core.Errorf(core.KindBadRequest, "role is required")
 	}
+	if d := r.URL.Query().Get("rejected"); d != "" { // the last one we gave was refused by the provider
+		s.b.ForgetUpstream(p, role, d)
+	}
 	cred, scope, err := s.b.Upstream(r.Context(), p, role)
 	if err != nil {
 		return nil, 0, core.Wrap(core.KindUnavailable, err, "no upstream credential for provider "+p+" and role "+role)

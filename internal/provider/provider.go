@@ -9,6 +9,8 @@ package provider
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"net/http"
 	"time"
 )
@@ -54,6 +56,14 @@ type Credential struct {
 	Secret       string
 	SessionToken string
 	Expires      time.Time
+}
+
+// Digest names a credential without revealing it: the hex SHA-256 of its
+// key id and secret. A gateway reports a credential the provider rejected
+// by its digest.
+func (c Credential) Digest() string {
+	sum := sha256.Sum256([]byte(c.AccessKeyID + "\x00" + c.Secret))
+	return hex.EncodeToString(sum[:])
 }
 
 // Scope is the per-role setting an adapter may impose on a submission

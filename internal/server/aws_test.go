@@ -29,6 +29,7 @@ import (
 	"github.com/qbroker/qbroker/internal/config"
 	"github.com/qbroker/qbroker/internal/gateway"
 	"github.com/qbroker/qbroker/internal/sim/braketsim"
+	"github.com/qbroker/qbroker/internal/token"
 )
 
 const (
@@ -475,4 +476,87 @@ func TestAWSCredsHeldForApproval(t *testing.T) {
 	if n := assumes.Load(); n != 1 {
 		t.Fatalf("%d STS AssumeRole calls, want exactly 1", n)
 	}
+}
+
+// A standalone gateway whose cached STS session is revoked at AWS (every
+// session of the AWS role cut off) does not keep failing until the session
+// would have expired: the provider's 403 makes it drop the session, tell
+// the broker, and the next request goes out with a fresh one.
+func TestStandaloneGatewayReplacesARevokedSession(t *testing.T) {
+	sim := startAWSSim(t)
+	awsCfg := config.AWS{
+		Region: "us-east-1", STSEndpoint: sim.url, BraketEndpoint: sim.url, S3Endpoint: sim.url, IAMEndpoint: sim.url,
+		Roles: []config.AWSRole{{Name: "braket-lab", RoleARN: awsRoleARN, DeviceARNs: []string{braketsim.SV1ARN},
+			S3Bucket: awsBucket, S3Prefix: awsPrefix, BrokerRoles: []string{"lab"}}},
+	}
+	d := startDevWith(t, DevOptions{AWS: awsCfg})
+	e := &env{t: t, d: d, hc: &http.Client{Timeout: 20 * time.Second}}
+	want(t, "store the root key", e.broker(http.MethodPost, "/v1/sys/providers/aws/credential", d.RootToken, fmt.Sprintf(`{"api_key":%q}`, awsRootID+":"+sim.secret)), http.StatusNoContent)
+	e.putRole("lab", `{"provider":"aws","devices":["sv1"],"max_shots":1000}`)
+	lab := e.mustLogin(e.roleID("lab"), e.newSecretID("lab", "lab-agent", "").SecretID)
+	r := e.broker(http.MethodPost, "/v1/auth/token/create", d.RootToken, `{"policies":["gateway"]}`)
+	want(t, "gateway token", r, http.StatusOK)
+	var created struct {
+		Auth api.Auth `json:"auth"`
+	}
+	json.Unmarshal(r.body, &created)
+	fronts, err := GatewayFronts(&config.Config{Providers: config.Providers{AWS: awsCfg}, Devices: config.DefaultDevices()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, err := token.NewVerifier(token.VerifierConfig{Issuer: d.BrokerURL, Audience: Audience,
+		Keys: token.NewJWKSCache(d.BrokerURL+"/.well-known/jwks.json", e.hc, 5*time.Second)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	up, _ := url.Parse("http://127.0.0.1:9")
+	gw, err := gateway.New(gateway.Config{Broker: gateway.NewRemoteBroker(d.BrokerURL, created.Auth.ClientToken, e.hc), Verifier: v, IonQUpstream: up, Fronts: fronts})
+	if err != nil {
+		t.Fatal(err)
+	}
+	gsrv := httptest.NewServer(gw)
+	t.Cleanup(gsrv.Close)
+	search := func() (int, string) {
+		t.Helper()
+		body := []byte(`{"filters":[{"name":"deviceArn","values":["` + braketsim.SV1ARN + `"]}]}`)
+		req, _ := http.NewRequest(http.MethodPost, gsrv.URL+"/braket/devices", bytes.NewReader(body))
+		req.Header.Set("Content-Type", "application/json")
+		sum := sha256.Sum256(body)
+		creds := aws.Credentials{AccessKeyID: "qbroker", SecretAccessKey: "not-a-secret", SessionToken: lab.ClientToken}
+		if err := v4.NewSigner().SignHTTP(context.Background(), creds, req, hex.EncodeToString(sum[:]), "braket", "us-east-1", time.Now()); err != nil {
+			t.Fatal(err)
+		}
+		resp, err := e.hc.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		out, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(out)
+	}
+	if st, out := search(); st != http.StatusOK {
+		t.Fatalf("SearchDevices through the standalone gateway: %d %s", st, out)
+	}
+	// Every session of the AWS role issued until now is cut off at AWS.
+	want(t, "revoke the role's sessions", e.broker(http.MethodPost, "/v1/sys/leases/revoke-prefix/aws/creds/braket-lab", d.RootToken, ""), http.StatusOK)
+	refused := 0
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		st, out := search()
+		if st == http.StatusOK {
+			break
+		}
+		if st != http.StatusForbidden || !strings.Contains(out, "explicit deny") {
+			t.Fatalf("after the revocation: %d %s", st, out)
+		}
+		refused++
+		if time.Now().After(deadline) {
+			t.Fatalf("the standalone gateway kept its revoked session: %d refusals in 5 s", refused)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if refused == 0 {
+		t.Fatal("the cached session was never refused: the test did not exercise the revocation")
+	}
+	t.Logf("the standalone gateway replaced its revoked session after %d refusal(s)", refused)
 }

@@ -51,6 +51,13 @@ func (p inProcess) Job(ctx context.Context, provider, id string) (api.JobRecord,
 	return j, err
 }
 
+// ForgetUpstream implements gateway.UpstreamForgetter.
+func (p inProcess) ForgetUpstream(_ context.Context, prov, role, digest string) {
+	p.b.ForgetUpstream(prov, role, digest)
+}
+
+var _ gateway.UpstreamForgetter = inProcess{}
+
 // RoleForToken implements gateway.RoleResolver.
 func (p inProcess) RoleForToken(ctx context.Context, raw string) (string, string, error) {
 	t, err := p.b.Authenticate(ctx, raw)
