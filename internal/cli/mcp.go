@@ -6,31 +6,48 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"os"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/qbroker/qbroker/client"
+	"github.com/qbroker/qbroker/internal/localagent"
 	"github.com/qbroker/qbroker/internal/mcp"
 )
 
 // mcpCmd is `qbroker mcp`: quantum tools for LLM agents over MCP, every
 // call brokered. stdio (desktop hosts) by default; --http for cloud agents.
 func mcpCmd(env Env) *cobra.Command {
-	var httpAddr, publicURL, authServer, role, logLevel, tlsCert, tlsKey string
+	var httpAddr, publicURL, authServer, role, logLevel, tlsCert, tlsKey, socket string
+	var useAgent bool
 	cmd := &cobra.Command{
 		Use:   "mcp",
 		Short: "MCP server: quantum tools for LLM agents, every call brokered (stdio, or --http)",
 		Long: "Serves the Model Context Protocol with the tools list_devices, estimate_cost, submit_circuit,\n" +
 			"job_status, get_result, cancel_job and wait_for_approval, and the resources qbroker://devices\n" +
 			"and qbroker://budget. It holds no provider key and never returns a credential.\n\n" +
-			"stdio (default, for desktop MCP hosts): acts with the broker token in QBROKER_TOKEN.\n" +
+			"stdio (default, for desktop MCP hosts): acts with the broker token in QBROKER_TOKEN; without it,\n" +
+			"through the local broker (`qbroker agent`) when its socket exists (or with --local-agent): then this\n" +
+			"process holds no token at all, and job tokens come after the daemon's consent rules.\n" +
 			"--http ADDR (streamable HTTP at /mcp, for cloud agents): an OAuth protected resource; every\n" +
 			"request carries a broker token as \"Authorization: Bearer\"; QBROKER_TOKEN is not used.\n" +
 			"Reads QBROKER_ADDR (the broker), QBROKER_GATEWAY_ADDR (the gateway; otherwise learned from\n" +
 			"the first job token) and QBROKER_CACERT. See docs/mcp.md.",
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if httpAddr == "" {
+				sock, ok, err := mcpLocalAgent(env, useAgent, socket)
+				if err != nil {
+					return err
+				}
+				if ok {
+					return runMCPLocalAgent(cmd.Context(), env, sock, role, logLevel)
+				}
+			} else if useAgent {
+				return errors.New("--local-agent is for the stdio transport: over --http every request carries its own broker token")
+			}
 			addr := env.Getenv(EnvAddr)
 			if addr == "" {
 				return fmt.Errorf("%s is not set: the broker's URL", EnvAddr)
@@ -67,7 +84,59 @@ func mcpCmd(env Env) *cobra.Command {
 	f.StringVar(&tlsCert, "tls-cert", "", "serve HTTPS with this certificate (PEM)")
 	f.StringVar(&tlsKey, "tls-key", "", "and this key (PEM)")
 	f.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error (logs go to stderr, never a token)")
+	f.BoolVar(&useAgent, "local-agent", false, "act through the local broker (`qbroker agent`) on its Unix socket, holding no token (default when QBROKER_TOKEN is unset and the socket exists)")
+	f.StringVar(&socket, "socket", "", "the local agent's socket (default $"+EnvAgentSocket+", else $XDG_RUNTIME_DIR/qbroker/agent.sock)")
 	return cmd
+}
+
+// mcpLocalAgent decides whether the stdio server acts through the local
+// agent: asked for (--local-agent, --socket), or QBROKER_TOKEN unset and
+// the daemon's socket present. A socket that another user owns is never
+// used.
+func mcpLocalAgent(env Env, asked bool, socket string) (string, bool, error) {
+	asked = asked || socket != ""
+	if env.Getenv(EnvToken) != "" {
+		if asked {
+			return "", false, fmt.Errorf("--local-agent and %s are exclusive: through the local agent this process holds no token (unset %s)", EnvToken, EnvToken)
+		}
+		return "", false, nil
+	}
+	if socket == "" {
+		socket = localagent.DefaultSocketPath(env.Getenv)
+	}
+	st, err := os.Lstat(socket)
+	switch {
+	case err != nil && asked:
+		// Serve anyway: each tool call tells the model to ask the person
+		// to start `qbroker agent`.
+		return socket, true, nil
+	case err != nil:
+		return "", false, fmt.Errorf("%s is not set, and no local agent runs at %s: start `qbroker agent` (docs/desktop.md), or give the agent's broker token (qbroker login --method ... --print)", EnvToken, socket)
+	case st.Mode()&os.ModeSocket == 0:
+		return "", false, fmt.Errorf("%s is not a socket", socket)
+	}
+	if sys, ok := st.Sys().(*syscall.Stat_t); ok && int(sys.Uid) != os.Getuid() {
+		return "", false, fmt.Errorf("the local agent socket %s belongs to uid %d, not to you (uid %d): refused", socket, sys.Uid, os.Getuid())
+	}
+	return socket, true, nil
+}
+
+// runMCPLocalAgent serves stdio through the local agent: no broker token
+// in this process, its environment or its configuration.
+func runMCPLocalAgent(ctx context.Context, env Env, socket, role, logLevel string) error {
+	hc, err := httpClient(env) // the gateway's TLS roots (QBROKER_CACERT)
+	if err != nil {
+		return err
+	}
+	o := mcp.Options{LocalAgent: socket, GatewayURL: env.Getenv(EnvGatewayAddr), Role: role, HTTPClient: hc, Logger: newLogger(env.Stderr, logLevel), Version: "dev"}
+	if addr := env.Getenv(EnvAddr); addr != "" {
+		o.Broker = client.New(addr, hc)
+	}
+	s, err := mcp.New(o)
+	if err != nil {
+		return err
+	}
+	return s.RunStdio(ctx)
 }
 
 func serveMCPHTTP(ctx context.Context, env Env, s *mcp.Server, addr, publicURL, authServer, cert, key string) error {

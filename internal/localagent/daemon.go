@@ -90,6 +90,7 @@ type Daemon struct {
 
 	sessions *sessions
 	forward  *http.Client
+	held     consented // consent given to requests the broker then held
 }
 
 // New opens the daemon's listeners. Run serves them.

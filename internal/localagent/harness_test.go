@@ -64,6 +64,16 @@ func TestMain(m *testing.M) {
 			api.JobTokenRequest{Provider: "ionq", Device: "qpu.forte-1", Shots: 10, Program: json.RawMessage(bellIonQ)})
 		fmt.Println(err)
 		os.Exit(0)
+	case "get":
+		// GET LOCALAGENT_PATH on the socket; print "<status> <body>".
+		var out json.RawMessage
+		err := NewSocketClient(os.Getenv("LOCALAGENT_SOCKET")).do(context.Background(), "GET", os.Getenv("LOCALAGENT_PATH"), nil, &out)
+		if err != nil {
+			fmt.Println(err)
+		} else {
+			fmt.Println("200", string(out))
+		}
+		os.Exit(0)
 	case "sleep":
 		time.Sleep(time.Minute)
 		os.Exit(0)

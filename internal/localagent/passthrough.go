@@ -125,7 +125,7 @@ func (d *Daemon) servePassthrough(w http.ResponseWriter, r *http.Request) {
 			fail(w, http.StatusBadRequest, "BadRequestError", err.Error())
 			return
 		}
-		jt, err := d.jobToken(r.Context(), es.program, es.role, req)
+		jt, err := d.jobToken(r.Context(), es.program, es.role, req, jobTokenOpts{})
 		if err != nil {
 			d.log.Warn("local agent: passthrough: no job token", "session", es.id, "role", es.role, "device", req.Device, "err", err)
 			status, msg := errorStatus(err)

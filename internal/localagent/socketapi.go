@@ -22,6 +22,11 @@ import (
 //	GET    /v1/aws/creds/<role>   api.AWSCredsData (a credential export: consent)
 //	POST   /v1/sessions           SessionRequest → SessionData (for `qbroker exec`)
 //	DELETE /v1/sessions/<id>      204: the session's credentials are refused from now on
+//
+// and the agent API (agentapi.go) for tool servers such as `qbroker mcp`.
+// Refusals are {"errors": [...], "code": ...}: code is consent_denied,
+// broker (the broker's own refusal, with its status), broker_unavailable,
+// approval_pending (409), bad_request, not_allowed or forbidden.
 func (d *Daemon) socketHandler() http.Handler {
 	m := http.NewServeMux()
 	m.HandleFunc("GET /v1/status", func(w http.ResponseWriter, r *http.Request) { writeJSON(w, http.StatusOK, d.Info()) })
@@ -29,6 +34,7 @@ func (d *Daemon) socketHandler() http.Handler {
 	m.HandleFunc("GET /v1/aws/creds/{role}", d.handleAWSCreds)
 	m.HandleFunc("POST /v1/sessions", d.handleOpenSession)
 	m.HandleFunc("DELETE /v1/sessions/{id}", d.handleCloseSession)
+	d.registerAgentAPI(m)
 	return m
 }
 
@@ -54,9 +60,15 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	_ = json.NewEncoder(w).Encode(v)
 }
 
+// ErrorResponse is a refusal on the socket.
+type ErrorResponse struct {
+	Errors []string `json:"errors"`
+	Code   string   `json:"code,omitempty"`
+}
+
 func writeError(w http.ResponseWriter, err error) {
 	status, msg := errorStatus(err)
-	writeJSON(w, status, api.ErrorResponse{Errors: []string{msg}})
+	writeJSON(w, status, ErrorResponse{Errors: []string{msg}, Code: errorCode(err)})
 }
 
 // errorStatus maps an error to the status and message a local client gets.
@@ -78,11 +90,39 @@ func errorStatus(err error) (int, string) {
 		status = http.StatusBadGateway
 	case errors.Is(err, errBadRequest):
 		status = http.StatusBadRequest
+	case errors.Is(err, errNotAllowed):
+		status = http.StatusForbidden
 	}
 	return status, msg
 }
 
-var errBadRequest = errors.New("bad request")
+// errorCode names the kind of refusal for programs (ErrorResponse.Code).
+func errorCode(err error) string {
+	var ce *client.Error
+	var pe *client.PendingError
+	switch {
+	case errors.Is(err, ErrDenied):
+		return "consent_denied"
+	case errors.As(err, new(forbiddenError)):
+		return "forbidden"
+	case errors.As(err, &ce):
+		return "broker"
+	case errors.As(err, &pe):
+		return "approval_pending"
+	case errors.Is(err, ErrBrokerUnavailable):
+		return "broker_unavailable"
+	case errors.Is(err, errBadRequest):
+		return "bad_request"
+	case errors.Is(err, errNotAllowed):
+		return "not_allowed"
+	}
+	return ""
+}
+
+var (
+	errBadRequest = errors.New("bad request")
+	errNotAllowed = errors.New("not allowed")
+)
 
 // program describes the socket peer behind r.
 func program(r *http.Request) Program {
@@ -108,13 +148,29 @@ func decodeStrict(r io.Reader, v any) error {
 	return nil
 }
 
+// handleJobToken is POST /v1/jobtoken/<role>. With ?approval=return, a
+// request the broker holds for an approver is answered at once, 202 with
+// {"data": api.Approval} as the broker answers it, instead of waiting
+// (--approval-wait) or 409: the client (a tool server) waits for the
+// approval itself and asks again with its approval_id.
 func (d *Daemon) handleJobToken(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	returnHeld := q.Get("approval") == "return"
+	if len(q) > 1 || (len(q) == 1 && !returnHeld) {
+		writeError(w, fmt.Errorf("%w: the only parameter is approval=return", errBadRequest))
+		return
+	}
 	var req api.JobTokenRequest
 	if err := decodeStrict(r.Body, &req); err != nil {
 		writeError(w, err)
 		return
 	}
-	jt, err := d.jobToken(r.Context(), program(r), r.PathValue("role"), req)
+	jt, err := d.jobToken(r.Context(), program(r), r.PathValue("role"), req, jobTokenOpts{client: clientOf(r), returnHeld: returnHeld})
+	var pe *client.PendingError
+	if returnHeld && errors.As(err, &pe) {
+		writeJSON(w, http.StatusAccepted, api.Response{Data: pe.Approval})
+		return
+	}
 	if err != nil {
 		writeError(w, err)
 		return
@@ -256,8 +312,14 @@ func (d *Daemon) device(ctx context.Context, provider, name string) (api.DeviceI
 	return dev, ok
 }
 
+// jobTokenOpts are a job-token request's options.
+type jobTokenOpts struct {
+	client     string // the client software's name, for the broker's audit trail
+	returnHeld bool   // a request held for an approver is returned, not waited for
+}
+
 // jobToken asks for consent as the rules say, then for a job token.
-func (d *Daemon) jobToken(ctx context.Context, prog Program, role string, req api.JobTokenRequest) (api.JobTokenData, error) {
+func (d *Daemon) jobToken(ctx context.Context, prog Program, role string, req api.JobTokenRequest, o jobTokenOpts) (api.JobTokenData, error) {
 	cr := Request{Program: prog, What: "a job token", Role: role, Provider: req.Provider, Device: req.Device, Shots: req.Shots, CostUSD: -1}
 	if dev, ok := d.device(ctx, req.Provider, req.Device); ok {
 		cr.Kind = dev.Kind
@@ -267,17 +329,26 @@ func (d *Daemon) jobToken(ctx context.Context, prog Program, role string, req ap
 	} else {
 		cr.Kind = "unknown" // not in the catalogue: the broker will refuse it anyway
 	}
-	if err := d.consent.Check(ctx, cr); err != nil {
+	fp := fingerprint(role, req)
+	if d.held.covers(req.ApprovalID, fp) {
+		// The person consented to exactly this request before the broker
+		// held it for its approver; redeeming the approval is not asked
+		// again.
+		d.log.Info("local agent: consent: given before the broker's approval", "approval", req.ApprovalID, "pid", prog.PID, "exe", prog.Exe, "role", role)
+	} else if err := d.consent.Check(ctx, cr); err != nil {
 		return api.JobTokenData{}, err
 	}
 	var out api.JobTokenData
 	err := d.call(ctx, func(c *client.Client) error {
 		var err error
-		out, err = c.JobToken(ctx, role, req)
+		out, err = named(c, o.client).JobToken(ctx, role, req)
 		return err
 	})
 	var pe *client.PendingError
-	if errors.As(err, &pe) && d.cfg.ApprovalWait > 0 {
+	if errors.As(err, &pe) {
+		d.held.remember(pe.Approval.ID, fp, pe.Approval.ExpiresAt)
+	}
+	if errors.As(err, &pe) && d.cfg.ApprovalWait > 0 && !o.returnHeld {
 		// The broker holds it for an approver as well: wait (while the
 		// client waits) and then redeem the approval, so that an SDK that
 		// knows nothing of approvals simply sees a slower answer.

@@ -49,10 +49,6 @@ func (b braketBackend) submit(ctx context.Context, c *caller, jobToken string, d
 	if d.ARN == "" {
 		return jobView{}, refusef(d.ID + " has no device ARN in the catalogue, so it cannot be submitted to Braket")
 	}
-	base, err := b.s.frontBase("/braket")
-	if err != nil {
-		return jobView{}, err
-	}
 	src, err := p.qasmSource()
 	if err != nil {
 		return jobView{}, err
@@ -75,7 +71,7 @@ func (b braketBackend) submit(ctx context.Context, c *caller, jobToken string, d
 		return jobView{}, fmt.Errorf("encode task: %w", err)
 	}
 	var t braketTask
-	if err := b.s.gatewayCall(ctx, c.client, http.MethodPost, base+"/quantum-task", "Bearer "+jobToken, body, http.StatusCreated, &t); err != nil {
+	if err := b.s.jobTokenCall(ctx, c, "/braket/quantum-task", jobToken, body, http.StatusCreated, &t); err != nil {
 		return jobView{}, err
 	}
 	if !braketTaskARN.MatchString(t.ARN) {
@@ -85,12 +81,8 @@ func (b braketBackend) submit(ctx context.Context, c *caller, jobToken string, d
 }
 
 func (b braketBackend) job(ctx context.Context, c *caller, id string) (jobView, error) {
-	base, err := b.s.frontBase("/braket")
-	if err != nil {
-		return jobView{}, err
-	}
 	var t braketTask
-	if err := b.s.gatewayCall(ctx, c.client, http.MethodGet, base+"/quantum-task/"+url.PathEscape(id), "Bearer "+c.token, nil, http.StatusOK, &t); err != nil {
+	if err := b.s.ownerCall(ctx, c, http.MethodGet, "/braket/quantum-task/"+url.PathEscape(id), http.StatusOK, &t); err != nil {
 		return jobView{}, err
 	}
 	return jobView{ID: t.ARN, Status: braketStatus(t.Status), Device: t.DeviceARN, Shots: t.Shots, Failure: t.FailureReason}, nil
@@ -116,17 +108,13 @@ func braketStatus(s string) string {
 }
 
 func (b braketBackend) probabilities(ctx context.Context, c *caller, j jobView) (map[string]float64, error) {
-	base, err := b.s.frontBase("/braket")
-	if err != nil {
-		return nil, err
-	}
 	// GET /quantum-task/<arn>/results is the gateway's extension: the
 	// task's results.json, read from the role's S3 prefix.
 	var r struct {
 		Measurements   [][]int `json:"measurements"`
 		MeasuredQubits []int   `json:"measuredQubits"`
 	}
-	if err := b.s.gatewayCall(ctx, c.client, http.MethodGet, base+"/quantum-task/"+url.PathEscape(j.ID)+"/results", "Bearer "+c.token, nil, http.StatusOK, &r); err != nil {
+	if err := b.s.ownerCall(ctx, c, http.MethodGet, "/braket/quantum-task/"+url.PathEscape(j.ID)+"/results", http.StatusOK, &r); err != nil {
 		return nil, err
 	}
 	if len(r.Measurements) == 0 {
@@ -153,17 +141,17 @@ func (b braketBackend) probabilities(ctx context.Context, c *caller, j jobView) 
 }
 
 func (b braketBackend) cancel(ctx context.Context, c *caller, id string) error {
-	base, err := b.s.frontBase("/braket")
-	if err != nil {
-		return err
-	}
+	var out map[string]any
+	return b.s.ownerCall(ctx, c, http.MethodPut, "/braket/quantum-task/"+url.PathEscape(id)+"/cancel", http.StatusOK, &out)
+}
+
+// braketCancelBody is CancelQuantumTask's body: a fresh client token.
+func braketCancelBody() ([]byte, error) {
 	var nonce [16]byte
 	if _, err := rand.Read(nonce[:]); err != nil {
-		return fmt.Errorf("client token: %w", err)
+		return nil, fmt.Errorf("client token: %w", err)
 	}
-	body, _ := json.Marshal(map[string]string{"clientToken": hex.EncodeToString(nonce[:])})
-	var out map[string]any
-	return b.s.gatewayCall(ctx, c.client, http.MethodPut, base+"/quantum-task/"+url.PathEscape(id)+"/cancel", "Bearer "+c.token, body, http.StatusOK, &out)
+	return json.Marshal(map[string]string{"clientToken": hex.EncodeToString(nonce[:])})
 }
 
 var _ backend = braketBackend{}

@@ -1,7 +1,6 @@
 package mcp
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -10,8 +9,6 @@ import (
 	"net/url"
 	"regexp"
 	"strings"
-
-	"github.com/qbroker/qbroker/api"
 )
 
 // ionqJob is the part of IonQ's v0.4 job object the tools read.
@@ -44,32 +41,28 @@ func checkJobID(id string) (string, error) {
 	return id, nil
 }
 
+// errGatewayUnknown refuses a gateway call before its address is known.
+var errGatewayUnknown = &refusal{msg: "qbroker mcp does not know the gateway address yet (QBROKER_GATEWAY_ADDR is not set and no job was submitted in this server); submit a job first, or ask the person running the agent to set it"}
+
 // frontBase is the base URL of one of the gateway's provider fronts
 // (path "/ionq/v0.4", "/braket").
 func (s *Server) frontBase(path string) (string, error) {
 	gw := s.gatewayURL()
 	if gw == "" {
-		return "", &refusal{msg: "qbroker mcp does not know the gateway address yet (QBROKER_GATEWAY_ADDR is not set and no job was submitted in this server); submit a job first, or ask the person running the agent to set it"}
+		return "", errGatewayUnknown
 	}
 	return gw + path, nil
 }
 
-// ionqBase is the gateway's IonQ front.
-func (s *Server) ionqBase() (string, error) { return s.frontBase("/ionq/v0.4") }
-
 // submitIonQ sends IonQ's own job request to the gateway with the job
 // token as the API key. The token is used for this one request only.
 func (s *Server) submitIonQ(ctx context.Context, c *caller, jobToken, backend string, shots int, input json.RawMessage) (ionqJob, error) {
-	base, err := s.ionqBase()
-	if err != nil {
-		return ionqJob{}, err
-	}
 	body, err := json.Marshal(map[string]any{"type": "ionq.circuit.v1", "name": "qbroker-mcp", "backend": backend, "shots": shots, "input": input})
 	if err != nil {
 		return ionqJob{}, fmt.Errorf("encode job: %w", err)
 	}
 	var j ionqJob
-	if err := s.ionqCall(ctx, c.client, http.MethodPost, base+"/jobs", jobToken, body, http.StatusCreated, &j); err != nil {
+	if err := s.jobTokenCall(ctx, c, "/ionq/v0.4/jobs", jobToken, body, http.StatusCreated, &j); err != nil {
 		return ionqJob{}, err
 	}
 	if !jobID.MatchString(j.ID) {
@@ -78,18 +71,14 @@ func (s *Server) submitIonQ(ctx context.Context, c *caller, jobToken, backend st
 	return j, nil
 }
 
-// ionqJob reads one of the caller's jobs with its broker token.
+// ionqJob reads one of the caller's jobs with the owner's credential.
 func (s *Server) ionqJob(ctx context.Context, c *caller, id string) (ionqJob, error) {
 	id, err := checkJobID(id)
 	if err != nil {
 		return ionqJob{}, err
 	}
-	base, err := s.ionqBase()
-	if err != nil {
-		return ionqJob{}, err
-	}
 	var j ionqJob
-	if err := s.ionqCall(ctx, c.client, http.MethodGet, base+"/jobs/"+url.PathEscape(id), c.token, nil, http.StatusOK, &j); err != nil {
+	if err := s.ownerCall(ctx, c, http.MethodGet, "/ionq/v0.4/jobs/"+url.PathEscape(id), http.StatusOK, &j); err != nil {
 		return ionqJob{}, err
 	}
 	if j.Stats != nil {
@@ -100,15 +89,14 @@ func (s *Server) ionqJob(ctx context.Context, c *caller, id string) (ionqJob, er
 
 // ionqProbabilities reads a completed job's probabilities.
 func (s *Server) ionqProbabilities(ctx context.Context, c *caller, id string) (map[string]float64, error) {
-	base, err := s.ionqBase()
+	id, err := checkJobID(id)
 	if err != nil {
 		return nil, err
 	}
 	// The result URL IonQ gives is relative to its host; only the path
 	// under this job is followed, never a host from the answer.
-	u := base + "/jobs/" + url.PathEscape(id) + "/results/probabilities"
 	var probs map[string]float64
-	if err := s.ionqCall(ctx, c.client, http.MethodGet, u, c.token, nil, http.StatusOK, &probs); err != nil {
+	if err := s.ownerCall(ctx, c, http.MethodGet, "/ionq/v0.4/jobs/"+url.PathEscape(id)+"/results/probabilities", http.StatusOK, &probs); err != nil {
 		return nil, err
 	}
 	return probs, nil
@@ -120,41 +108,39 @@ func (s *Server) ionqCancel(ctx context.Context, c *caller, id string) error {
 	if err != nil {
 		return err
 	}
-	base, err := s.ionqBase()
+	var out map[string]any
+	return s.ownerCall(ctx, c, http.MethodPut, "/ionq/v0.4/jobs/"+url.PathEscape(id)+"/status/cancel", http.StatusOK, &out)
+}
+
+// jobTokenCall sends a submission to a provider front (path) with the
+// job token as its only credential.
+func (s *Server) jobTokenCall(ctx context.Context, c *caller, path, jobToken string, body []byte, want int, out any) error {
+	base, err := s.frontBase("")
 	if err != nil {
 		return err
 	}
-	var out map[string]any
-	return s.ionqCall(ctx, c.client, http.MethodPut, base+"/jobs/"+url.PathEscape(id)+"/status/cancel", c.token, nil, http.StatusOK, &out)
+	resp, err := s.gatewayDo(ctx, c.client, http.MethodPost, base+path, frontScheme(path)+jobToken, body)
+	if err != nil {
+		return err
+	}
+	return s.gatewayAnswer(ctx, resp, http.MethodPost, path, want, out)
 }
 
-// ionqCall makes one IonQ-shaped call (Authorization: apiKey <credential>).
-func (s *Server) ionqCall(ctx context.Context, clientName, method, u, credential string, body []byte, want int, out any) error {
-	return s.gatewayCall(ctx, clientName, method, u, "apiKey "+credential, body, want, out)
+// ownerCall reads or cancels one of the caller's jobs at a provider front
+// with the owner's credential (the caller's broker, which holds it or
+// asks the local agent to add it).
+func (s *Server) ownerCall(ctx context.Context, c *caller, method, path string, want int, out any) error {
+	resp, err := c.broker.OwnerCall(ctx, method, path)
+	if err != nil {
+		return err
+	}
+	return s.gatewayAnswer(ctx, resp, method, path, want, out)
 }
 
-// gatewayCall makes one call to a provider front of the gateway with the
-// given Authorization value, and turns a refusal into words a model can
-// act on. The fronts answer errors as {"message": ...}.
-func (s *Server) gatewayCall(ctx context.Context, clientName, method, u, authorization string, body []byte, want int, out any) error {
-	var rd io.Reader
-	if body != nil {
-		rd = bytes.NewReader(body)
-	}
-	req, err := http.NewRequestWithContext(ctx, method, u, rd)
-	if err != nil {
-		return fmt.Errorf("gateway request: %w", err)
-	}
-	req.Header.Set("Authorization", authorization)
-	req.Header.Set(api.ClientHeader, clientName)
-	if body != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	resp, err := s.hc.Do(req)
-	if err != nil {
-		s.log.WarnContext(ctx, "gateway unreachable", "method", method, "path", req.URL.Path, "err", redact(err.Error()))
-		return &refusal{msg: "the qbroker gateway could not be reached; nothing was done. Try again later.", cause: err}
-	}
+// gatewayAnswer reads a provider front's answer, and turns a refusal into
+// words a model can act on. The fronts answer errors as {"message": ...};
+// the local agent's own refusals are {"errors": [...]}.
+func (s *Server) gatewayAnswer(ctx context.Context, resp *http.Response, method, path string, want int, out any) error {
 	defer resp.Body.Close()
 	b, err := io.ReadAll(io.LimitReader(resp.Body, 4<<20))
 	if err != nil {
@@ -167,18 +153,21 @@ func (s *Server) gatewayCall(ctx context.Context, clientName, method, u, authori
 		return nil
 	}
 	var e struct {
-		Message string `json:"message"`
-		Error   string `json:"error"`
+		Message string   `json:"message"`
+		Errors  []string `json:"errors"`
 	}
 	_ = json.Unmarshal(b, &e)
+	if e.Message == "" {
+		e.Message = strings.Join(e.Errors, "; ")
+	}
 	reason := redact(strings.TrimSpace(e.Message))
 	if reason == "" {
 		reason = http.StatusText(resp.StatusCode)
 	}
-	s.log.InfoContext(ctx, "gateway refused", "method", method, "path", req.URL.Path, "status", resp.StatusCode, "reason", reason)
+	s.log.InfoContext(ctx, "gateway refused", "method", method, "path", path, "status", resp.StatusCode, "reason", reason)
 	switch resp.StatusCode {
 	case http.StatusNotFound:
-		if strings.HasSuffix(req.URL.Path, "/probabilities") || strings.HasSuffix(req.URL.Path, "/results") {
+		if strings.HasSuffix(path, "/probabilities") || strings.HasSuffix(path, "/results") {
 			return refusef("the job has no result (it did not complete successfully)")
 		}
 		return refusef("no job with that job_id belongs to you (" + reason + ")")

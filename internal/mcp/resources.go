@@ -48,7 +48,7 @@ func (t *tools) readBudget(ctx context.Context, req *sdk.ReadResourceRequest) (*
 	if err != nil {
 		return nil, err
 	}
-	us, err := c.broker.Budgets(ctx, "")
+	us, err := c.broker.Budgets(ctx)
 	if err != nil {
 		return nil, refuseBroker(err)
 	}

@@ -41,12 +41,19 @@ import (
 // Options configures a Server.
 type Options struct {
 	// Broker is the broker's client (address and HTTP client). Its token,
-	// if any, is ignored: see Token.
+	// if any, is ignored: see Token. Not needed with LocalAgent.
 	Broker *client.Client
 	// Token is the agent's broker token for the stdio transport (from
 	// QBROKER_TOKEN). The HTTP transport never uses it: there every request
 	// carries its own.
 	Token string
+	// LocalAgent is the Unix socket of the desktop's local broker
+	// (`qbroker agent`). When set, the stdio transport holds no broker
+	// token: every broker call, and every read or cancel of a job, goes
+	// through the daemon, which makes it with the token it keeps in
+	// memory; job tokens come from it after its consent rules. Token must
+	// then be empty.
+	LocalAgent string
 	// GatewayURL is the gateway's base URL (IonQ's API is at
 	// GatewayURL+"/ionq"). Empty: learned from the first job token.
 	GatewayURL string
@@ -69,13 +76,18 @@ type Server struct {
 	log *slog.Logger
 	hc  *http.Client
 
+	agent *agentClient // the local agent's socket (Options.LocalAgent)
+
 	mu      sync.Mutex
 	gateway string // learned from a job token when Options.GatewayURL is empty
 }
 
 // New checks o and returns a Server.
 func New(o Options) (*Server, error) {
-	if o.Broker == nil {
+	if o.LocalAgent != "" && o.Token != "" {
+		return nil, errors.New("mcp: a broker token and a local agent socket are exclusive: the local agent's point is that this process holds no token")
+	}
+	if o.Broker == nil && o.LocalAgent == "" {
 		return nil, errors.New("mcp: no broker client")
 	}
 	if o.HTTPClient == nil {
@@ -90,14 +102,18 @@ func New(o Options) (*Server, error) {
 	if o.PollInterval <= 0 {
 		o.PollInterval = 500 * time.Millisecond
 	}
-	return &Server{o: o, log: o.Logger, hc: o.HTTPClient, gateway: strings.TrimSuffix(o.GatewayURL, "/")}, nil
+	s := &Server{o: o, log: o.Logger, hc: o.HTTPClient, gateway: strings.TrimSuffix(o.GatewayURL, "/")}
+	if o.LocalAgent != "" {
+		s.agent = newAgentClient(o.LocalAgent)
+	}
+	return s, nil
 }
 
-// RunStdio serves one MCP session on stdin/stdout with Options.Token,
-// until the client disconnects or ctx ends.
+// RunStdio serves one MCP session on stdin/stdout with Options.Token, or
+// through Options.LocalAgent, until the client disconnects or ctx ends.
 func (s *Server) RunStdio(ctx context.Context) error {
-	if s.o.Token == "" {
-		return errors.New("mcp: no broker token for the stdio transport (set QBROKER_TOKEN)")
+	if s.o.Token == "" && s.agent == nil {
+		return errors.New("mcp: no broker token for the stdio transport (set QBROKER_TOKEN, or run `qbroker agent`)")
 	}
 	return s.MCPServer(false).Run(ctx, &sdk.StdioTransport{})
 }
@@ -144,18 +160,21 @@ func (s *Server) learnGateway(addr string) {
 	}
 }
 
-// caller is the identity of one tool call: the broker client bound to the
-// agent's token and the MCP client's name. The token itself is never
-// returned from here.
+// caller is the identity of one tool call: the broker as the agent, and
+// the MCP client's name. No token is ever returned from here.
 type caller struct {
-	broker *client.Client
-	token  string // for the gateway's read calls; never logged or returned
+	broker Broker
 	client string
 }
 
-// callerFor resolves the token for a request: Options.Token (stdio), or
-// the verified bearer token of the HTTP request (per request).
+// callerFor resolves the agent of a request: the local agent, or
+// Options.Token (stdio), or the verified bearer token of the HTTP request
+// (per request).
 func (t *tools) callerFor(extra *sdk.RequestExtra, info *sdk.Implementation) (*caller, error) {
+	name := clientName(info)
+	if !t.perRequest && t.s.agent != nil {
+		return &caller{broker: t.s.agent.as(name), client: name}, nil
+	}
 	var tok string
 	if t.perRequest {
 		if extra == nil || extra.TokenInfo == nil {
@@ -168,8 +187,7 @@ func (t *tools) callerFor(extra *sdk.RequestExtra, info *sdk.Implementation) (*c
 	if tok == "" {
 		return nil, errNotAuthenticated
 	}
-	name := clientName(info)
-	return &caller{broker: t.s.o.Broker.WithToken(tok).WithClientName(name), token: tok, client: name}, nil
+	return &caller{broker: tokenBroker{s: t.s, c: t.s.o.Broker.WithToken(tok).WithClientName(name), token: tok, name: name}, client: name}, nil
 }
 
 // errNotAuthenticated is the refusal for a call without a token.

@@ -379,11 +379,10 @@ func (t *tools) submitCircuit(ctx context.Context, req *sdk.CallToolRequest, in 
 	}
 	role := t.s.o.Role
 	if role == "" {
-		info, err := c.broker.LookupSelf(ctx)
-		if err != nil {
+		if role, err = c.broker.Role(ctx); err != nil {
 			return nil, Submission{}, refuseBroker(err)
 		}
-		if role = info.Role; role == "" {
+		if role == "" {
 			return nil, Submission{}, refusef("this broker token has no role, so it cannot submit jobs; a person must give qbroker mcp an agent's token")
 		}
 	}
