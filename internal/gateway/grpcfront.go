@@ -258,7 +258,10 @@ func (a *grpcAnswer) ok() bool { return a.status == "0" }
 // grpcSend makes one upstream unary call with the credential: only the
 // message, content type and grpc-timeout of the caller's call are
 // forwarded; its metadata (its authorization included) is not.
-func (g *Gateway) grpcSend(ctx context.Context, f *grpcFront, in *http.Request, method string, msg []byte, cred provider.Credential) (*grpcAnswer, error) {
+// grpcSend calls method upstream with cred (the credential of broker role
+// role); an UNAUTHENTICATED or PERMISSION_DENIED answer drops cred so the
+// next call gets a fresh one.
+func (g *Gateway) grpcSend(ctx context.Context, f *grpcFront, in *http.Request, method string, msg []byte, cred provider.Credential, role string) (*grpcAnswer, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, f.base+method, bytes.NewReader(frame(msg)))
 	if err != nil {
 		return nil, fmt.Errorf("gateway: build upstream call: %w", err)
@@ -296,6 +299,12 @@ func (g *Gateway) grpcSend(ctx context.Context, f *grpcFront, in *http.Request, 
 	a.status, a.message, a.details = get("Grpc-Status"), get("Grpc-Message"), get("Grpc-Status-Details-Bin")
 	if a.status == "" {
 		return nil, fmt.Errorf("gateway: upstream %s: no grpc-status", method)
+	}
+	switch a.status {
+	case strconv.Itoa(int(codes.Unauthenticated)):
+		g.rejected(ctx, f.Adapter.Name(), role, cred, http.StatusUnauthorized)
+	case strconv.Itoa(int(codes.PermissionDenied)):
+		g.rejected(ctx, f.Adapter.Name(), role, cred, http.StatusForbidden)
 	}
 	if len(body) > 0 {
 		if a.msg, err = readUnary(body); err != nil {
@@ -408,7 +417,7 @@ func (g *Gateway) grpcSubmit(f *grpcFront, w http.ResponseWriter, r *http.Reques
 	}
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), afterRedeemTimeout)
 	defer cancel()
-	a, err := g.grpcSend(ctx, f, r, r.URL.Path, msg, cred)
+	a, err := g.grpcSend(ctx, f, r, r.URL.Path, msg, cred, claims.Role)
 	if err != nil {
 		g.grpcFail(ctx, w, ev, codes.Unavailable, "upstream unavailable; job not submitted", err)
 		return
@@ -553,7 +562,7 @@ func (g *Gateway) grpcExecute(f *grpcFront, w http.ResponseWriter, r *http.Reque
 	}
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), afterRedeemTimeout)
 	defer cancel()
-	a, err := g.grpcSend(ctx, f, r, r.URL.Path, msg, cred)
+	a, err := g.grpcSend(ctx, f, r, r.URL.Path, msg, cred, t.role)
 	if err != nil {
 		// The execution may have started: the ticket stays spent.
 		g.grpcFail(ctx, w, ev, codes.Unavailable, "upstream unavailable; job state unknown", err)
@@ -588,7 +597,7 @@ func (g *Gateway) grpcExecute(f *grpcFront, w http.ResponseWriter, r *http.Reque
 		// The agent is told the job failed, so it must not run.
 		g.log.WarnContext(ctx, "job not recorded or audited; canceling upstream", "provider", name, "job", id, "record_err", recErr, "audit_err", auditErr)
 		method, cmsg := f.Adapter.CancelCall(id)
-		if _, err := g.grpcSend(ctx, f, nil, method, cmsg, cred); err != nil {
+		if _, err := g.grpcSend(ctx, f, nil, method, cmsg, cred, t.role); err != nil {
 			g.log.WarnContext(ctx, "upstream cancel failed", "provider", name, "job", id, "err", err)
 		}
 		grpcError(w, codes.Unavailable, "job could not be recorded or audited; canceled upstream")
@@ -665,7 +674,7 @@ func (g *Gateway) grpcJob(f *grpcFront, w http.ResponseWriter, r *http.Request, 
 		grpcError(w, codes.Unavailable, "no upstream credential for this role")
 		return
 	}
-	a, err := g.grpcSend(ctx, f, r, r.URL.Path, msg, cred)
+	a, err := g.grpcSend(ctx, f, r, r.URL.Path, msg, cred, recs[0].Role)
 	if err != nil {
 		g.log.WarnContext(ctx, "upstream call failed", "provider", name, "err", err)
 		grpcError(w, codes.Unavailable, "upstream unavailable")

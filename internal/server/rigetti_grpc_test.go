@@ -316,12 +316,21 @@ when { resource.owner == principal };
 	wantGRPC(t, "job token at the emulator", err, codes.Unauthenticated, "invalid")
 
 	// An expired access token: QCS refuses it, and the gateway passes the
-	// refusal on as it is.
+	// refusal on as it is — and drops the token, so the next call goes out
+	// with a fresh one instead of failing until the cached one would have
+	// expired by the broker's clock.
 	skew.Store(int64(2 * time.Hour))
-	_, err = direct.call(qcsStatus, cred0(t, d), pbStr(nil, 1, id))
+	refused := cred0(t, d)
+	_, err = direct.call(qcsStatus, refused, pbStr(nil, 1, id))
 	wantGRPC(t, "expired access token at the emulator", err, codes.Unauthenticated, "expired")
 	_, err = c.call(qcsStatus, agent.ClientToken, pbStr(nil, 1, id))
 	wantGRPC(t, "expired access token through the gateway", err, codes.Unauthenticated, "expired")
+	if _, err = c.call(qcsStatus, agent.ClientToken, pbStr(nil, 1, id)); err != nil {
+		t.Fatalf("the call after a refused access token: %v (the gateway kept the refused token)", err)
+	}
+	if cred0(t, d) == refused {
+		t.Fatal("the broker still caches the refused access token")
+	}
 
 	// Audit: the translation and the execution, with the job's owner.
 	if n := e.count(func(ev audit.Event) bool {
