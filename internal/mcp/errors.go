@@ -24,6 +24,10 @@ func refusef(msg string) error { return &refusal{msg: msg} }
 
 // refuseBroker turns a broker answer into a refusal a model can act on.
 func refuseBroker(err error) error {
+	var r *refusal
+	if errors.As(err, &r) {
+		return r // already in words for the model (the local agent's refusals)
+	}
 	var ce *client.Error
 	if !errors.As(err, &ce) {
 		return &refusal{msg: "qbroker could not be reached or answered unexpectedly; nothing was done. Try again later.", cause: err}
