@@ -19,6 +19,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/qbroker/qbroker/internal/localagent"
 	"github.com/qbroker/qbroker/internal/server"
 )
 
@@ -138,6 +139,37 @@ func TestOfficialTypeScriptClient(t *testing.T) {
 		}
 	})
 
+	// The desktop path: `qbroker mcp` spawned with only the local agent's
+	// socket; the daemon's consent is answered by the test (the
+	// simulator's first use and the hardware request allowed, the
+	// oversized hardware request denied).
+	t.Run("stdio-local-agent", func(t *testing.T) {
+		dt := startDesktop(t)
+		dt.asker.answer(localagent.Allow, localagent.Allow, localagent.Deny)
+		transcript := filepath.Join(t.TempDir(), "transcript.log")
+		sum := dt.st.runTSWith(t, script, transcript, "stdio-local-agent", bin, true, []string{"QBROKER_AGENT_SOCKET=" + dt.sock})
+		if !sum.OK {
+			t.Fatalf("client.mjs: %s", sum.Error)
+		}
+		checkBell(t, result{JobID: sum.Bell.JobID, Status: "completed", Shots: sum.Bell.Shots, Counts: sum.Bell.Counts}, 1000)
+		if h := sum.Hardware; h == nil || h.ApprovalState != "approved" || h.Status != "submitted" {
+			t.Errorf("hardware after consent and approval: %+v", sum.Hardware)
+		} else {
+			checkBell(t, result{JobID: h.JobID, Status: "completed", Shots: h.Shots, Counts: h.Counts}, 100)
+		}
+		if !sum.Refusal.IsError || !strings.Contains(sum.Refusal.Text, "consent denied") {
+			t.Errorf("the denied request through the TS client: %+v", sum.Refusal)
+		}
+		if n := len(dt.asker.questions()); n != 3 {
+			t.Errorf("%d consent questions, want 3", n)
+		}
+		tr, err := os.ReadFile(transcript)
+		if err != nil {
+			t.Fatal(err)
+		}
+		dt.noDaemonToken(t, "TypeScript client transcript (stdio-local-agent)", string(tr))
+	})
+
 	var named int
 	for _, ev := range st.events(t, "tool_call") {
 		if ev["client"] == "qbroker-ts-test-client 1.0.0" {
@@ -154,12 +186,18 @@ func TestOfficialTypeScriptClient(t *testing.T) {
 // returns its summary.
 func (st *stack) runTS(t *testing.T, script, transcript, mode, target string, hardware bool) tsSummary {
 	t.Helper()
+	return st.runTSWith(t, script, transcript, mode, target, hardware, []string{
+		"QBROKER_ADDR=" + st.d.BrokerURL, "QBROKER_TOKEN=" + st.token, "QBROKER_GATEWAY_ADDR=" + st.d.GatewayURL})
+}
+
+// runTSWith is runTS with the given variables for client.mjs (and what it
+// passes on to the server).
+func (st *stack) runTSWith(t *testing.T, script, transcript, mode, target string, hardware bool, vars []string) tsSummary {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, "node", script, mode, target)
-	cmd.Env = append(os.Environ(),
-		"QBROKER_ADDR="+st.d.BrokerURL, "QBROKER_TOKEN="+st.token, "QBROKER_GATEWAY_ADDR="+st.d.GatewayURL,
-		"MCP_TRANSCRIPT="+transcript)
+	cmd.Env = append(append(os.Environ(), vars...), "MCP_TRANSCRIPT="+transcript)
 	if hardware {
 		cmd.Env = append(cmd.Env, "QBROKER_MCP_HARDWARE=1")
 	}

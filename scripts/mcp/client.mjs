@@ -3,6 +3,9 @@
 //
 //   node client.mjs stdio <qbroker binary>   spawns `qbroker mcp` with QBROKER_ADDR,
 //                                            QBROKER_TOKEN and QBROKER_GATEWAY_ADDR
+//   node client.mjs stdio-local-agent <bin>  spawns `qbroker mcp` with only PATH and
+//                                            QBROKER_AGENT_SOCKET: no token, no broker address;
+//                                            every call goes through `qbroker agent`
 //   node client.mjs http <url>               streamable HTTP, Authorization: Bearer $QBROKER_TOKEN
 //   node client.mjs http-unauth <url>        connects without a token (must be refused), then
 //                                            follows the 401's resource_metadata pointer
@@ -41,6 +44,16 @@ c = measure q;
 `;
 
 function transportFor() {
+  if (mode === "stdio-local-agent") {
+    const t = new StdioClientTransport({
+      command: target,
+      args: ["mcp"],
+      env: { PATH: process.env.PATH ?? "", QBROKER_AGENT_SOCKET: process.env.QBROKER_AGENT_SOCKET ?? "" },
+      stderr: "pipe",
+    });
+    t.stderr?.on("data", (d) => record("server-stderr", d.toString()));
+    return t;
+  }
   if (mode === "stdio") {
     const t = new StdioClientTransport({
       command: target,
