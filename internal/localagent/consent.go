@@ -149,7 +149,9 @@ func grantKey(r Request) string {
 	if r.Program.Exe == "" {
 		return "" // an unknown program cannot hold a grant
 	}
-	return r.Program.Exe + "\x00" + r.What + "\x00" + r.Role
+	// The command line too: one executable (qbroker, python) runs many
+	// programs, and a grant to `qbroker mcp` is not one to `qbroker exec`.
+	return r.Program.Exe + "\x00" + strings.Join(r.Program.Cmdline, "\x01") + "\x00" + r.What + "\x00" + r.Role
 }
 
 // Check returns nil if r may go ahead: no rule selects it, a grant covers

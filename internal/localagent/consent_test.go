@@ -101,6 +101,13 @@ func TestTerminalConsentThroughPTY(t *testing.T) {
 	if err := check(other, "n"); !errors.Is(err, ErrDenied) {
 		t.Fatalf("another program under the first one's grant: %v", err)
 	}
+	// The same executable with another command line is another program
+	// (`qbroker mcp` and `qbroker exec -- python x.py` are one binary).
+	otherCmd := r
+	otherCmd.Program.Cmdline = append(append([]string(nil), r.Program.Cmdline...), "--something-else")
+	if err := check(otherCmd, "n"); !errors.Is(err, ErrDenied) {
+		t.Fatalf("another command line under the first one's grant: %v", err)
+	}
 	// The grant ends after 10 minutes.
 	c.now = func() time.Time { return time.Now().Add(GrantTTL + time.Second) }
 	if err := check(r, "n"); !errors.Is(err, ErrDenied) {

@@ -352,7 +352,7 @@ func (d *Daemon) jobToken(ctx context.Context, prog Program, role string, req ap
 		// The broker holds it for an approver as well: wait (while the
 		// client waits) and then redeem the approval, so that an SDK that
 		// knows nothing of approvals simply sees a slower answer.
-		out, err = d.afterApproval(ctx, role, req, pe.Approval)
+		out, err = d.afterApproval(ctx, role, req, pe.Approval, o.client)
 	}
 	if err == nil && out.GatewayAddr != "" {
 		d.gwMu.Lock()
@@ -366,7 +366,7 @@ func (d *Daemon) jobToken(ctx context.Context, prog Program, role string, req ap
 
 // afterApproval waits for a held job-token request to be decided and, if
 // approved, asks again with the approval's id.
-func (d *Daemon) afterApproval(ctx context.Context, role string, req api.JobTokenRequest, held api.Approval) (api.JobTokenData, error) {
+func (d *Daemon) afterApproval(ctx context.Context, role string, req api.JobTokenRequest, held api.Approval, clientName string) (api.JobTokenData, error) {
 	d.log.Info("local agent: the broker holds the request for approval", "approval", held.ID, "console", held.ConsoleURL)
 	wctx, cancel := context.WithTimeout(ctx, d.cfg.ApprovalWait)
 	defer cancel()
@@ -386,7 +386,7 @@ func (d *Daemon) afterApproval(ctx context.Context, role string, req api.JobToke
 	var out api.JobTokenData
 	err = d.call(ctx, func(c *client.Client) error {
 		var err error
-		out, err = c.JobToken(ctx, role, req)
+		out, err = named(c, clientName).JobToken(ctx, role, req)
 		return err
 	})
 	return out, err

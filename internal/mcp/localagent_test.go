@@ -34,9 +34,18 @@ type scriptedAsker struct {
 	mu      sync.Mutex
 	answers []localagent.Answer
 	asked   []localagent.Request
+	delay   time.Duration // how long the person takes to answer
 }
 
 func (a *scriptedAsker) Ask(ctx context.Context, r localagent.Request) (localagent.Answer, error) {
+	a.mu.Lock()
+	delay := a.delay
+	a.mu.Unlock()
+	select {
+	case <-time.After(delay):
+	case <-ctx.Done():
+		return localagent.Deny, ctx.Err()
+	}
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	a.asked = append(a.asked, r)
@@ -136,7 +145,7 @@ func startDesktop(t *testing.T) *desktop {
 
 // connectLocal runs an MCP server with no token and no broker address,
 // through the local agent, and connects the Go SDK's client to it.
-func (dt *desktop) connectLocal(t *testing.T, name string) (*session, *buffer) {
+func (dt *desktop) connectLocal(t *testing.T, name string, opts ...*sdk.ClientOptions) (*session, *buffer) {
 	t.Helper()
 	logs := &buffer{}
 	srv, err := mcp.New(mcp.Options{
@@ -154,7 +163,11 @@ func (dt *desktop) connectLocal(t *testing.T, name string) (*session, *buffer) {
 		t.Fatal(err)
 	}
 	tr := &buffer{}
-	cs, err := sdk.NewClient(&sdk.Implementation{Name: name, Version: "0.1"}, nil).
+	var co *sdk.ClientOptions
+	if len(opts) > 0 {
+		co = opts[0]
+	}
+	cs, err := sdk.NewClient(&sdk.Implementation{Name: name, Version: "0.1"}, co).
 		Connect(ctx, &sdk.LoggingTransport{Transport: ct, Writer: tr}, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -339,4 +352,31 @@ func TestLocalAgentBuiltBinaryOverStdio(t *testing.T) {
 	dt.noDaemonToken(t, "the MCP server's environment", string(environ))
 	dt.noDaemonToken(t, "the stdio transcript", tr.String())
 	dt.noDaemonToken(t, "the MCP server's stderr", stderr.String()+"\n(stderr)")
+}
+
+// A tool call that waits for the person's consent tells a client that
+// asked for progress what it waits for (hosts show it; some reset their
+// timeout on it).
+func TestLocalAgentConsentWaitSendsProgress(t *testing.T) {
+	dt := startDesktop(t)
+	dt.asker.delay = 2500 * time.Millisecond
+	dt.asker.answer(localagent.Allow)
+	var mu sync.Mutex
+	var progress []string
+	s, _ := dt.connectLocal(t, "progress-test", &sdk.ClientOptions{ProgressNotificationHandler: func(_ context.Context, r *sdk.ProgressNotificationClientRequest) {
+		mu.Lock()
+		defer mu.Unlock()
+		progress = append(progress, r.Params.Message)
+	}})
+	params := &sdk.CallToolParams{Name: "submit_circuit", Arguments: map[string]any{"circuit": bellIonQ, "format": "ionq", "device": "ionq/simulator", "shots": 10}}
+	params.SetProgressToken("consent-1")
+	res, err := s.cs.CallTool(context.Background(), params)
+	if err != nil || res.IsError {
+		t.Fatalf("submit after a slow consent: %v %s", err, textOf(res))
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(progress) == 0 || !strings.Contains(progress[0], "consent prompt") {
+		t.Fatalf("progress %q, want a notification naming the consent prompt", progress)
+	}
 }

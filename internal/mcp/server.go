@@ -4,8 +4,11 @@
 // (the device catalogue and the agent's budget), every call brokered.
 //
 // The server holds no provider key and never returns a credential. It acts
-// with the agent's broker token only: from the environment for the stdio
-// transport (QBROKER_TOKEN), or from each HTTP request's bearer token for
+// as the agent in one of three ways: through the desktop's local broker
+// (`qbroker agent`, Options.LocalAgent), holding no token at all, every
+// call made by the daemon and job tokens given after its consent rules;
+// with the agent's broker token from the environment for the stdio
+// transport (QBROKER_TOKEN); or with each HTTP request's bearer token for
 // the streamable HTTP transport, where it is an OAuth protected resource
 // (RFC 9728) whose access tokens are the broker's tokens. A submission asks
 // the broker for a single-use job token bound to the circuit, device and
@@ -18,8 +21,9 @@
 // as tool errors that say, in words a model can act on, what was refused
 // and what to do next, with anything credential-shaped removed.
 //
-// The package speaks to the broker only through package client, and to the
-// gateway only through IonQ's public API shape.
+// The package speaks to the broker only through the Broker interface
+// (package client, or the local agent's socket API), and to the gateway
+// only in the providers' public API shapes.
 package mcp
 
 import (

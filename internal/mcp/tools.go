@@ -395,7 +395,14 @@ func (t *tools) submitCircuit(ctx context.Context, req *sdk.CallToolRequest, in 
 	}
 	treq.ApprovalID = strings.TrimSpace(in.ApprovalID)
 	out.ProgramSHA256 = treq.ProgramSHA256
+	stop := func() {}
+	if !t.perRequest && t.s.agent != nil {
+		// The local agent may be asking the person (its consent rules):
+		// a client that sent a progressToken hears that it is waiting.
+		stop = notifyWhile(ctx, req, "waiting for the person at this computer to answer qbroker agent's consent prompt")
+	}
 	jt, err := c.broker.JobToken(ctx, role, treq)
+	stop()
 	var pending *client.PendingError
 	if errors.As(err, &pending) {
 		a := pending.Approval
@@ -419,6 +426,34 @@ func (t *tools) submitCircuit(ctx context.Context, req *sdk.CallToolRequest, in 
 	out.Status, out.JobID, out.ApprovalID = "submitted", sub.ID, strings.TrimSpace(in.ApprovalID)
 	out.Next = "Poll job_status with job_id " + sub.ID + " until it is completed, then call get_result."
 	return text("Submitted job %s: %d shots of a %d-qubit circuit on %s (%s).", sub.ID, in.Shots, prog.qubits, d.ID, sub.Status), out, nil
+}
+
+// notifyWhile sends a progress notification every 2 s until stop is
+// called, if the request carries a progressToken.
+func notifyWhile(ctx context.Context, req *sdk.CallToolRequest, msg string) (stop func()) {
+	progress := req.Params.GetProgressToken()
+	if progress == nil || req.Session == nil {
+		return func() {}
+	}
+	done := make(chan struct{})
+	finished := make(chan struct{})
+	go func() {
+		defer close(finished)
+		start := time.Now()
+		tick := time.NewTicker(2 * time.Second)
+		defer tick.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-ctx.Done():
+				return
+			case <-tick.C:
+				_ = req.Session.NotifyProgress(ctx, &sdk.ProgressNotificationParams{ProgressToken: progress, Progress: time.Since(start).Seconds(), Message: msg})
+			}
+		}
+	}()
+	return func() { close(done); <-finished }
 }
 
 // --- job_status, get_result, cancel_job -----------------------------------
