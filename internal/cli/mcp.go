@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"time"
@@ -117,6 +118,15 @@ func mcpLocalAgent(env Env, asked bool, socket string) (string, bool, error) {
 	}
 	if sys, ok := st.Sys().(*syscall.Stat_t); ok && int(sys.Uid) != os.Getuid() {
 		return "", false, fmt.Errorf("the local agent socket %s belongs to uid %d, not to you (uid %d): refused", socket, sys.Uid, os.Getuid())
+	}
+	// Nobody else may be able to swap it: its directory is ours, and only
+	// ours to write (as the daemon requires when it creates it).
+	dst, err := os.Lstat(filepath.Dir(socket))
+	if err != nil {
+		return "", false, fmt.Errorf("local agent socket directory: %w", err)
+	}
+	if sys, ok := dst.Sys().(*syscall.Stat_t); !dst.IsDir() || dst.Mode().Perm()&0o022 != 0 || (ok && int(sys.Uid) != os.Getuid()) {
+		return "", false, fmt.Errorf("the local agent socket's directory %s must be yours and writable only by you: refused", filepath.Dir(socket))
 	}
 	return socket, true, nil
 }

@@ -3,6 +3,9 @@ package cli
 import (
 	"bytes"
 	"context"
+	"net"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -30,5 +33,50 @@ func TestMCPCommandChecksItsSetup(t *testing.T) {
 		if code == 0 || !strings.Contains(errb.String(), c.want) {
 			t.Errorf("%v %v: exit %d, stderr %q, want an error naming %q", c.vars, c.args, code, errb.String(), c.want)
 		}
+	}
+}
+
+// The stdio server acts through the local agent only on a socket of the
+// same user, in a directory nobody else can write.
+func TestMCPLocalAgentSocketChecks(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "run")
+	if err := os.Mkdir(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	sock := filepath.Join(dir, "agent.sock")
+	ln, err := net.Listen("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	env := Env{Getenv: func(k string) string {
+		if k == EnvAgentSocket {
+			return sock
+		}
+		return ""
+	}}
+	if got, ok, err := mcpLocalAgent(env, false, ""); err != nil || !ok || got != sock {
+		t.Fatalf("own socket: %q %v %v", got, ok, err)
+	}
+	if err := os.Chmod(dir, 0o777); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := mcpLocalAgent(env, false, ""); err == nil || !strings.Contains(err.Error(), "writable only by you") {
+		t.Fatalf("a world-writable directory: %v", err)
+	}
+	os.Chmod(dir, 0o700)
+	if os.Getuid() == 0 {
+		if err := os.Chown(sock, 65534, 65534); err != nil {
+			t.Fatal(err)
+		}
+		if _, _, err := mcpLocalAgent(env, false, ""); err == nil || !strings.Contains(err.Error(), "belongs to uid 65534") {
+			t.Fatalf("another user's socket: %v", err)
+		}
+	}
+	// Not a socket.
+	file := filepath.Join(dir, "file")
+	os.WriteFile(file, nil, 0o600)
+	if _, _, err := mcpLocalAgent(env, false, file); err == nil || !strings.Contains(err.Error(), "not a socket") {
+		t.Fatalf("a file: %v", err)
 	}
 }
