@@ -44,6 +44,9 @@ type HTTPOptions struct {
 // acts with the token of the request that carried it; a session stays with
 // the agent that opened it.
 func (s *Server) HTTPHandler(o HTTPOptions) (http.Handler, error) {
+	if s.o.Broker == nil {
+		return nil, errors.New("mcp: the HTTP transport checks every bearer token with the broker: a broker client is required (a local agent serves stdio only)")
+	}
 	base := strings.TrimSuffix(o.PublicURL, "/")
 	if !strings.HasPrefix(base, "http://") && !strings.HasPrefix(base, "https://") {
 		return nil, fmt.Errorf("mcp: public URL %q must start with http:// or https://", o.PublicURL)
