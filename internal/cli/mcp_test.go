@@ -73,6 +73,11 @@ func TestMCPLocalAgentSocketChecks(t *testing.T) {
 			t.Fatalf("another user's socket: %v", err)
 		}
 	}
+	// --local-agent with no daemon yet: served anyway (each tool call
+	// then says to start it).
+	if got, ok, err := mcpLocalAgent(env, true, filepath.Join(dir, "none.sock")); err != nil || !ok || !strings.HasSuffix(got, "none.sock") {
+		t.Fatalf("--local-agent without a daemon: %q %v %v", got, ok, err)
+	}
 	// Not a socket.
 	file := filepath.Join(dir, "file")
 	os.WriteFile(file, nil, 0o600)

@@ -380,3 +380,30 @@ func TestLocalAgentConsentWaitSendsProgress(t *testing.T) {
 		t.Fatalf("progress %q, want a notification naming the consent prompt", progress)
 	}
 }
+
+// Without a running daemon, every call says what to do, and nothing else
+// happens.
+func TestLocalAgentNotRunning(t *testing.T) {
+	srv, err := mcp.New(mcp.Options{LocalAgent: filepath.Join(t.TempDir(), "agent.sock")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := mcp.New(mcp.Options{LocalAgent: "/x.sock", Token: "qbt_x"}); err == nil {
+		t.Fatal("a token and a local agent together were accepted")
+	}
+	ctx := context.Background()
+	ct, stt := sdk.NewInMemoryTransports()
+	ss, err := srv.MCPServer(false).Connect(ctx, stt, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cs, err := sdk.NewClient(&sdk.Implementation{Name: "t", Version: "1"}, nil).Connect(ctx, ct, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { cs.Close(); ss.Wait() }()
+	s := &session{t: t, cs: cs, transcript: &buffer{}}
+	if msg := s.refused("list_devices", nil); !strings.Contains(msg, "start `qbroker agent`") {
+		t.Fatalf("no daemon: %q", msg)
+	}
+}

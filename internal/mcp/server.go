@@ -230,6 +230,10 @@ func (s *Server) audit(ctx context.Context, c *caller, req api.ToolCallRequest) 
 		if errors.As(err, &ce) && (ce.Status == http.StatusForbidden || ce.Status == http.StatusUnauthorized) {
 			return refuseBroker(err)
 		}
+		var r *refusal
+		if errors.As(err, &r) {
+			return r // the local agent's words (not running, cannot reach the broker)
+		}
 		return &refusal{msg: "qbroker could not record this call in its audit trail, so it refused it; nothing was done. Try again later.", cause: err}
 	}
 	return nil
