@@ -38,7 +38,9 @@ import (
 // The gateway calls are the reads and cancels of the agent's jobs, which
 // the gateway serves only to their owner's broker token: the daemon adds
 // it (apiKey for the IonQ front, Bearer for the Braket front) and passes
-// the gateway's answer back unchanged. Job tokens still come from POST
+// the gateway's answer back unchanged. Jobs submitted through an exec
+// session's passthrough are not among them: only their session reads
+// them. Job tokens still come from POST
 // /v1/jobtoken/<role>, after consent. X-Qbroker-Client, when sent, names
 // the client software in the broker's and the gateway's audit trail.
 func (d *Daemon) registerAgentAPI(m *http.ServeMux) {
@@ -203,8 +205,8 @@ var (
 )
 
 // gatewayRoute checks a gateway call against the allow-list and returns
-// the gateway path, the Authorization scheme and the body to send.
-func gatewayRoute(method, escapedPath string) (path, scheme string, body []byte, err error) {
+// the job, the gateway path, the Authorization scheme and the body to send.
+func gatewayRoute(method, escapedPath string) (job, path, scheme string, body []byte, err error) {
 	refused := fmt.Errorf("%w: %s %s is not a job read or cancel the local agent forwards", errNotAllowed, method, escapedPath)
 	if m := ionqJobPath.FindStringSubmatch(escapedPath); m != nil {
 		want := http.MethodGet
@@ -212,18 +214,18 @@ func gatewayRoute(method, escapedPath string) (path, scheme string, body []byte,
 			want = http.MethodPut
 		}
 		if method != want {
-			return "", "", nil, refused
+			return "", "", "", nil, refused
 		}
-		return strings.TrimPrefix(escapedPath, "/v1/gateway"), "apiKey ", nil, nil
+		return m[1], strings.TrimPrefix(escapedPath, "/v1/gateway"), "apiKey ", nil, nil
 	}
 	rest, ok := strings.CutPrefix(escapedPath, "/v1/gateway/braket/quantum-task/")
 	if !ok {
-		return "", "", nil, refused
+		return "", "", "", nil, refused
 	}
 	seg, suffix, _ := strings.Cut(rest, "/")
 	arn, err := url.PathUnescape(seg)
 	if err != nil || !braketTaskARN.MatchString(arn) {
-		return "", "", nil, refused
+		return "", "", "", nil, refused
 	}
 	switch {
 	case suffix == "" && method == http.MethodGet, suffix == "results" && method == http.MethodGet:
@@ -232,17 +234,17 @@ func gatewayRoute(method, escapedPath string) (path, scheme string, body []byte,
 		// client's is passed on.
 		var nonce [16]byte
 		if _, err := rand.Read(nonce[:]); err != nil {
-			return "", "", nil, fmt.Errorf("client token: %w", err)
+			return "", "", "", nil, fmt.Errorf("client token: %w", err)
 		}
 		body, _ = json.Marshal(map[string]string{"clientToken": hex.EncodeToString(nonce[:])})
 	default:
-		return "", "", nil, refused
+		return "", "", "", nil, refused
 	}
 	p := "/braket/quantum-task/" + url.PathEscape(arn)
 	if suffix != "" {
 		p += "/" + suffix
 	}
-	return p, "Bearer ", body, nil
+	return arn, p, "Bearer ", body, nil
 }
 
 func (d *Daemon) handleGateway(w http.ResponseWriter, r *http.Request) {
@@ -255,10 +257,17 @@ func (d *Daemon) handleGateway(w http.ResponseWriter, r *http.Request) {
 		writeError(w, fmt.Errorf("%w: the body is over 16 KiB", errBadRequest))
 		return
 	}
-	p, scheme, body, err := gatewayRoute(r.Method, r.URL.EscapedPath())
+	job, p, scheme, body, err := gatewayRoute(r.Method, r.URL.EscapedPath())
 	if err != nil {
 		d.log.Warn("local agent: refused a gateway call outside the allow-list", "method", r.Method, "path", r.URL.EscapedPath(), "pid", program(r).PID)
 		writeError(w, err)
+		return
+	}
+	if d.sessions.isPrivate(job) {
+		// A job of an exec session is read only through that session's
+		// passthrough key, as before the agent API existed.
+		d.log.Warn("local agent: refused an agent-API read of an exec session's job", "job", job, "pid", program(r).PID)
+		writeError(w, fmt.Errorf("%w: job %s belongs to an exec session; only that session reads it", errNotAllowed, job))
 		return
 	}
 	d.gwMu.Lock()

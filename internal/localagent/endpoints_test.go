@@ -234,6 +234,11 @@ func TestIonQPassthrough(t *testing.T) {
 	if status != http.StatusCreated || json.Unmarshal([]byte(body), &job) != nil || job.ID == "" {
 		t.Fatalf("submit through the passthrough: %d %s", status, body)
 	}
+	// The socket's agent API does not reach a session's job: only the
+	// session's key reads it.
+	if code, body := rawSocket(t, h.sock, http.MethodGet, "/v1/gateway/ionq/v0.4/jobs/"+job.ID, nil, nil); code != http.StatusForbidden || !strings.Contains(body, "belongs to an exec session") {
+		t.Fatalf("a session's job through the agent API: %d %s", code, body)
+	}
 	deadline := time.Now().Add(20 * time.Second)
 	for {
 		status, body := get(t, base+"/v0.4/jobs/"+job.ID, "apiKey "+key)

@@ -193,6 +193,7 @@ func (d *Daemon) servePassthrough(w http.ResponseWriter, r *http.Request) {
 		}
 		_ = json.Unmarshal(b, &created)
 		es.addJob(created.ID + created.ARN + created.Job)
+		d.sessions.markPrivate(created.ID + created.ARN + created.Job)
 		w.WriteHeader(resp.StatusCode)
 		_, _ = w.Write(b)
 		return

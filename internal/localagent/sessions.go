@@ -53,10 +53,39 @@ type sessions struct {
 	mu    sync.Mutex
 	byID  map[string]*execSession
 	byKey map[string]*execSession // sha256(secret) → session (passthrough keys)
+	// private are the jobs submitted through any exec session, open or
+	// ended: only their session reads them, never the socket's agent API.
+	private map[string]bool
 }
 
 func newSessions() *sessions {
-	return &sessions{byID: map[string]*execSession{}, byKey: map[string]*execSession{}}
+	return &sessions{byID: map[string]*execSession{}, byKey: map[string]*execSession{}, private: map[string]bool{}}
+}
+
+// maxPrivateJobs bounds the memory of session jobs. Past it the agent API
+// refuses every job read (fail closed, see isPrivate); sessions still read
+// their own.
+const maxPrivateJobs = 1 << 16
+
+// markPrivate records a job submitted through an exec session.
+func (s *sessions) markPrivate(id string) {
+	if id == "" {
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(s.private) < maxPrivateJobs {
+		s.private[id] = true
+	}
+}
+
+// isPrivate reports whether a job belongs to an exec session. Once the
+// record is full, every job counts as one: the agent API then refuses
+// rather than reach a session's job it can no longer tell apart.
+func (s *sessions) isPrivate(id string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.private[id] || len(s.private) >= maxPrivateJobs
 }
 
 func randomString(prefix string, n int) (string, error) {
