@@ -34,6 +34,7 @@ const GrantTTL = 10 * time.Minute
 // Request is what a consent prompt shows.
 type Request struct {
 	Program  Program
+	Client   string // the client software the program serves, as it names itself (an MCP host), if it says
 	What     string // e.g. "a job token", "AWS credentials"
 	Role     string
 	Provider string
@@ -49,6 +50,9 @@ type Request struct {
 func (r Request) Summary() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "Program: %s\n", r.Program)
+	if r.Client != "" {
+		fmt.Fprintf(&b, "On behalf of (as it names itself): %q\n", r.Client)
+	}
 	fmt.Fprintf(&b, "Asks for: %s (role %s", r.What, r.Role)
 	if r.Provider != "" {
 		fmt.Fprintf(&b, ", %s", r.Provider)

@@ -132,7 +132,8 @@ var pageTmpl = template.Must(template.New("consent").Parse(`<!doctype html>
 {{with .R}}<dl>
 <dt>Program</dt><dd id="program">pid {{.Program.PID}}, <code>{{.Program.Exe}}</code></dd>
 <dt>Command line</dt><dd><code id="cmdline">{{range .Program.Cmdline}}{{.}} {{end}}</code></dd>
-<dt>Asks for</dt><dd id="what">{{.What}}, role {{.Role}}{{if .Provider}}, {{.Provider}}{{end}}{{if .Device}}/{{.Device}}{{end}}{{if .Kind}} ({{.Kind}}){{end}}{{if .Shots}}, {{.Shots}} shots{{end}}</dd>
+{{if .Client}}<dt>On behalf of (as it names itself)</dt><dd id="client">{{.Client}}</dd>
+{{end}}<dt>Asks for</dt><dd id="what">{{.What}}, role {{.Role}}{{if .Provider}}, {{.Provider}}{{end}}{{if .Device}}/{{.Device}}{{end}}{{if .Kind}} ({{.Kind}}){{end}}{{if .Shots}}, {{.Shots}} shots{{end}}</dd>
 <dt>Estimated cost</dt><dd id="cost">{{if ge .CostUSD 0.0}}${{printf "%.2f" .CostUSD}}{{else}}unknown{{end}}</dd>
 <dt>Why you are asked</dt><dd id="reasons">{{range .Reasons}}{{.}}; {{end}}</dd>
 </dl>{{end}}

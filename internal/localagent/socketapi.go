@@ -320,7 +320,7 @@ type jobTokenOpts struct {
 
 // jobToken asks for consent as the rules say, then for a job token.
 func (d *Daemon) jobToken(ctx context.Context, prog Program, role string, req api.JobTokenRequest, o jobTokenOpts) (api.JobTokenData, error) {
-	cr := Request{Program: prog, What: "a job token", Role: role, Provider: req.Provider, Device: req.Device, Shots: req.Shots, CostUSD: -1}
+	cr := Request{Program: prog, Client: o.client, What: "a job token", Role: role, Provider: req.Provider, Device: req.Device, Shots: req.Shots, CostUSD: -1}
 	if dev, ok := d.device(ctx, req.Provider, req.Device); ok {
 		cr.Kind = dev.Kind
 		if dev.Price.PerMinuteUSD == 0 {

@@ -239,7 +239,8 @@ func TestLocalAgentDesktopPath(t *testing.T) {
 	if !strings.Contains(msg, "refused by the person at this computer") || !strings.Contains(msg, "consent denied") {
 		t.Fatalf("denied consent: %q", msg)
 	}
-	if q := dt.asker.questions(); len(q) != 2 || q[1].Kind != "qpu" || !strings.Contains(strings.Join(q[1].Reasons, ";"), "hardware device") || !strings.Contains(q[1].Program.Exe, "mcp.test") {
+	if q := dt.asker.questions(); len(q) != 2 || q[1].Kind != "qpu" || !strings.Contains(strings.Join(q[1].Reasons, ";"), "hardware device") || !strings.Contains(q[1].Program.Exe, "mcp.test") ||
+		q[1].Client != "claude-desktop-test 0.1" || !strings.Contains(q[1].Summary(), `On behalf of (as it names itself): "claude-desktop-test 0.1"`) {
 		t.Fatalf("consent questions %+v, want the hardware one naming this program", q)
 	}
 
