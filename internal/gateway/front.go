@@ -282,6 +282,7 @@ func (g *Gateway) frontSubmit(f *front, w http.ResponseWriter, r *http.Request, 
 	}
 	if resp.StatusCode/100 != 2 {
 		ev.Decision, ev.Reason, ev.Status = audit.DecisionError, "upstream refused the job", resp.StatusCode
+		g.settle(claims.ID, false, nil, nil) // nothing runs: its reservation settles at 0 and leaves the in-flight count
 		if err := g.broker.Audit(ctx, ev); err != nil {
 			f.Adapter.WriteError(w, http.StatusServiceUnavailable, "audit unavailable; request refused")
 			return

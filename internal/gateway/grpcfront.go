@@ -424,6 +424,7 @@ func (g *Gateway) grpcSubmit(f *grpcFront, w http.ResponseWriter, r *http.Reques
 	}
 	if !a.ok() {
 		ev.Decision, ev.Reason, ev.Status = audit.DecisionError, "upstream refused the submission", atoiOr(a.status)
+		g.settle(claims.ID, false, nil, nil) // the token is spent and no job exists: settle at 0
 		if err := g.broker.Audit(ctx, ev); err != nil {
 			grpcError(w, codes.Unavailable, "audit unavailable; request refused")
 			return

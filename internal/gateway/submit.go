@@ -257,6 +257,7 @@ func (g *Gateway) forwardSubmission(ctx context.Context, w http.ResponseWriter, 
 		ev.Decision = audit.DecisionError
 		ev.Reason = "upstream refused the job"
 		ev.Status = resp.StatusCode
+		g.settle(claims.ID, false, nil, nil) // nothing runs: its reservation settles at 0 and leaves the in-flight count
 		if err := g.broker.Audit(ctx, ev); err != nil {
 			writeError(w, http.StatusServiceUnavailable, "audit unavailable; request refused")
 			return

@@ -155,3 +155,32 @@ func TestFinishedJobSettles(t *testing.T) {
 		t.Fatal("the settlement is not audited")
 	}
 }
+
+// A submission the provider refuses runs nothing: its reservation settles
+// at 0 and leaves the in-flight count, instead of holding the agent's only
+// in-flight place for good.
+func TestRefusedSubmissionFreesItsReservation(t *testing.T) {
+	e := budgetEnv(t, config.Budgets{Limits: []config.BudgetLimit{
+		{Name: "demo-flight", Scope: "role", Match: DemoRole, InFlight: 1},
+	}})
+	agent := e.agent()
+	jt := e.mustJobToken(agent, "simulator", 10, "")
+	// The emulator has no sessions: IonQ refuses the job with 400.
+	body := `{"type":"ionq.circuit.v1","backend":"simulator","shots":10,"session_id":"no-such-session","input":` + bellInput + `}`
+	r := e.submit(jt.Token, body)
+	if r.status != http.StatusBadRequest || !strings.Contains(string(r.body), "session") {
+		t.Fatalf("a submission the provider refuses: %s", r)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for e.jobToken(agent, DemoRole, "simulator", 10, "").status != http.StatusOK {
+		if time.Now().After(deadline) {
+			t.Fatal("the refused submission still holds the agent's in-flight place")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if e.count(func(ev audit.Event) bool {
+		return ev.Type == "settle" && ev.JTI == jt.JTI && ev.ActualCostUSD != nil && *ev.ActualCostUSD == 0
+	}) != 1 {
+		t.Fatal("the refused submission's settlement at 0 is not audited")
+	}
+}
