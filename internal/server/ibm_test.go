@@ -37,22 +37,12 @@ const bellIBM = "OPENQASM 3.0;\ninclude \"stdgates.inc\";\nqubit[2] q;\nbit[2] c
 // its broker token. The API key never reaches the agent.
 func TestIBMThroughGateway(t *testing.T) {
 	const apiKey = "ibm-cloud-api-key-for-tests-0123456789"
-	sim, err := ibmsim.New(ibmsim.Config{APIKey: apiKey, StepDelay: 5 * time.Millisecond, JobsPerMinute: -1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := httptest.NewServer(sim)
-	t.Cleanup(func() { srv.Close(); sim.Close() })
-	path := filepath.Join(t.TempDir(), "policies.cedar")
-	writeAtomic(t, path, demoPolicy(t)+`
+	e, _, _ := ibmStack(t, ibmsim.Config{APIKey: apiKey, StepDelay: 5 * time.Millisecond, JobsPerMinute: -1}, `
 @id("q-kingston") permit (principal in Role::"q", action == Action::"SubmitJob", resource == Device::"ibm/kingston");
 @id("q-own-jobs") permit (principal in Role::"q", action in [Action::"ReadJob", Action::"ReadResult", Action::"CancelJob"], resource is Job)
 when { resource.owner == principal };
-`)
-	d := startDevWith(t, DevOptions{PolicyFiles: []string{path}, Approvals: &config.Approvals{},
-		IBM: config.IBM{InstanceCRN: sim.InstanceCRN(), BaseURL: srv.URL, IAMURL: srv.URL}})
-	e := &env{t: t, d: d, hc: &http.Client{Timeout: 20 * time.Second}}
-	want(t, "store the API key", e.broker(http.MethodPost, "/v1/sys/providers/ibm/credential", d.RootToken, fmt.Sprintf(`{"api_key":%q}`, apiKey)), http.StatusNoContent)
+`, DevOptions{})
+	d := e.d
 	e.putRole("q", `{"provider":"ibm","devices":["kingston"],"max_shots":2000}`)
 	agent := e.mustLogin(e.roleID("q"), e.newSecretID("q", "qiskit-agent", "").SecretID)
 
@@ -143,22 +133,12 @@ when { resource.owner == principal };
 // tokens live 2 s here; 8 clients read a job through the gateway for 5 s.
 func TestUpstreamTokenRefreshUnderLoad(t *testing.T) {
 	const apiKey = "ibm-cloud-api-key-for-tests-0123456789"
-	sim, err := ibmsim.New(ibmsim.Config{APIKey: apiKey, StepDelay: time.Millisecond, JobsPerMinute: -1, TokenTTL: 2 * time.Second})
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := httptest.NewServer(sim)
-	t.Cleanup(func() { srv.Close(); sim.Close() })
-	path := filepath.Join(t.TempDir(), "policies.cedar")
-	writeAtomic(t, path, demoPolicy(t)+`
+	e, _, _ := ibmStack(t, ibmsim.Config{APIKey: apiKey, StepDelay: time.Millisecond, JobsPerMinute: -1, TokenTTL: 2 * time.Second}, `
 @id("q-kingston") permit (principal in Role::"q", action == Action::"SubmitJob", resource == Device::"ibm/kingston");
 @id("q-own-jobs") permit (principal in Role::"q", action in [Action::"ReadJob", Action::"ReadResult"], resource is Job)
 when { resource.owner == principal };
-`)
-	d := startDevWith(t, DevOptions{PolicyFiles: []string{path}, Approvals: &config.Approvals{},
-		IBM: config.IBM{InstanceCRN: sim.InstanceCRN(), BaseURL: srv.URL, IAMURL: srv.URL}})
-	e := &env{t: t, d: d, hc: &http.Client{Timeout: 20 * time.Second}}
-	want(t, "store the API key", e.broker(http.MethodPost, "/v1/sys/providers/ibm/credential", d.RootToken, fmt.Sprintf(`{"api_key":%q}`, apiKey)), http.StatusNoContent)
+`, DevOptions{})
+	d := e.d
 	e.putRole("q", `{"provider":"ibm","devices":["kingston"],"max_shots":2000}`)
 	agent := e.mustLogin(e.roleID("q"), e.newSecretID("q", "qiskit-agent", "").SecretID)
 	b, _ := json.Marshal(api.JobTokenRequest{Provider: "ibm", Device: "kingston", Shots: 100, Program: mustJSON(bellIBM), Format: api.FormatQASM3})
@@ -228,23 +208,13 @@ when { resource.owner == principal };
 // naming the limit.
 func TestIBMQPUSecondsBudget(t *testing.T) {
 	const apiKey = "ibm-cloud-api-key-for-qpu-budget-0123"
-	sim, err := ibmsim.New(ibmsim.Config{APIKey: apiKey, StepDelay: 5 * time.Millisecond, JobsPerMinute: -1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := httptest.NewServer(sim)
-	t.Cleanup(func() { srv.Close(); sim.Close() })
-	path := filepath.Join(t.TempDir(), "policies.cedar")
-	writeAtomic(t, path, demoPolicy(t)+`
+	budgets := config.Budgets{Limits: []config.BudgetLimit{{Name: "q-qpu", Scope: "role", Match: "q", Class: "hardware", QPUSecondsPerDay: 7}}}
+	e, _, _ := ibmStack(t, ibmsim.Config{APIKey: apiKey, StepDelay: 5 * time.Millisecond, JobsPerMinute: -1}, `
 @id("q-kingston") permit (principal in Role::"q", action == Action::"SubmitJob", resource == Device::"ibm/kingston");
 @id("q-own-jobs") permit (principal in Role::"q", action in [Action::"ReadJob", Action::"ReadResult"], resource is Job)
 when { resource.owner == principal };
-`)
-	budgets := config.Budgets{Limits: []config.BudgetLimit{{Name: "q-qpu", Scope: "role", Match: "q", Class: "hardware", QPUSecondsPerDay: 7}}}
-	d := startDevWith(t, DevOptions{PolicyFiles: []string{path}, Approvals: &config.Approvals{}, Budgets: &budgets,
-		IBM: config.IBM{InstanceCRN: sim.InstanceCRN(), BaseURL: srv.URL, IAMURL: srv.URL}})
-	e := &env{t: t, d: d, hc: &http.Client{Timeout: 20 * time.Second}}
-	want(t, "store the API key", e.broker(http.MethodPost, "/v1/sys/providers/ibm/credential", d.RootToken, fmt.Sprintf(`{"api_key":%q}`, apiKey)), http.StatusNoContent)
+`, DevOptions{Budgets: &budgets})
+	d := e.d
 	e.putRole("q", `{"provider":"ibm","devices":["kingston"],"max_shots":2000}`)
 	agent := e.mustLogin(e.roleID("q"), e.newSecretID("q", "qpu-agent", "").SecretID)
 	tokenReq, _ := json.Marshal(api.JobTokenRequest{Provider: "ibm", Device: "kingston", Shots: 1000, Program: mustJSON(bellIBM), Format: api.FormatQASM3})
@@ -324,20 +294,10 @@ when { resource.owner == principal };
 // API key never reaches the agent.
 func TestIBMDeviceListThroughGateway(t *testing.T) {
 	const apiKey = "ibm-cloud-api-key-for-discovery-0123"
-	sim, err := ibmsim.New(ibmsim.Config{APIKey: apiKey, JobsPerMinute: -1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := httptest.NewServer(sim)
-	t.Cleanup(func() { srv.Close(); sim.Close() })
-	path := filepath.Join(t.TempDir(), "policies.cedar")
-	writeAtomic(t, path, demoPolicy(t)+`
+	e, _, _ := ibmStack(t, ibmsim.Config{APIKey: apiKey, JobsPerMinute: -1}, `
 @id("q-kingston") permit (principal in Role::"q", action == Action::"SubmitJob", resource == Device::"ibm/kingston");
-`)
-	d := startDevWith(t, DevOptions{PolicyFiles: []string{path}, Approvals: &config.Approvals{},
-		IBM: config.IBM{InstanceCRN: sim.InstanceCRN(), BaseURL: srv.URL, IAMURL: srv.URL}})
-	e := &env{t: t, d: d, hc: &http.Client{Timeout: 20 * time.Second}}
-	want(t, "store the API key", e.broker(http.MethodPost, "/v1/sys/providers/ibm/credential", d.RootToken, fmt.Sprintf(`{"api_key":%q}`, apiKey)), http.StatusNoContent)
+`, DevOptions{})
+	d := e.d
 	e.putRole("q", `{"provider":"ibm","devices":["kingston"],"max_shots":2000}`)
 	agent := e.mustLogin(e.roleID("q"), e.newSecretID("q", "qiskit-discovery", "").SecretID)
 	get := func(p, tok string) (int, string) {
@@ -378,4 +338,28 @@ func TestIBMDeviceListThroughGateway(t *testing.T) {
 	if st, _ := get("/api/v1/backends", agent.ClientToken); st != http.StatusUnauthorized {
 		t.Fatalf("a revoked token: %d", st)
 	}
+}
+
+// ibmStack runs ibmsim with cfg and a dev stack whose gateway fronts it
+// (approval rules off unless opts sets them, policy added to the demo
+// policies), with cfg's API key stored as the IBM root credential.
+func ibmStack(t *testing.T, cfg ibmsim.Config, policy string, opts DevOptions) (*env, *ibmsim.Emulator, string) {
+	t.Helper()
+	sim, err := ibmsim.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(sim)
+	t.Cleanup(func() { srv.Close(); sim.Close() })
+	path := filepath.Join(t.TempDir(), "policies.cedar")
+	writeAtomic(t, path, demoPolicy(t)+policy)
+	opts.PolicyFiles = []string{path}
+	if opts.Approvals == nil {
+		opts.Approvals = &config.Approvals{}
+	}
+	opts.IBM = config.IBM{InstanceCRN: sim.InstanceCRN(), BaseURL: srv.URL, IAMURL: srv.URL}
+	d := startDevWith(t, opts)
+	e := &env{t: t, d: d, hc: &http.Client{Timeout: 20 * time.Second}}
+	want(t, "store the API key", e.broker(http.MethodPost, "/v1/sys/providers/ibm/credential", d.RootToken, fmt.Sprintf(`{"api_key":%q}`, cfg.APIKey)), http.StatusNoContent)
+	return e, sim, srv.URL
 }

@@ -43,20 +43,10 @@ func directCall(t *testing.T, method, url string, hdr map[string]string) (int, s
 // leaves the broker.
 func TestIBMTokenForRole(t *testing.T) {
 	const apiKey = "ibm-cloud-api-key-for-token-tests-0123"
-	sim, err := ibmsim.New(ibmsim.Config{APIKey: apiKey, JobsPerMinute: -1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := httptest.NewServer(sim)
-	t.Cleanup(func() { srv.Close(); sim.Close() })
-	path := filepath.Join(t.TempDir(), "policies.cedar")
-	writeAtomic(t, path, demoPolicy(t)+`
+	e, sim, srvURL := ibmStack(t, ibmsim.Config{APIKey: apiKey, JobsPerMinute: -1}, `
 @id("q-ibm-token") permit (principal in Role::"q", action == Action::"IssueCredentials", resource == Provider::"ibm");
-`)
-	d := startDevWith(t, DevOptions{PolicyFiles: []string{path}, Approvals: &config.Approvals{},
-		IBM: config.IBM{InstanceCRN: sim.InstanceCRN(), BaseURL: srv.URL, IAMURL: srv.URL}})
-	e := &env{t: t, d: d, hc: &http.Client{Timeout: 20 * time.Second}}
-	want(t, "store the API key", e.broker(http.MethodPost, "/v1/sys/providers/ibm/credential", d.RootToken, fmt.Sprintf(`{"api_key":%q}`, apiKey)), http.StatusNoContent)
+`, DevOptions{})
+	d := e.d
 	e.putRole("q", `{"provider":"ibm","devices":["kingston"],"max_shots":2000}`)
 	e.putRole("q2", `{"provider":"ibm","devices":["kingston"],"max_shots":2000}`)
 	agent := e.mustLogin(e.roleID("q"), e.newSecretID("q", "qiskit-direct", "").SecretID).ClientToken
@@ -84,11 +74,11 @@ func TestIBMTokenForRole(t *testing.T) {
 		t.Fatal("two requests got the same token: it must be minted per request")
 	}
 	hdr := map[string]string{"Authorization": "Bearer " + toks[0], "Service-CRN": sim.InstanceCRN()}
-	if st, body := directCall(t, http.MethodGet, srv.URL+"/api/v1/backends", hdr); st != http.StatusOK || !strings.Contains(body, "ibm_kingston") {
+	if st, body := directCall(t, http.MethodGet, srvURL+"/api/v1/backends", hdr); st != http.StatusOK || !strings.Contains(body, "ibm_kingston") {
 		t.Fatalf("the token at IBM: %d %s", st, body)
 	}
 	hdr["Authorization"] = "Bearer not-" + toks[0]
-	if st, _ := directCall(t, http.MethodGet, srv.URL+"/api/v1/backends", hdr); st != http.StatusUnauthorized {
+	if st, _ := directCall(t, http.MethodGet, srvURL+"/api/v1/backends", hdr); st != http.StatusUnauthorized {
 		t.Fatalf("the emulator accepted a forged token: %d", st)
 	}
 	trail, err := os.ReadFile(filepath.Join(d.DataDir, "audit.log"))
