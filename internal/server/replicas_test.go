@@ -301,16 +301,7 @@ func TestJobTokenRedeemedOnceAcrossGateways(t *testing.T) {
 // JWKS and signs with it within a second, and the key B signed with before
 // stays verifiable at both.
 func TestKeyRotationReachesOtherReplica(t *testing.T) {
-	t.Setenv("QB_TEST_PG_DSN", postgresDSN(t))
-	key := make([]byte, 32)
-	rand.Read(key)
-	t.Setenv("QB_TEST_SEAL", base64.StdEncoding.EncodeToString(key))
-	a := startReplica(t, "QB_TEST_PG_DSN")
-	root, _, err := a.Initialize(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
-	b := startReplica(t, "QB_TEST_PG_DSN")
+	a, b, root := twoReplicas(t)
 	ea := &env{t: t, d: &Dev{Server: a, RootToken: root}, hc: &http.Client{Timeout: 10 * time.Second}}
 	eb := &env{t: t, d: &Dev{Server: b, RootToken: root}, hc: ea.hc}
 	kids := func(e *env) []string {
@@ -365,16 +356,7 @@ func TestKeyRotationReachesOtherReplica(t *testing.T) {
 // minimum of 10 on either alone — is found by the replica that holds the
 // sweeper lease, and by no other (one alert, one action).
 func TestAnomalyRulesSeeEveryReplica(t *testing.T) {
-	t.Setenv("QB_TEST_PG_DSN", postgresDSN(t))
-	key := make([]byte, 32)
-	rand.Read(key)
-	t.Setenv("QB_TEST_SEAL", base64.StdEncoding.EncodeToString(key))
-	a := startReplica(t, "QB_TEST_PG_DSN")
-	root, _, err := a.Initialize(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
-	b := startReplica(t, "QB_TEST_PG_DSN")
+	a, b, root := twoReplicas(t)
 	if !a.Leading() || b.Leading() {
 		t.Fatalf("leading: a=%v b=%v, want only the first replica", a.Leading(), b.Leading())
 	}
@@ -412,4 +394,22 @@ func TestAnomalyRulesSeeEveryReplica(t *testing.T) {
 	if n := bursts(eb); n != 0 {
 		t.Fatalf("the replica that does not lead acted on the finding too (%d events)", n)
 	}
+}
+
+// twoReplicas starts two brokers on a fresh PostgreSQL schema with a shared
+// seal key; the first is initialised (its root token returned) and, started
+// first, leads the background work.
+func twoReplicas(t *testing.T) (a, b *Server, root string) {
+	t.Helper()
+	t.Setenv("QB_TEST_PG_DSN", postgresDSN(t))
+	key := make([]byte, 32)
+	rand.Read(key)
+	t.Setenv("QB_TEST_SEAL", base64.StdEncoding.EncodeToString(key))
+	a = startReplica(t, "QB_TEST_PG_DSN")
+	root, _, err := a.Initialize(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	b = startReplica(t, "QB_TEST_PG_DSN")
+	return a, b, root
 }
